@@ -1,0 +1,112 @@
+//! mq.sh's spellings, rewritten into the flags of [`crate::flags`] before clap
+//! parses anything.
+//!
+//! mq.sh takes single-dash words (`mq.sh sem -info X`) and bare `help` words
+//! (`mq.sh run help`) that a clap parser would read as bundles of short flags
+//! or as positional values. Rather than bending clap, the argument list is
+//! translated once, here, by a table: a later command only adds rows.
+//!
+//! Words are rewritten only behind their own command, never where they are the
+//! value of an option (`-k -info` keeps its key), and `help` only as the
+//! command's first argument.
+
+use std::ffi::OsString;
+
+/// Global options that take a value, so that the command word can be found
+/// behind them (`mq --host h sem -info x`).
+const GLOBAL_OPTIONS_WITH_VALUE: [&str; 3] = ["--host", "--base", "--inventory"];
+
+/// `(command, legacy word, replacement)`: the word as mq.sh's users type it and
+/// what clap is given instead.
+const WORDS: &[(&str, &str, &str)] = &[];
+
+/// `(command, options)`: the options of a command that take a value; the
+/// argument behind one of them is a value and never translated.
+const VALUE_OPTIONS: &[(&str, &[&str])] = &[];
+
+/// Rewrites mq.sh's spellings in `args` (including `argv[0]`).
+pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
+    let Some(command_at) = command_position(&args) else {
+        return args;
+    };
+    let command = args[command_at].to_string_lossy().into_owned();
+    let mut out = args;
+    if let Some(first) = out.get_mut(command_at + 1) {
+        // `mq COMMAND help` is mq.sh's way of asking for a command's help.
+        if first == "help" && command != "help" {
+            *first = OsString::from("--help");
+        }
+    }
+    let value_options = VALUE_OPTIONS
+        .iter()
+        .find(|(cmd, _)| *cmd == command)
+        .map_or(&[][..], |(_, options)| *options);
+    for i in command_at + 1..out.len() {
+        let is_value = out[i - 1]
+            .to_str()
+            .is_some_and(|prev| value_options.contains(&prev));
+        let Some(text) = out[i].to_str().filter(|_| !is_value) else {
+            continue;
+        };
+        if let Some((_, _, new)) = WORDS
+            .iter()
+            .find(|(cmd, old, _)| *cmd == command && *old == text)
+        {
+            out[i] = OsString::from(*new);
+        }
+    }
+    out
+}
+
+/// Where the command word is: the first argument after `argv[0]` that is not
+/// a global option or its value.
+fn command_position(args: &[OsString]) -> Option<usize> {
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].to_string_lossy();
+        if GLOBAL_OPTIONS_WITH_VALUE.contains(&arg.as_ref()) {
+            i += 2;
+        } else if arg.starts_with('-') {
+            i += 1;
+        } else {
+            return Some(i);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tr(args: &[&str]) -> Vec<String> {
+        translate(args.iter().map(OsString::from).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn command_help_word_becomes_the_help_flag() {
+        assert_eq!(tr(&["mq", "systems", "help"]), ["mq", "systems", "--help"]);
+        assert_eq!(
+            tr(&["mq", "--host", "systems", "features", "help"]),
+            ["mq", "--host", "systems", "features", "--help"]
+        );
+        assert_eq!(tr(&["mq", "help"]), ["mq", "help"]);
+    }
+
+    #[test]
+    fn help_is_only_rewritten_as_the_first_argument() {
+        assert_eq!(
+            tr(&["mq", "features", "x", "help"]),
+            ["mq", "features", "x", "help"]
+        );
+    }
+
+    #[test]
+    fn nothing_to_translate() {
+        assert_eq!(tr(&["mq"]), ["mq"]);
+        assert_eq!(tr(&["mq", "--version"]), ["mq", "--version"]);
+    }
+}

@@ -1,0 +1,206 @@
+//! `mq`: the machine queue's command-line client, a drop-in for seL4's `mq.sh`.
+//!
+//! This binary is glue: mq.sh's words are translated ([`legacy`]), clap parses
+//! them ([`flags`]), mq-core does the work, and this file prints the results and
+//! picks the exit code. No protocol logic lives here.
+
+mod completions;
+mod flags;
+mod legacy;
+mod listing;
+mod table;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser};
+use mq_core::{Config, Environment, Inventory, Overrides};
+
+use crate::flags::{Cli, Command, GlobalArgs};
+
+/// Exit status for bad usage and failed checks, as mq.sh.
+const EXIT_USAGE: u8 = 1;
+
+/// A command that failed: one clear line (or a few) for stderr and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>, code: u8) -> Failure {
+        Failure {
+            message: message.into(),
+            code,
+        }
+    }
+
+    /// mq.sh's message for a name that is neither a system nor a pool.
+    pub fn unknown_target(inventory: &Inventory, name: &str) -> Failure {
+        let error = inventory
+            .resolve(name)
+            .err()
+            .map_or_else(String::new, |e| e.to_string());
+        Failure::new(error, EXIT_USAGE)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<mq_core::InventoryError> for Failure {
+    fn from(e: mq_core::InventoryError) -> Failure {
+        Failure::new(format!("mq: bad inventory: {e}"), EXIT_USAGE)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = legacy::translate(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{failure}");
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Turns clap's verdicts into mq.sh's exit codes: help and version succeed,
+/// everything else is a usage error (1, not clap's 2).
+fn usage_error(e: clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{}", Cli::command().render_help());
+            ExitCode::from(EXIT_USAGE)
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(name)) => name.clone(),
+                _ => String::from("?"),
+            };
+            eprint!(
+                "mq: unknown command '{name}'\n\n{}",
+                Cli::command().render_help()
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            let _ = e.print();
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn config(global: &GlobalArgs) -> Config {
+    let overrides = Overrides {
+        host: global.host.clone(),
+        base: global.base.clone(),
+        inventory: global.inventory.clone(),
+    };
+    Config::resolve(&overrides, &Environment::from_process())
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config = config(&cli.global);
+    if let Command::Config(args) = &cli.command {
+        // Shown even when the inventory is bad: that is when it helps most.
+        show_config(&config, args.json)?;
+        config.load_inventory()?;
+        return Ok(());
+    }
+    if let Command::Help = cli.command {
+        return emit(&Cli::command().render_help().to_string());
+    }
+    let inventory = config.load_inventory()?;
+    match cli.command {
+        Command::Systems(args) if args.json => emit_json(inventory.systems()),
+        Command::Systems(args) if args.format.is_some() => emit(&inventory.systems_simple()),
+        Command::Systems(_) => emit(&listing::systems_tables(&inventory)),
+        Command::SystemTsv => emit(&inventory.system_tsv()),
+        Command::PoolTsv => emit(&inventory.pool_tsv()),
+        Command::Pools(args) if args.json => emit_json(inventory.pools()),
+        Command::Pools(_) => emit(&listing::pools_table(&inventory)),
+        Command::Features(args) => {
+            let systems = listing::select(&inventory, &args.names)?;
+            if args.json {
+                emit_json(&systems)
+            } else {
+                emit(&listing::features_table(&systems))
+            }
+        }
+        Command::Completions(args) => {
+            let names: Vec<String> = inventory
+                .systems()
+                .iter()
+                .map(|s| s.name.clone())
+                .chain(inventory.pools().iter().map(|p| p.name.clone()))
+                .collect();
+            emit_bytes(&completions::script(args.shell, &names))
+        }
+        Command::Config(_) | Command::Help => unreachable!("handled above"),
+    }
+}
+
+fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
+    if json {
+        return emit_json(config);
+    }
+    let inventory = config
+        .inventory
+        .value
+        .as_ref()
+        .map_or_else(|| "built-in fleet".to_string(), |d| d.display().to_string());
+    let rows = [
+        ("host", config.host.value.as_str(), &config.host.source),
+        ("base", config.base.value.as_str(), &config.base.source),
+        ("inventory", inventory.as_str(), &config.inventory.source),
+    ];
+    let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, value, source) in rows {
+        out.push_str(&format!("{name:<10} {value:<width$}  ({source})\n"));
+    }
+    for warning in &config.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
+    emit(&out)
+}
+
+fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(format!("mq: cannot encode JSON: {e}"), EXIT_USAGE))?;
+    text.push('\n');
+    emit(&text)
+}
+
+fn emit(text: &str) -> Result<(), Failure> {
+    emit_bytes(text.as_bytes())
+}
+
+/// Writes to stdout; a reader that went away (`mq systems | head`) is not an
+/// error worth a message.
+fn emit_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::new(
+            format!("mq: cannot write output: {e}"),
+            EXIT_USAGE,
+        )),
+    }
+}

@@ -1,0 +1,31 @@
+//! The machine queue as a library.
+//!
+//! `mq-core` is what a test harness or CI runner links to do everything the
+//! `mq` command does, with typed results. Today it holds:
+//!
+//! * [`inventory`]: the fleet of systems and pools (the upstream fleet is
+//!   built in; a lab can supply its own files), with the listings mq.sh prints;
+//! * [`config`]: where the lab is (host, lock directory, inventory) and where
+//!   each setting came from.
+//!
+//! It composes `mq-transport`, `mq-lock` and `mq-console`, and must never
+//! depend on the CLI (`mq-cli`): no argument parsing, printing for humans or
+//! exit codes here.
+//!
+//! ```
+//! use mq_core::inventory::{Inventory, Target};
+//!
+//! let fleet = Inventory::builtin();
+//! match fleet.target("x86_pool") {
+//!     Some(Target::Pool(pool)) => assert!(pool.members.contains(&"skylake".to_string())),
+//!     _ => unreachable!("x86_pool is a pool of the built-in fleet"),
+//! }
+//! assert_eq!(fleet.system("odroidc4_1").unwrap().machine, "odroidc4-1");
+//! ```
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod inventory;
+
+pub use config::{Config, Environment, Overrides};
+pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};
