@@ -1,0 +1,363 @@
+//! Test support shared by every mq crate's tests: a real OpenSSH server on a
+//! free port of 127.0.0.1 with keys made in a temporary directory, client files
+//! that reach it (an ssh_config, a known_hosts, a user key), and throwaway Unix
+//! users.
+//!
+//! Servers are started by the tests themselves, stopped by process id when the
+//! [`SshServer`] is dropped, and never touch the machine's own sshd or port 22.
+//! When `sshd` is not installed (or a test needs root and is not root), the
+//! constructors return `None` and the test says it was skipped.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Where Debian's openssh-server puts the daemon.
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// Prints why a test is skipped and returns `None`, for `let Some(x) = ... else { return }`.
+pub fn skip<T>(why: &str) -> Option<T> {
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The name of the user running the tests.
+pub fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Makes an unencrypted ed25519 key pair at `path` (and `path.pub`).
+pub fn keygen(path: &Path) -> String {
+    keygen_with(path, "ed25519", "")
+}
+
+/// Makes a key pair of `kind` with `passphrase` at `path`; returns the public key line.
+pub fn keygen_with(path: &Path, kind: &str, passphrase: &str) -> String {
+    let path_s = path.to_str().expect("utf-8 temp path");
+    sh(
+        "ssh-keygen",
+        &[
+            "-q", "-t", kind, "-N", passphrase, "-C", "mq-test", "-f", path_s,
+        ],
+    );
+    fs::read_to_string(format!("{path_s}.pub"))
+        .expect("public key written")
+        .trim()
+        .to_string()
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Options of a test server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Extra `sshd_config` lines.
+    pub extra_config: Vec<String>,
+}
+
+/// A running OpenSSH server on 127.0.0.1, with client files that reach it.
+pub struct SshServer {
+    /// The port it listens on.
+    pub port: u16,
+    /// Its temporary directory (keys, config, log).
+    pub dir: TempDir,
+    /// The host key's public line (`ssh-ed25519 AAAA...`).
+    pub host_key: String,
+    /// A private key authorized for every user the server lets in.
+    pub user_key: PathBuf,
+    /// A known_hosts file that holds this server's key.
+    pub known_hosts: PathBuf,
+    /// The user the client logs in as.
+    pub user: String,
+    child: Child,
+}
+
+impl SshServer {
+    /// Starts a server, or returns `None` (with a message) if sshd is missing.
+    pub fn start() -> Option<SshServer> {
+        SshServer::start_with(ServerOptions::default())
+    }
+
+    /// Starts a server with extra configuration.
+    pub fn start_with(options: ServerOptions) -> Option<SshServer> {
+        if !Path::new(SSHD).exists() {
+            return skip("no /usr/sbin/sshd (install openssh-server)");
+        }
+        if is_root() {
+            // The privilege-separation directory sshd insists on; the package
+            // creates it at boot, a fresh container may not have it.
+            let _ = fs::create_dir_all("/run/sshd");
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mq-sshd-")
+            .tempdir()
+            .expect("temp dir");
+        let host_key_path = dir.path().join("host_ed25519");
+        let host_key = keygen(&host_key_path);
+        let user_key = dir.path().join("id_ed25519");
+        let user_pub = keygen(&user_key);
+        let auth_dir = dir.path().join("authorized_keys");
+        fs::create_dir(&auth_dir).expect("authorized_keys dir");
+        let user = current_user();
+        fs::write(auth_dir.join(&user), format!("{user_pub}\n")).expect("authorized_keys");
+        set_mode(dir.path(), 0o755);
+        set_mode(&auth_dir, 0o755);
+
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("sshd_config");
+            let mut text = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
+                 AuthorizedKeysFile {}/%u\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 AllowTcpForwarding yes\nLogLevel VERBOSE\nMaxSessions 200\n\
+                 MaxStartups 200\nPrintMotd no\nSubsystem sftp internal-sftp\n",
+                host_key_path.display(),
+                dir.path().join("sshd.pid").display(),
+                auth_dir.display(),
+            );
+            for line in &options.extra_config {
+                text.push_str(line);
+                text.push('\n');
+            }
+            fs::write(&config, text).expect("sshd_config");
+            let log = dir.path().join("sshd.log");
+            let mut child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .arg("-E")
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start sshd");
+            if wait_listening(port, &mut child) {
+                let known_hosts = dir.path().join("known_hosts");
+                fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_key}\n"))
+                    .expect("known_hosts");
+                return Some(SshServer {
+                    port,
+                    dir,
+                    host_key,
+                    user_key,
+                    known_hosts,
+                    user,
+                    child,
+                });
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("sshd did not start; see its log");
+    }
+
+    /// The process id of the listening sshd.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's log so far (LogLevel VERBOSE: one "Accepted" line a login).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// How many connections the server has accepted so far.
+    pub fn connections(&self) -> usize {
+        self.log().matches("Connection from 127.0.0.1").count()
+    }
+
+    /// Authorizes the test key for `user` as well.
+    pub fn authorize(&self, user: &str, public_key: &str) {
+        let path = self.dir.path().join("authorized_keys").join(user);
+        let mut text = fs::read_to_string(&path).unwrap_or_default();
+        text.push_str(public_key);
+        text.push('\n');
+        fs::write(path, text).expect("authorized_keys");
+    }
+
+    /// An ssh_config block naming this server `alias`, for `user`, with the
+    /// test key and known_hosts, strict host key checking and no agent.
+    pub fn config_block(&self, alias: &str) -> String {
+        format!(
+            "Host {alias}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+             IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {}\n  \
+             GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+            self.port,
+            self.user,
+            self.user_key.display(),
+            self.known_hosts.display()
+        )
+    }
+
+    /// Writes [`SshServer::config_block`] for `alias` to a file in the server's
+    /// directory and returns its path.
+    pub fn write_config(&self, alias: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("ssh_config.{alias}"));
+        fs::write(&path, self.config_block(alias)).expect("ssh_config");
+        path
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        // Stopped by its own process id; connections it forked end as their
+        // clients close.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_listening(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            eprintln!("sshd exited: {err}");
+            return false;
+        }
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            // The banner proves it is our sshd and not a port taken meanwhile.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut line = String::new();
+            if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("SSH-2.0-") {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Sets a path's permission bits.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Processes whose command line contains `needle`, as `(pid, command line)`.
+pub fn processes_matching(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(needle) && pid != std::process::id() {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// Waits up to `timeout` for `check` to hold, polling.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The process ids whose parent is `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: the fields we
+        // want come after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `parent`'s descendants, children first.
+pub fn descendants_of(parent: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut frontier = vec![parent];
+    while let Some(p) = frontier.pop() {
+        for child in children_of(p) {
+            all.push(child);
+            frontier.push(child);
+        }
+    }
+    all
+}
+
+/// Sends `signal` to `pid` (errors ignored: it may be gone already).
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+}
+
+/// Whether process `pid` exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
