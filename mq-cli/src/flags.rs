@@ -44,6 +44,10 @@ pub struct GlobalArgs {
     /// Directory holding systems.tsv and pools.tsv (overrides MQ_INVENTORY; default: the built-in fleet)
     #[arg(long, global = true, value_name = "DIR")]
     pub inventory: Option<PathBuf>,
+
+    /// How to reach the host: ssh (libssh2, default), openssh (the ssh client), local (overrides MQ_TRANSPORT)
+    #[arg(long, global = true, value_name = "KIND", value_parser = ["ssh", "openssh", "local"])]
+    pub transport: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
-use mq_core::{Config, Environment, Inventory, Overrides};
+use mq_core::{Config, Environment, Inventory, Overrides, TransportKind};
 
 use crate::flags::{Cli, Command, GlobalArgs};
 
@@ -105,17 +105,19 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
 }
 
-fn config(global: &GlobalArgs) -> Config {
+fn config(global: &GlobalArgs) -> Result<Config, Failure> {
     let overrides = Overrides {
         host: global.host.clone(),
         base: global.base.clone(),
         inventory: global.inventory.clone(),
+        transport: global.transport.as_deref().and_then(TransportKind::parse),
     };
     Config::resolve(&overrides, &Environment::from_process())
+        .map_err(|e| Failure::new(format!("mq: {e}"), EXIT_USAGE))
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let config = config(&cli.global);
+    let config = config(&cli.global)?;
     if let Command::Config(args) = &cli.command {
         // Shown even when the inventory is bad: that is when it helps most.
         show_config(&config, args.json)?;
@@ -168,6 +170,11 @@ fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
         ("host", config.host.value.as_str(), &config.host.source),
         ("base", config.base.value.as_str(), &config.base.source),
         ("inventory", inventory.as_str(), &config.inventory.source),
+        (
+            "transport",
+            config.transport.value.name(),
+            &config.transport.source,
+        ),
     ];
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
     let mut out = String::new();

@@ -28,7 +28,8 @@ impl Sandbox {
             .env("HOME", self.home.path())
             .env_remove("MQ_HOST")
             .env_remove("MQ_BASE")
-            .env_remove("MQ_INVENTORY");
+            .env_remove("MQ_INVENTORY")
+            .env_remove("MQ_TRANSPORT");
         cmd
     }
 
@@ -386,6 +387,15 @@ fn configuration_precedence_through_the_binary() {
     assert_eq!(json["host"]["source"]["kind"], "command-line");
     assert_eq!(json["base"]["source"]["kind"], "dot-mq");
     assert_eq!(json["inventory"]["source"]["kind"], "default");
+    assert_eq!(json["transport"]["value"], "ssh");
+
+    let mut cmd = sb.mq(&["config"]);
+    cmd.env("MQ_TRANSPORT", "carrier-pigeon");
+    let (code, _, err) = output(cmd);
+    assert_eq!(code, 1);
+    assert!(err.contains("MQ_TRANSPORT='carrier-pigeon' is not a transport"));
+    let (_, out, _) = sb.run(&["--transport", "local", "config"]);
+    assert!(out.contains("transport  local"), "{out}");
 }
 
 #[test]

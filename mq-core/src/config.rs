@@ -3,7 +3,7 @@
 //! Each setting is taken from the first of these that gives it:
 //!
 //! 1. a command-line option ([`Overrides`]);
-//! 2. the environment: `MQ_HOST`, `MQ_BASE`, `MQ_INVENTORY`;
+//! 2. the environment: `MQ_HOST`, `MQ_BASE`, `MQ_INVENTORY`, `MQ_TRANSPORT`;
 //! 3. the old client's `~/.mq`, for `HOST` and `BASE` only ([`dot_mq`]);
 //! 4. the defaults of PROTOCOL.md ([`DEFAULT_HOST`], [`DEFAULT_BASE`], the
 //!    built-in inventory).
@@ -31,6 +31,51 @@ pub const ENV_HOST: &str = "MQ_HOST";
 pub const ENV_BASE: &str = "MQ_BASE";
 /// Environment variable naming an inventory directory.
 pub const ENV_INVENTORY: &str = "MQ_INVENTORY";
+/// Environment variable choosing the transport (`ssh`, `openssh`, `local`).
+pub const ENV_TRANSPORT: &str = "MQ_TRANSPORT";
+
+/// How mq reaches the lab host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// One libssh2 connection per process (the default).
+    Ssh,
+    /// The system `ssh` client with a shared ControlMaster connection, for
+    /// what libssh2 cannot do (GSSAPI, security keys).
+    Openssh,
+    /// `sh` on this machine: mq runs on the lab host, or the lab is local.
+    Local,
+}
+
+impl TransportKind {
+    /// Parses `ssh`, `openssh` or `local`.
+    pub fn parse(text: &str) -> Option<TransportKind> {
+        match text {
+            "ssh" => Some(TransportKind::Ssh),
+            "openssh" => Some(TransportKind::Openssh),
+            "local" => Some(TransportKind::Local),
+            _ => None,
+        }
+    }
+
+    /// The name `parse` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Ssh => "ssh",
+            TransportKind::Openssh => "openssh",
+            TransportKind::Local => "local",
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// MQ_TRANSPORT names no transport.
+    #[error("{ENV_TRANSPORT}='{0}' is not a transport (ssh, openssh or local)")]
+    BadTransport(String),
+}
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,6 +125,8 @@ pub struct Overrides {
     pub base: Option<String>,
     /// `--inventory`.
     pub inventory: Option<PathBuf>,
+    /// `--transport`.
+    pub transport: Option<TransportKind>,
 }
 
 /// The part of the process environment configuration looks at.
@@ -92,7 +139,7 @@ pub struct Environment {
 impl Environment {
     /// A snapshot of this process's `MQ_*` variables and `HOME`.
     pub fn from_process() -> Environment {
-        let vars = [ENV_HOST, ENV_BASE, ENV_INVENTORY]
+        let vars = [ENV_HOST, ENV_BASE, ENV_INVENTORY, ENV_TRANSPORT]
             .into_iter()
             .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
             .collect();
@@ -139,13 +186,15 @@ pub struct Config {
     pub base: Setting<String>,
     /// The inventory directory; `None` for the built-in fleet.
     pub inventory: Setting<Option<PathBuf>>,
+    /// How the host is reached.
+    pub transport: Setting<TransportKind>,
     /// Things noticed while reading `~/.mq` (assignments mq will not evaluate).
     pub warnings: Vec<String>,
 }
 
 impl Config {
     /// Resolves every setting by the precedence in this module's docs.
-    pub fn resolve(overrides: &Overrides, env: &Environment) -> Config {
+    pub fn resolve(overrides: &Overrides, env: &Environment) -> Result<Config, ConfigError> {
         let dot = env
             .home()
             .map(|home| dot_mq::read(&home.join(".mq")))
@@ -195,12 +244,30 @@ impl Config {
                 source: Source::Default,
             }
         };
-        Config {
+        let transport = if let Some(kind) = overrides.transport {
+            Setting {
+                value: kind,
+                source: Source::CommandLine,
+            }
+        } else if let Some(name) = env.var(ENV_TRANSPORT) {
+            Setting {
+                value: TransportKind::parse(name)
+                    .ok_or_else(|| ConfigError::BadTransport(name.to_string()))?,
+                source: Source::Environment(ENV_TRANSPORT.to_string()),
+            }
+        } else {
+            Setting {
+                value: TransportKind::Ssh,
+                source: Source::Default,
+            }
+        };
+        Ok(Config {
             host,
             base,
             inventory,
+            transport,
             warnings: dot.warnings,
-        }
+        })
     }
 
     /// Loads the configured inventory (the built-in fleet unless one is set).
@@ -398,11 +465,30 @@ mod tests {
         let config = Config::resolve(
             &Overrides::default(),
             &Environment::new(Vec::<(String, String)>::new(), Some(home.path().into())),
-        );
+        )
+        .unwrap();
         assert_eq!(config.host.value, DEFAULT_HOST);
         assert_eq!(config.host.source, Source::Default);
         assert_eq!(config.base.value, DEFAULT_BASE);
         assert_eq!(config.inventory.value, None);
+        assert_eq!(config.transport.value, TransportKind::Ssh);
+    }
+
+    #[test]
+    fn transport_from_flag_or_environment() {
+        let env = Environment::new([("MQ_TRANSPORT", "openssh")], None);
+        let c = Config::resolve(&Overrides::default(), &env).unwrap();
+        assert_eq!(c.transport.value, TransportKind::Openssh);
+        let flag = Overrides {
+            transport: Some(TransportKind::Local),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::resolve(&flag, &env).unwrap().transport.value, TransportKind::Local);
+        let bad = Environment::new([("MQ_TRANSPORT", "telnet")], None);
+        assert_eq!(
+            Config::resolve(&Overrides::default(), &bad).unwrap_err().to_string(),
+            "MQ_TRANSPORT='telnet' is not a transport (ssh, openssh or local)"
+        );
     }
 
     #[test]
@@ -414,7 +500,7 @@ mod tests {
             line,
         };
 
-        let c = Config::resolve(&Overrides::default(), &env(&[]));
+        let c = Config::resolve(&Overrides::default(), &env(&[])).unwrap();
         assert_eq!(
             (c.host.value.as_str(), &c.host.source),
             ("file-host", &dot_source(1))
@@ -427,7 +513,8 @@ mod tests {
         let c = Config::resolve(
             &Overrides::default(),
             &env(&[("MQ_HOST", "env-host"), ("MQ_INVENTORY", "/inv")]),
-        );
+        )
+        .unwrap();
         assert_eq!(c.host.value, "env-host");
         assert_eq!(c.host.source, Source::Environment("MQ_HOST".into()));
         assert_eq!(c.base.value, "/file/base");
@@ -437,11 +524,13 @@ mod tests {
             host: Some("cli-host".into()),
             base: None,
             inventory: Some("/cli-inv".into()),
+            transport: None,
         };
         let c = Config::resolve(
             &overrides,
             &env(&[("MQ_HOST", "env-host"), ("MQ_BASE", "/env")]),
-        );
+        )
+        .unwrap();
         assert_eq!(c.host.value, "cli-host");
         assert_eq!(c.host.source, Source::CommandLine);
         assert_eq!(c.base.value, "/env");
@@ -455,7 +544,8 @@ mod tests {
         let c = Config::resolve(
             &Overrides::default(),
             &Environment::new([("MQ_HOST", "")], Some(home.path().into())),
-        );
+        )
+        .unwrap();
         assert_eq!(c.host.value, "file-host");
     }
 }

@@ -27,5 +27,5 @@
 pub mod config;
 pub mod inventory;
 
-pub use config::{Config, Environment, Overrides};
+pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
 pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};

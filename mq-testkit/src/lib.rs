@@ -136,7 +136,13 @@ impl SshServer {
         for _attempt in 0..5 {
             let port = free_port();
             let config = dir.path().join("sshd_config");
-            let mut text = format!(
+            // Extra lines go first: sshd keeps the first value it reads.
+            let mut text: String = options
+                .extra_config
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect();
+            text += &format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
                  AuthorizedKeysFile {}/%u\nStrictModes no\nUsePAM no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
@@ -147,10 +153,6 @@ impl SshServer {
                 dir.path().join("sshd.pid").display(),
                 auth_dir.display(),
             );
-            for line in &options.extra_config {
-                text.push_str(line);
-                text.push('\n');
-            }
             fs::write(&config, text).expect("sshd_config");
             let log = dir.path().join("sshd.log");
             let mut child = Command::new(SSHD)
@@ -208,18 +210,29 @@ impl SshServer {
         fs::write(path, text).expect("authorized_keys");
     }
 
-    /// An ssh_config block naming this server `alias`, for `user`, with the
-    /// test key and known_hosts, strict host key checking and no agent.
+    /// An ssh_config block naming this server `alias`, for the test user,
+    /// with the test key and known_hosts, strict host key checking and no agent.
     pub fn config_block(&self, alias: &str) -> String {
+        self.config_block_for(alias, &self.user)
+    }
+
+    /// [`SshServer::config_block`] for another user (see [`SshServer::authorize_user`]).
+    pub fn config_block_for(&self, alias: &str, user: &str) -> String {
         format!(
             "Host {alias}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  \
              IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {}\n  \
              GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
             self.port,
-            self.user,
+            user,
             self.user_key.display(),
             self.known_hosts.display()
         )
+    }
+
+    /// Lets `user` log in with the test key.
+    pub fn authorize_user(&self, user: &str) {
+        let public = fs::read_to_string(self.user_key.with_extension("pub")).expect("test key");
+        self.authorize(user, public.trim());
     }
 
     /// Writes [`SshServer::config_block`] for `alias` to a file in the server's
@@ -359,5 +372,64 @@ pub fn alive(pid: u32) -> bool {
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
+    }
+}
+
+/// A throwaway Unix user with a `/bin/sh` login shell, removed (with its home
+/// and any process left running as it) when dropped. Needs root.
+pub struct TestUser {
+    /// The login name.
+    pub name: String,
+    /// The home directory.
+    pub home: PathBuf,
+}
+
+impl TestUser {
+    /// Creates a user named `mqt<tag><pid><n>`; `None` (with a message) when
+    /// not root or `useradd` is missing.
+    pub fn create(tag: &str) -> Option<TestUser> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        if !is_root() {
+            return skip("creating Unix users needs root");
+        }
+        if Command::new("useradd").arg("--help").output().is_err() {
+            return skip("no useradd");
+        }
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("mqt{}{}x{}", tag, std::process::id() % 100_000, n);
+        let out = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", "--user-group", &name])
+            .output()
+            .expect("useradd runs");
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // useradd leaves the password "!" (locked), and sshd without PAM
+        // refuses locked accounts even for keys; "*" is "no password" instead.
+        sh("usermod", &["-p", "*", &name]);
+        let home = PathBuf::from(
+            sh("getent", &["passwd", &name])
+                .trim()
+                .split(':')
+                .nth(5)
+                .expect("home field"),
+        );
+        Some(TestUser { name, home })
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-u", &self.name])
+            .status();
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = Command::new("userdel")
+            .args(["--remove", "--force", &self.name])
+            .stderr(Stdio::null())
+            .status();
     }
 }

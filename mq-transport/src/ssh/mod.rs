@@ -636,7 +636,8 @@ impl SshTransport {
                     }
                 }
             }
-            if !progress && !(out_done && err_done) {
+            let finished = out_done && err_done;
+            if !progress && !finished {
                 conn.wait(None)?;
             }
         }
@@ -772,7 +773,14 @@ impl Transport for SshTransport {
         let mut channel = self.open(&download_command(remote), None)?;
         let mut stderr = Vec::new();
         let mut sink = SizedDownload::new(&mut file, progress);
-        self.drain(&mut channel, &mut |chunk| Ok(sink.feed(chunk)), &mut stderr)?;
+        self.drain(
+            &mut channel,
+            &mut |chunk| {
+                sink.feed(chunk);
+                Ok(())
+            },
+            &mut stderr,
+        )?;
         let write_error = sink.error.take();
         let status = self.finish(&mut channel)?;
         if let Some(e) = write_error {
