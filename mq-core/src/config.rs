@@ -483,10 +483,15 @@ mod tests {
             transport: Some(TransportKind::Local),
             ..Overrides::default()
         };
-        assert_eq!(Config::resolve(&flag, &env).unwrap().transport.value, TransportKind::Local);
+        assert_eq!(
+            Config::resolve(&flag, &env).unwrap().transport.value,
+            TransportKind::Local
+        );
         let bad = Environment::new([("MQ_TRANSPORT", "telnet")], None);
         assert_eq!(
-            Config::resolve(&Overrides::default(), &bad).unwrap_err().to_string(),
+            Config::resolve(&Overrides::default(), &bad)
+                .unwrap_err()
+                .to_string(),
             "MQ_TRANSPORT='telnet' is not a transport (ssh, openssh or local)"
         );
     }

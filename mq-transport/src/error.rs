@@ -190,6 +190,16 @@ impl TransportError {
             )
     }
 
+    /// A mapper for I/O errors on the local file `path`.
+    pub(crate) fn local_file(
+        path: &std::path::Path,
+    ) -> impl Fn(io::Error) -> TransportError + Copy + '_ {
+        move |source| TransportError::LocalFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> TransportError {
         TransportError::Io {
             context: context.into(),

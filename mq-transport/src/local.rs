@@ -77,14 +77,14 @@ pub(crate) fn copy_with_progress(
 }
 
 fn copy_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
-    let local_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TransportError::LocalFile { path, source }
-    };
-    let mut src = File::open(from).map_err(local_error(from))?;
-    let total = src.metadata().map_err(local_error(from))?.len();
-    let mut dst = File::create(to).map_err(local_error(to))?;
-    copy_with_progress(&mut src, &mut dst, total, progress).map_err(local_error(to))?;
+    let mut src = File::open(from).map_err(TransportError::local_file(from))?;
+    let total = src
+        .metadata()
+        .map_err(TransportError::local_file(from))?
+        .len();
+    let mut dst = File::create(to).map_err(TransportError::local_file(to))?;
+    copy_with_progress(&mut src, &mut dst, total, progress)
+        .map_err(TransportError::local_file(to))?;
     Ok(())
 }
 

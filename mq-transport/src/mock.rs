@@ -162,10 +162,7 @@ impl Transport for MockTransport {
             remote: remote.to_string(),
         });
         let size = std::fs::metadata(local)
-            .map_err(|source| TransportError::LocalFile {
-                path: local.to_path_buf(),
-                source,
-            })?
+            .map_err(TransportError::local_file(local))?
             .len();
         progress(size, size);
         Ok(())
@@ -190,10 +187,7 @@ impl Transport for MockTransport {
                 detail: output.stderr_text(),
             });
         }
-        std::fs::write(local, &output.stdout).map_err(|source| TransportError::LocalFile {
-            path: local.to_path_buf(),
-            source,
-        })?;
+        std::fs::write(local, &output.stdout).map_err(TransportError::local_file(local))?;
         let size = output.stdout.len() as u64;
         progress(size, size);
         Ok(())

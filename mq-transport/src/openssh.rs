@@ -255,10 +255,7 @@ impl Transport for OpensshTransport {
     }
 
     fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
-        let local_error = |source| TransportError::LocalFile {
-            path: local.to_path_buf(),
-            source,
-        };
+        let local_error = TransportError::local_file(local);
         let mut file = File::open(local).map_err(local_error)?;
         let total = file.metadata().map_err(local_error)?.len();
         let mut child = self.spawn(
@@ -295,10 +292,7 @@ impl Transport for OpensshTransport {
         local: &Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
-        let local_error = |source| TransportError::LocalFile {
-            path: local.to_path_buf(),
-            source,
-        };
+        let local_error = TransportError::local_file(local);
         let mut file = File::create(local).map_err(local_error)?;
         let mut child = self.spawn(self.remote(&download_command(remote)), Stdio::null())?;
         let mut stdout = child.stdout.take().expect("piped stdout");

@@ -724,10 +724,7 @@ impl Transport for SshTransport {
     }
 
     fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
-        let local_error = |source| TransportError::LocalFile {
-            path: local.to_path_buf(),
-            source,
-        };
+        let local_error = TransportError::local_file(local);
         let mut file = File::open(local).map_err(local_error)?;
         let total = file.metadata().map_err(local_error)?.len();
         let mut channel = self.open(&format!("cat > {}", quote(remote)), None)?;
@@ -765,10 +762,7 @@ impl Transport for SshTransport {
         local: &Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
-        let local_error = |source| TransportError::LocalFile {
-            path: local.to_path_buf(),
-            source,
-        };
+        let local_error = TransportError::local_file(local);
         let mut file = File::create(local).map_err(local_error)?;
         let mut channel = self.open(&download_command(remote), None)?;
         let mut stderr = Vec::new();
