@@ -1,9 +1,729 @@
 //! The machine-queue lock protocol (PROTOCOL.md, version 5) over any transport.
 //!
-//! This crate will hold info, mr-info, dump-all, acquire (wait, retry, reclaim),
-//! release and cancel on the lab host's lock directory, each one remote command,
-//! interoperable with `mq.sh` clients sharing the same boards.
+//! A board is locked by `BASE/SYSTEM.lock` on the lab host (owner: the file's
+//! owner; since: its modification time; content: the holder's reclaim timeout)
+//! and `BASE/SYSTEM.key` (the holder's key). [`LockClient`] reads and changes
+//! them exactly as `mq.sh` does, so old and new clients share boards safely:
+//! acquiring uses the host's procmail `lockfile` with PROTOCOL.md's command
+//! line (an exclusive-create loop in plain `sh` where there is none), and
+//! `cancel` finds old and new clients' waits alike.
+//!
+//! Each operation is ONE remote command, and the preflight (BASE/VERSION must
+//! be 5; the remote user name) rides along with the first one.
 //!
 //! It may depend on `mq-transport` only; it must never depend on console
 //! matching, the inventory, the job API or the CLI.
+//!
+//! ```
+//! use mq_lock::{LockClient, LockState};
+//! use mq_transport::LocalTransport;
+//!
+//! let base = tempfile::tempdir().unwrap();
+//! std::fs::write(base.path().join("VERSION"), "5\n").unwrap();
+//! let locks = LockClient::new(LocalTransport::new(), base.path().to_str().unwrap());
+//! assert_eq!(locks.info("sabre").unwrap(), LockState::Free);
+//! ```
 #![deny(missing_docs)]
+
+mod script;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mq_transport::{ExitStatus, PtySize, ReadOutcome, Transport, TransportError};
+use serde::Serialize;
+
+pub use script::PROTOCOL_VERSION;
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// The Unix owner of the lock file.
+    pub owner: String,
+    /// Its modification time, as `stat --format=%y` prints it
+    /// (`2026-11-28 04:01:02.123456789 +0000`).
+    pub since: String,
+    /// The lock's content: the holder's reclaim timeout in seconds, if it
+    /// wrote a whole number (`0` and empty mean none).
+    pub timeout: Option<u64>,
+    /// The content as written (may be empty).
+    pub timeout_text: String,
+    /// The holder's key (`0`: none).
+    pub key: String,
+}
+
+impl Holder {
+    /// PROTOCOL.md's `info` line for a held lock.
+    pub fn info_line(&self, system: &str) -> String {
+        let mut line = format!(
+            "Lock for {system} held by {} since {}, timeout {}",
+            self.owner, self.since, self.timeout_text
+        );
+        if self.key != "0" {
+            line.push_str(&format!(" with key '{}'", self.key));
+        }
+        line
+    }
+
+    /// PROTOCOL.md's `mr-info` line for a held lock.
+    pub fn mr_info_line(&self, system: &str) -> String {
+        let mut line = format!("{system} LOCKED {} {}", self.owner, self.since);
+        if self.key != "0" {
+            line.push(' ');
+            line.push_str(&self.key);
+        }
+        line
+    }
+}
+
+/// A lock's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum LockState {
+    /// Nobody holds it.
+    Free,
+    /// Somebody holds it.
+    Held(Holder),
+}
+
+impl LockState {
+    /// PROTOCOL.md's `info` line.
+    pub fn info_line(&self, system: &str) -> String {
+        match self {
+            LockState::Free => format!("Lock for {system} currently free"),
+            LockState::Held(holder) => holder.info_line(system),
+        }
+    }
+
+    /// PROTOCOL.md's `mr-info` line.
+    pub fn mr_info_line(&self, system: &str) -> String {
+        match self {
+            LockState::Free => format!("{system} FREE"),
+            LockState::Held(holder) => holder.mr_info_line(system),
+        }
+    }
+}
+
+/// Why a lock operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// The host could not be reached or the connection failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// BASE/VERSION is not this protocol's.
+    #[error(
+        "Local version of mq.sh appears to differ from version on {host} at {base} \
+         (mq speaks protocol {PROTOCOL_VERSION}; {base}/VERSION holds '{found}')"
+    )]
+    VersionMismatch {
+        /// The host, as described by the transport.
+        host: String,
+        /// The lock directory.
+        base: String,
+        /// What VERSION holds.
+        found: String,
+    },
+    /// The lock is already ours (PROTOCOL.md's acquire step 1).
+    #[error("{}", if *.with_key { "Attempting to grab lock you already own with the same key. Please explicitly release" } else { "Attempting to grab lock you already own. Please explicitly release" })]
+    AlreadyYours {
+        /// The system.
+        system: String,
+        /// The stored key equals the one given (not both `0`).
+        with_key: bool,
+    },
+    /// Releasing a lock somebody else holds (or nobody does).
+    #[error("Attempting to unlock system {system} that you do not hold")]
+    NotYours {
+        /// The system.
+        system: String,
+        /// The holder, if any.
+        owner: Option<String>,
+    },
+    /// Releasing with a key other than the holder's.
+    #[error("Attempting to unlock system {system} with the wrong key!")]
+    WrongKey {
+        /// The system.
+        system: String,
+    },
+    /// The lock was not taken (retries exhausted, or the wait was killed).
+    #[error("Failed to acquire lock for system ({system})")]
+    NotAcquired {
+        /// The system.
+        system: String,
+        /// What the host said, if anything.
+        detail: String,
+    },
+    /// The wait was interrupted by this process (see [`AcquireOptions::cancel`]).
+    #[error("interrupted while waiting for the lock of {system}")]
+    Interrupted {
+        /// The system.
+        system: String,
+    },
+    /// A value cannot be used safely (see [`check_key`]).
+    #[error("{0}")]
+    BadInput(String),
+    /// The host answered something unexpected.
+    #[error("{context} on {host} failed: {detail}")]
+    Remote {
+        /// What was being done.
+        context: String,
+        /// The host.
+        host: String,
+        /// What it said.
+        detail: String,
+    },
+}
+
+/// Checks a key before it goes anywhere: any text but empty, over 256
+/// characters, or with a newline, carriage return or NUL (which the one-line
+/// `mr-info` format and `read`-based scripts cannot carry). Quotes, spaces,
+/// `$()` and `;` are fine: every value is quoted.
+pub fn check_key(key: &str) -> Result<(), LockError> {
+    if key.is_empty() {
+        return Err(LockError::BadInput(
+            "a lock key cannot be empty (0 means no key)".into(),
+        ));
+    }
+    if key.chars().count() > 256 {
+        return Err(LockError::BadInput(
+            "a lock key is at most 256 characters".into(),
+        ));
+    }
+    if key.contains(['\n', '\r', '\0']) {
+        return Err(LockError::BadInput(
+            "a lock key cannot contain a newline, carriage return or NUL".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a system name before it becomes part of a path on the host.
+pub fn check_system(system: &str) -> Result<(), LockError> {
+    let ok = !system.is_empty()
+        && system != "."
+        && system != ".."
+        && !system.contains(['/', '\n', '\r', '\0']);
+    if ok {
+        Ok(())
+    } else {
+        Err(LockError::BadInput(format!(
+            "'{system}' cannot name a lock"
+        )))
+    }
+}
+
+/// What an acquire waits for and writes.
+#[derive(Debug, Clone)]
+pub struct AcquireOptions {
+    /// The key to store (`0`: none).
+    pub key: String,
+    /// Seconds between attempts (default 1; mq.sh's is 8).
+    pub retry_seconds: u32,
+    /// Retries after the first attempt; negative: for ever (the default).
+    pub retries: i64,
+    /// The reclaim timeout written into the lock once held (PROTOCOL.md's
+    /// NEWTIMEOUT): waiters may remove the lock when it is older than this.
+    /// `None` writes nothing, as mq.sh's `run` does (never reclaimable);
+    /// `sem -wait` writes its `-T` value, default 0.
+    pub reclaim_timeout: Option<u64>,
+    /// Set from another thread to stop waiting (the remote wait is killed).
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Use the plain-`sh` exclusive-create wait even where `lockfile` exists.
+    pub force_fallback: bool,
+}
+
+impl Default for AcquireOptions {
+    fn default() -> AcquireOptions {
+        AcquireOptions {
+            key: "0".into(),
+            retry_seconds: 1,
+            retries: -1,
+            reclaim_timeout: Some(0),
+            cancel: None,
+            force_fallback: false,
+        }
+    }
+}
+
+/// What happens during a wait, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitEvent {
+    /// The lock is held by this owner since this time (reported when first
+    /// seen and whenever it changes hands).
+    Holder {
+        /// The owner.
+        owner: String,
+        /// Since when.
+        since: String,
+    },
+}
+
+/// What the first command learned about the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preflight {
+    /// The remote user (`whoami` on the host).
+    pub user: String,
+}
+
+/// Lock operations on one host's lock directory.
+pub struct LockClient<T> {
+    host: T,
+    base: String,
+    preflight: Mutex<Option<Preflight>>,
+}
+
+impl<T: Transport> LockClient<T> {
+    /// Locks in `base` on `host`. Nothing is sent until the first operation.
+    pub fn new(host: T, base: &str) -> LockClient<T> {
+        let trimmed = base.trim_end_matches('/');
+        LockClient {
+            host,
+            base: if trimmed.is_empty() {
+                "/".into()
+            } else {
+                trimmed.into()
+            },
+            preflight: Mutex::new(None),
+        }
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.host
+    }
+
+    /// The lock directory.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The preflight's findings, running it if no operation has yet.
+    pub fn preflight(&self) -> Result<Preflight, LockError> {
+        if let Some(p) = self.cached() {
+            return Ok(p);
+        }
+        self.records(&[])?;
+        self.cached()
+            .ok_or_else(|| self.remote("preflight", "no answer"))
+    }
+
+    fn cached(&self) -> Option<Preflight> {
+        self.preflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn needs_check(&self) -> bool {
+        self.cached().is_none()
+    }
+
+    fn remote(&self, context: &str, detail: impl Into<String>) -> LockError {
+        LockError::Remote {
+            context: context.into(),
+            host: self.host.describe(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Takes the preflight line off the front of `text` (if it is there),
+    /// recording the user, and fails on a version mismatch.
+    fn take_preflight<'a>(
+        &self,
+        text: &'a [u8],
+        status: &ExitStatus,
+    ) -> Result<&'a [u8], LockError> {
+        let Some(rest) = text.strip_prefix(script::PREFLIGHT_MARK.as_bytes()) else {
+            return Ok(text);
+        };
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = String::from_utf8_lossy(&rest[..end])
+            .trim_end_matches('\r')
+            .to_string();
+        let (user, version) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        if status.code() == Some(script::code::VERSION) || version != PROTOCOL_VERSION {
+            return Err(LockError::VersionMismatch {
+                host: self.host.describe(),
+                base: self.base.clone(),
+                found: version.to_string(),
+            });
+        }
+        *self.preflight.lock().unwrap_or_else(|p| p.into_inner()) = Some(Preflight {
+            user: user.to_string(),
+        });
+        Ok(&rest[(end + 1).min(rest.len())..])
+    }
+
+    /// Runs a capture script, handling the preflight line.
+    fn run(&self, context: &str, script: &str) -> Result<(ExitStatus, Vec<u8>, String), LockError> {
+        let out = self.host.run(script)?;
+        let body = self.take_preflight(&out.stdout, &out.status)?.to_vec();
+        if out.status.code().is_none() {
+            return Err(self.remote(context, out.status.to_string()));
+        }
+        let stderr = out.stderr_text();
+        Ok((out.status, body, stderr))
+    }
+
+    fn records(&self, systems: &[&str]) -> Result<Vec<(String, Holder)>, LockError> {
+        for s in systems {
+            check_system(s)?;
+        }
+        let (status, body, stderr) = self.run(
+            "reading locks",
+            &script::records(&self.base, self.needs_check(), systems),
+        )?;
+        if !status.success() {
+            return Err(self.remote("reading locks", stderr.trim()));
+        }
+        Ok(parse_records(&body))
+    }
+
+    /// The state of `system`'s lock.
+    pub fn info(&self, system: &str) -> Result<LockState, LockError> {
+        Ok(self
+            .records(&[system])?
+            .into_iter()
+            .next()
+            .map_or(LockState::Free, |(_, h)| LockState::Held(h)))
+    }
+
+    /// The states of several locks, in one round trip.
+    pub fn info_many(&self, systems: &[&str]) -> Result<Vec<(String, LockState)>, LockError> {
+        let held = self.records(systems)?;
+        Ok(systems
+            .iter()
+            .map(|s| {
+                let state = held
+                    .iter()
+                    .find(|(name, _)| name == s)
+                    .map_or(LockState::Free, |(_, h)| LockState::Held(h.clone()));
+                (s.to_string(), state)
+            })
+            .collect())
+    }
+
+    /// Every lock file in BASE, as `(system, holder)`, sorted by system. The
+    /// caller filters out names that are not systems (PROTOCOL.md's dumpall).
+    pub fn dump_all(&self) -> Result<Vec<(String, Holder)>, LockError> {
+        let (status, body, stderr) = self.run(
+            "listing locks",
+            &script::dump_all(&self.base, self.needs_check()),
+        )?;
+        if !status.success() {
+            return Err(self.remote(
+                "listing locks",
+                format!("cannot read {}: {}", self.base, stderr.trim()),
+            ));
+        }
+        let mut all = parse_records(&body);
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    /// Takes `system`'s lock, waiting as `options` say; `events` hears who
+    /// holds it meanwhile.
+    pub fn acquire(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<(), LockError> {
+        check_system(system)?;
+        check_key(&options.key)?;
+        let new_timeout = options
+            .reclaim_timeout
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let script = script::acquire(
+            &script::Acquire {
+                base: &self.base,
+                system,
+                key: &options.key,
+                retry_seconds: options.retry_seconds.max(1),
+                retries: options.retries,
+                new_timeout: &new_timeout,
+                force_fallback: options.force_fallback,
+            },
+            self.needs_check(),
+        );
+        let mut process = self.host.spawn_pty(&script, PtySize::default())?;
+        let mut pending = Vec::new();
+        let mut said = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if options
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::SeqCst))
+            {
+                process.hangup()?;
+                return Err(LockError::Interrupted {
+                    system: system.to_string(),
+                });
+            }
+            match process.read(&mut buf, Some(Duration::from_millis(100)))? {
+                ReadOutcome::Data(n) => pending.extend_from_slice(&buf[..n]),
+                ReadOutcome::TimedOut => continue,
+                ReadOutcome::Eof => break,
+            }
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string();
+                if text.starts_with(script::PREFLIGHT_MARK) {
+                    let mut with_newline = text.clone().into_bytes();
+                    with_newline.push(b'\n');
+                    // A version mismatch is known for sure only from the
+                    // exit status; record the user now, judge at the end.
+                    let _ = self.take_preflight(&with_newline, &ExitStatus::Code(0));
+                    said.push(text);
+                } else if let Some(holder) = text.strip_prefix(script::HOLDER_MARK) {
+                    let (owner, since) = holder.split_once(' ').unwrap_or((holder, ""));
+                    events(WaitEvent::Holder {
+                        owner: owner.to_string(),
+                        since: since.to_string(),
+                    });
+                } else if !text.is_empty() {
+                    said.push(text);
+                }
+            }
+        }
+        let status = process.wait()?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(script::code::OWN) => Err(LockError::AlreadyYours {
+                system: system.into(),
+                with_key: false,
+            }),
+            Some(script::code::OWN_KEY) => Err(LockError::AlreadyYours {
+                system: system.into(),
+                with_key: true,
+            }),
+            Some(script::code::VERSION) => {
+                *self.preflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                let found = said
+                    .iter()
+                    .find_map(|l| l.strip_prefix(script::PREFLIGHT_MARK))
+                    .and_then(|l| l.split_once(' '))
+                    .map_or(String::new(), |(_, v)| v.to_string());
+                Err(LockError::VersionMismatch {
+                    host: self.host.describe(),
+                    base: self.base.clone(),
+                    found,
+                })
+            }
+            _ => Err(LockError::NotAcquired {
+                system: system.into(),
+                detail: said
+                    .into_iter()
+                    .filter(|l| !l.starts_with(script::PREFLIGHT_MARK) && !l.starts_with("MQ-"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+
+    /// Releases `system`'s lock: without `force`, only if it is ours and holds
+    /// `key` (PROTOCOL.md's release).
+    pub fn release(&self, system: &str, key: &str, force: bool) -> Result<(), LockError> {
+        check_system(system)?;
+        check_key(key)?;
+        let (status, body, stderr) = self.run(
+            "releasing the lock",
+            &script::release(&self.base, system, key, force, self.needs_check()),
+        )?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(script::code::NOT_YOURS) => {
+                let owner = String::from_utf8_lossy(&body)
+                    .lines()
+                    .find_map(|l| l.strip_prefix("MQ-OWNER "))
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty());
+                Err(LockError::NotYours {
+                    system: system.into(),
+                    owner,
+                })
+            }
+            Some(script::code::WRONG_KEY) => Err(LockError::WrongKey {
+                system: system.into(),
+            }),
+            _ => Err(self.remote(
+                &format!("releasing the lock of {system}"),
+                if stderr.trim().is_empty() {
+                    status.to_string()
+                } else {
+                    stderr.trim().to_string()
+                },
+            )),
+        }
+    }
+
+    /// Kills this user's processes on the host waiting for `system`'s lock
+    /// with `key` (old clients' waits too); returns how many there were.
+    pub fn cancel(&self, system: &str, key: &str) -> Result<usize, LockError> {
+        check_system(system)?;
+        check_key(key)?;
+        self.cancelled(&script::cancel(
+            &self.base,
+            Some(system),
+            key,
+            self.needs_check(),
+        ))
+    }
+
+    fn cancelled(&self, script: &str) -> Result<usize, LockError> {
+        let (status, body, stderr) = self.run("cancelling waits", script)?;
+        let text = String::from_utf8_lossy(&body);
+        let count = text
+            .lines()
+            .find_map(|l| l.strip_prefix("MQ-CANCELLED "))
+            .and_then(|n| n.trim().parse().ok());
+        match count {
+            Some(n) if status.success() => Ok(n),
+            _ => Err(self.remote("cancelling waits", stderr.trim())),
+        }
+    }
+
+    /// After a CI job was cancelled: kills this user's waits with `key` on
+    /// any system, then releases every lock among `systems` that this user
+    /// holds with `key`. One round trip; returns the systems released.
+    pub fn cleanup(&self, key: &str, systems: &[&str]) -> Result<(usize, Vec<String>), LockError> {
+        check_key(key)?;
+        for s in systems {
+            check_system(s)?;
+        }
+        let (status, body, stderr) = self.run(
+            "cleaning up",
+            &script::cleanup(&self.base, key, systems, self.needs_check()),
+        )?;
+        if !status.success() {
+            return Err(self.remote("cleaning up", stderr.trim()));
+        }
+        let text = String::from_utf8_lossy(&body);
+        let cancelled = text
+            .lines()
+            .find_map(|l| l.strip_prefix("MQ-CANCELLED "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let released = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("MQ-RELEASED "))
+            .map(str::to_string)
+            .collect();
+        Ok((cancelled, released))
+    }
+}
+
+/// Parses the NUL-separated records of the scripts.
+fn parse_records(body: &[u8]) -> Vec<(String, Holder)> {
+    let fields: Vec<String> = body
+        .split(|&b| b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    fields
+        .chunks_exact(5)
+        .map(|r| {
+            (
+                r[0].clone(),
+                Holder {
+                    owner: r[1].clone(),
+                    since: r[2].clone(),
+                    timeout: r[3].trim().parse().ok().filter(|&n| n > 0),
+                    timeout_text: r[3].clone(),
+                    key: r[4].clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mq_transport::mock::MockTransport;
+
+    #[test]
+    fn info_lines_are_protocols() {
+        let h = Holder {
+            owner: "alice".into(),
+            since: "2026-11-28 04:01:02.123456789 +0000".into(),
+            timeout: Some(600),
+            timeout_text: "600".into(),
+            key: "ci-1".into(),
+        };
+        assert_eq!(
+            h.info_line("sabre"),
+            "Lock for sabre held by alice since 2026-11-28 04:01:02.123456789 +0000, timeout 600 with key 'ci-1'"
+        );
+        assert_eq!(
+            h.mr_info_line("sabre"),
+            "sabre LOCKED alice 2026-11-28 04:01:02.123456789 +0000 ci-1"
+        );
+        let plain = Holder {
+            key: "0".into(),
+            ..h
+        };
+        assert!(plain.info_line("x").ends_with("timeout 600"));
+        assert_eq!(LockState::Free.info_line("x"), "Lock for x currently free");
+        assert_eq!(LockState::Free.mr_info_line("x"), "x FREE");
+    }
+
+    #[test]
+    fn keys_are_checked_before_anything_is_sent() {
+        let host = MockTransport::new("me");
+        let locks = LockClient::new(&host, "/b");
+        for bad in ["", "a\nb", "a\rb", "a\0b"] {
+            assert!(matches!(
+                locks.release("s", bad, false),
+                Err(LockError::BadInput(_))
+            ));
+        }
+        assert!(matches!(locks.info("../etc"), Err(LockError::BadInput(_))));
+        assert!(host.calls().is_empty());
+    }
+
+    #[test]
+    fn preflight_rides_on_the_first_command_only() {
+        let host = MockTransport::new("me");
+        host.answer("mq_rec", "MQ-PRE me 5\n", 0);
+        let locks = LockClient::new(&host, "/b/");
+        assert_eq!(locks.info("s").unwrap(), LockState::Free);
+        assert_eq!(locks.info("s").unwrap(), LockState::Free);
+        let commands = host.commands();
+        assert_eq!(commands.len(), 2);
+        assert!(commands[0].contains("VERSION"));
+        assert!(!commands[1].contains("VERSION"));
+        assert!(
+            commands[0].starts_with("b='/b'\n"),
+            "trailing slash trimmed"
+        );
+        assert_eq!(locks.preflight().unwrap().user, "me");
+    }
+
+    #[test]
+    fn version_mismatch_is_refused() {
+        let host = MockTransport::new("me");
+        host.answer("mq_rec", "MQ-PRE me 4\n", script::code::VERSION);
+        let locks = LockClient::new(&host, "/b");
+        let err = locks.info("s").unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("Local version of mq.sh appears to differ from version on me@mock at /b"));
+    }
+
+    #[test]
+    fn records_parse_with_hostile_keys() {
+        let body = b"a\0alice\0t 1 +0000\0600\0it's; $(x) \0b\0bob\0t 2 +0000\0\00\0";
+        let r = parse_records(body);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].1.key, "it's; $(x) ");
+        assert_eq!(r[0].1.timeout, Some(600));
+        assert_eq!(r[1].1.timeout, None);
+        assert_eq!(r[1].1.key, "0");
+    }
+}

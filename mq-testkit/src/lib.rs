@@ -430,3 +430,79 @@ impl Drop for TestUser {
             .status();
     }
 }
+
+/// A lab host for lock tests: an sshd, a lock directory laid out as on a lab
+/// host (`BASE/VERSION` = 5, writable by every user, no sticky bit so that a
+/// forced release can remove another user's lock) and throwaway users who
+/// can log in with the test key.
+pub struct LabHost {
+    /// The server.
+    pub server: SshServer,
+    /// The lab's directory (BASE is `base` inside it).
+    pub root: TempDir,
+    /// The lock directory.
+    pub base: PathBuf,
+    /// The users, in creation order.
+    pub users: Vec<TestUser>,
+}
+
+impl LabHost {
+    /// Starts a lab host with `users` throwaway users; `None` (with a message)
+    /// when sshd is missing or users cannot be made.
+    pub fn start(users: usize) -> Option<LabHost> {
+        let users: Vec<TestUser> = (0..users)
+            .map(|_| TestUser::create("lab"))
+            .collect::<Option<_>>()?;
+        let server = SshServer::start()?;
+        for user in &users {
+            server.authorize_user(&user.name);
+        }
+        let root = tempfile::Builder::new()
+            .prefix("mq-lab-")
+            .tempdir()
+            .expect("lab dir");
+        set_mode(root.path(), 0o755);
+        let base = root.path().join("base");
+        fs::create_dir(&base).expect("base");
+        set_mode(&base, 0o777);
+        fs::write(base.join("VERSION"), "5\n").expect("VERSION");
+        Some(LabHost {
+            server,
+            root,
+            base,
+            users,
+        })
+    }
+
+    /// BASE as a string.
+    pub fn base_str(&self) -> &str {
+        self.base.to_str().expect("utf-8 path")
+    }
+
+    /// An ssh_config file that reaches this host as `lab`, logging in as `user`.
+    pub fn config_for(&self, user: &str) -> PathBuf {
+        let path = self.root.path().join(format!("ssh_config.{user}"));
+        fs::write(&path, self.server.config_block_for("lab", user)).expect("ssh_config");
+        path
+    }
+
+    /// The owner of `BASE/system.lock`, if it exists.
+    pub fn lock_owner(&self, system: &str) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(self.base.join(format!("{system}.lock"))).ok()?;
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    }
+
+    /// Runs `script` with `sh` as `user` on this machine (an "old client"
+    /// performing PROTOCOL.md's shell lines), through `su`.
+    pub fn sh_as(&self, user: &str, script: &str) -> std::process::Output {
+        Command::new("su")
+            .args(["-s", "/bin/sh", "-c", script, user])
+            .stdin(Stdio::null())
+            .output()
+            .expect("su runs")
+    }
+}

@@ -216,8 +216,8 @@ pub fn spawn_reader(mut input: Box<dyn Read + Send>) -> mpsc::Receiver<Vec<u8>> 
 
 /// Forwards [`Transport`] through a smart pointer.
 macro_rules! forward_transport {
-    ($($pointer:ident),*) => {$(
-        impl<T: Transport + ?Sized> Transport for $pointer<T> {
+    ($($pointer:ty),*) => {$(
+        impl<T: Transport + ?Sized> Transport for $pointer {
             fn run(&self, command: &str) -> Result<Output> {
                 (**self).run(command)
             }
@@ -251,4 +251,4 @@ macro_rules! forward_transport {
 }
 
 use std::sync::Arc;
-forward_transport!(Box, Arc);
+forward_transport!(Box<T>, Arc<T>, &T);

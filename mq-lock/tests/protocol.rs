@@ -1,0 +1,632 @@
+//! The lock protocol against a real lab host: sshd on 127.0.0.1, throwaway
+//! Unix users, procmail's `lockfile`, and "old clients" running PROTOCOL.md's
+//! shell lines through the OpenSSH client, as mq.sh does.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mq_lock::{AcquireOptions, LockClient, LockError, LockState, WaitEvent};
+use mq_testkit::{eventually, LabHost};
+use mq_transport::{SshOptions, SshTransport, Transport};
+
+fn client(lab: &LabHost, user: usize) -> LockClient<SshTransport> {
+    let name = &lab.users[user].name;
+    let options = SshOptions::new("lab")
+        .config_file(lab.config_for(name))
+        .agent(None);
+    LockClient::new(SshTransport::connect(&options).unwrap(), lab.base_str())
+}
+
+fn waiting(key: &str) -> AcquireOptions {
+    AcquireOptions {
+        key: key.into(),
+        ..AcquireOptions::default()
+    }
+}
+
+/// Runs `script` as `user` through the OpenSSH client, as mq.sh does.
+fn old_client(lab: &LabHost, user: usize, script: &str) -> std::process::Output {
+    let config = lab.config_for(&lab.users[user].name);
+    Command::new("ssh")
+        .args(["-F", config.to_str().unwrap(), "lab", script])
+        .output()
+        .unwrap()
+}
+
+fn lockfile_installed() -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v lockfile"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+macro_rules! lab {
+    ($users:expr) => {{
+        if !lockfile_installed() {
+            eprintln!("SKIPPED: no lockfile (install procmail)");
+            return;
+        }
+        match LabHost::start($users) {
+            Some(lab) => lab,
+            None => return,
+        }
+    }};
+}
+
+#[test]
+fn info_acquire_release_and_the_files_on_the_host() {
+    let lab = lab!(1);
+    let alice = client(&lab, 0);
+    let name = &lab.users[0].name;
+    assert_eq!(alice.info("sabre").unwrap(), LockState::Free);
+    assert_eq!(alice.preflight().unwrap().user, *name);
+
+    let mut events = Vec::new();
+    let options = AcquireOptions {
+        key: "ci-7".into(),
+        reclaim_timeout: Some(600),
+        ..AcquireOptions::default()
+    };
+    alice
+        .acquire("sabre", &options, &mut |e| events.push(e))
+        .unwrap();
+    assert!(events.is_empty(), "it was free: no holder to report");
+
+    // The files are PROTOCOL.md's: owner, read-only, content, key.
+    use std::os::unix::fs::PermissionsExt;
+    let lock = lab.base.join("sabre.lock");
+    let key = lab.base.join("sabre.key");
+    assert_eq!(lab.lock_owner("sabre").as_deref(), Some(name.as_str()));
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), "600");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "ci-7");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o222,
+        0
+    );
+
+    let LockState::Held(holder) = alice.info("sabre").unwrap() else {
+        panic!("held")
+    };
+    assert_eq!(holder.owner, *name);
+    assert_eq!(holder.timeout, Some(600));
+    assert_eq!(holder.key, "ci-7");
+    let info = LockState::Held(holder.clone()).info_line("sabre");
+    assert!(
+        info.starts_with(&format!("Lock for sabre held by {name} since 20")),
+        "{info}"
+    );
+    assert!(info.ends_with(", timeout 600 with key 'ci-7'"), "{info}");
+    // `since` has PROTOCOL.md's three words: date time zone.
+    assert_eq!(holder.since.split(' ').count(), 3, "{}", holder.since);
+    let mr = LockState::Held(holder).mr_info_line("sabre");
+    assert_eq!(mr.split(' ').count(), 7, "{mr}");
+
+    assert_eq!(alice.dump_all().unwrap().len(), 1);
+    alice.release("sabre", "ci-7", false).unwrap();
+    assert!(!lock.exists() && !key.exists());
+    assert!(alice.dump_all().unwrap().is_empty());
+}
+
+#[test]
+fn key_rules_and_forced_release() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let bob = client(&lab, 1);
+
+    alice.acquire("s1", &waiting("0"), &mut |_| {}).unwrap();
+    let again = alice.acquire("s1", &waiting("0"), &mut |_| {}).unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        "Attempting to grab lock you already own. Please explicitly release"
+    );
+    alice.release("s1", "0", false).unwrap();
+
+    alice.acquire("s1", &waiting("k1"), &mut |_| {}).unwrap();
+    let again = alice
+        .acquire("s1", &waiting("k1"), &mut |_| {})
+        .unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        "Attempting to grab lock you already own with the same key. Please explicitly release"
+    );
+    let wrong = alice.release("s1", "k2", false).unwrap_err();
+    assert_eq!(
+        wrong.to_string(),
+        "Attempting to unlock system s1 with the wrong key!"
+    );
+    let theirs = bob.release("s1", "k1", false).unwrap_err();
+    assert_eq!(
+        theirs.to_string(),
+        "Attempting to unlock system s1 that you do not hold"
+    );
+    assert!(
+        matches!(theirs, LockError::NotYours { owner: Some(ref o), .. } if *o == lab.users[0].name)
+    );
+    assert!(lab.lock_owner("s1").is_some(), "refusals change nothing");
+
+    // A different key of one's own does not count as "already yours": it waits.
+    let bounded = AcquireOptions {
+        key: "k3".into(),
+        retries: 1,
+        ..AcquireOptions::default()
+    };
+    let err = alice.acquire("s1", &bounded, &mut |_| {}).unwrap_err();
+    assert_eq!(err.to_string(), "Failed to acquire lock for system (s1)");
+
+    bob.release("s1", "whatever", true).unwrap();
+    assert_eq!(lab.lock_owner("s1"), None);
+    let free = bob.release("s1", "0", false).unwrap_err();
+    assert!(matches!(free, LockError::NotYours { owner: None, .. }));
+}
+
+#[test]
+fn waiters_see_the_holder_and_get_the_board_within_a_second_or_so() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let bob = client(&lab, 1);
+    alice.acquire("board", &waiting("a"), &mut |_| {}).unwrap();
+    let released_at = Arc::new(Mutex::new(None::<Instant>));
+    let r = Arc::clone(&released_at);
+    let holder = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(1500));
+        alice.release("board", "a", false).unwrap();
+        *r.lock().unwrap() = Some(Instant::now());
+    });
+    let mut events = Vec::new();
+    bob.acquire("board", &waiting("b"), &mut |e| events.push(e))
+        .unwrap();
+    let got_it = Instant::now();
+    holder.join().unwrap();
+    let handover = got_it - released_at.lock().unwrap().unwrap();
+    assert!(
+        handover < Duration::from_millis(2500),
+        "handover took {handover:?}"
+    );
+    assert_eq!(
+        lab.lock_owner("board").as_deref(),
+        Some(lab.users[1].name.as_str())
+    );
+    match &events[..] {
+        [WaitEvent::Holder { owner, since }] => {
+            assert_eq!(owner, &lab.users[0].name);
+            assert!(since.starts_with("20"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reclaim_after_the_holders_timeout() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let bob = client(&lab, 1);
+    let short = AcquireOptions {
+        key: "crashed".into(),
+        reclaim_timeout: Some(2),
+        ..AcquireOptions::default()
+    };
+    alice.acquire("s", &short, &mut |_| {}).unwrap();
+    // Alice "crashes": she never releases. Bob reclaims once the lock is
+    // older than her own timeout.
+    let started = Instant::now();
+    bob.acquire("s", &waiting("b"), &mut |_| {}).unwrap();
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(1), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(40), "waited {waited:?}");
+    assert_eq!(
+        lab.lock_owner("s").as_deref(),
+        Some(lab.users[1].name.as_str())
+    );
+    let LockState::Held(h) = bob.info("s").unwrap() else {
+        panic!()
+    };
+    assert_eq!(h.key, "b");
+
+    // A lock with no timeout (old `run`) or 0 is never reclaimed.
+    let never = AcquireOptions {
+        key: "n".into(),
+        reclaim_timeout: None,
+        ..AcquireOptions::default()
+    };
+    bob.release("s", "b", false).unwrap();
+    bob.acquire("s", &never, &mut |_| {}).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(lab.base.join("s.lock")).unwrap(),
+        ""
+    );
+    let bounded = AcquireOptions {
+        retries: 2,
+        ..waiting("a")
+    };
+    assert!(matches!(
+        alice.acquire("s", &bounded, &mut |_| {}),
+        Err(LockError::NotAcquired { .. })
+    ));
+}
+
+#[test]
+fn cancel_kills_a_wait_which_then_never_acquires() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    alice.acquire("s", &waiting("a"), &mut |_| {}).unwrap();
+    let bob_waits = {
+        let bob = client(&lab, 1);
+        thread::spawn(move || bob.acquire("s", &waiting("bk"), &mut |_| {}))
+    };
+    let bob = client(&lab, 1);
+    let user = lab.users[1].name.clone();
+    assert!(eventually(Duration::from_secs(5), || {
+        !mq_testkit::processes_matching("lockfile -1").is_empty()
+    }));
+    // The wrong key cancels nothing.
+    assert_eq!(bob.cancel("s", "other").unwrap(), 0);
+    assert!(bob.cancel("s", "bk").unwrap() >= 1);
+    let result = bob_waits.join().unwrap();
+    assert!(
+        matches!(result, Err(LockError::NotAcquired { .. })),
+        "{result:?}"
+    );
+    alice.release("s", "a", false).unwrap();
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lab.lock_owner("s"),
+        None,
+        "the cancelled wait never took the lock"
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || mq_testkit::processes_matching(
+            "lockfile"
+        )
+        .iter()
+        .all(|(_, cmd)| !cmd.contains(&user))),
+        "no lockfile left behind"
+    );
+}
+
+#[test]
+fn a_wait_whose_connection_dies_never_acquires() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    alice.acquire("s", &waiting("a"), &mut |_| {}).unwrap();
+    let sessions_before = mq_testkit::descendants_of(lab.server.pid());
+    let waiter = {
+        let bob = client(&lab, 1);
+        thread::spawn(move || bob.acquire("s", &waiting("b"), &mut |_| {}))
+    };
+    // Kill the server side of Bob's connection only.
+    assert!(eventually(Duration::from_secs(5), || {
+        mq_testkit::descendants_of(lab.server.pid()).len() > sessions_before.len() + 2
+    }));
+    thread::sleep(Duration::from_millis(500));
+    for pid in mq_testkit::descendants_of(lab.server.pid()) {
+        if !sessions_before.contains(&pid) {
+            mq_testkit::signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let result = waiter.join().unwrap();
+    assert!(result.is_err(), "{result:?}");
+    alice.release("s", "a", false).unwrap();
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lab.lock_owner("s"),
+        None,
+        "the dead wait never took the lock"
+    );
+}
+
+#[test]
+fn two_users_contend_for_30_rounds_and_never_both_hold() {
+    let lab = lab!(2);
+    let inside = Arc::new(AtomicUsize::new(0));
+    let violations = Arc::new(AtomicUsize::new(0));
+    let base = lab.base.clone();
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            let locks = client(&lab, i);
+            let me = lab.users[i].name.clone();
+            let inside = Arc::clone(&inside);
+            let violations = Arc::clone(&violations);
+            let base = base.clone();
+            thread::spawn(move || {
+                let key = format!("w{i}");
+                for _ in 0..30 {
+                    locks
+                        .acquire("shared", &waiting(&key), &mut |_| {})
+                        .unwrap();
+                    if inside.fetch_add(1, Ordering::SeqCst) != 0 {
+                        violations.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // The host agrees: the lock file is ours, with our key.
+                    let key_now =
+                        std::fs::read_to_string(base.join("shared.key")).unwrap_or_default();
+                    if key_now != key {
+                        violations.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let _ = &me;
+                    thread::sleep(Duration::from_millis(20));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    locks.release("shared", &key, false).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(violations.load(Ordering::SeqCst), 0);
+    assert_eq!(lab.lock_owner("shared"), None);
+}
+
+#[test]
+fn old_client_and_mq_exclude_each_other_both_ways() {
+    let lab = lab!(2);
+    let base = lab.base_str();
+    let mq = client(&lab, 1);
+
+    // An old client takes the lock with PROTOCOL.md's line.
+    let take = format!(
+        "umask 0111 && lockfile -1 -r 0 '{base}/s.lock' && rm -f '{base}/s.key' && printf '%s' 'old-key' > '{base}/s.key' && chmod a-w,g+r '{base}/s.key' && chmod u+w '{base}/s.lock' && printf '%s' 0 > '{base}/s.lock' && chmod a-w '{base}/s.lock'"
+    );
+    assert!(old_client(&lab, 0, &take).status.success());
+    let LockState::Held(h) = mq.info("s").unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (h.owner.as_str(), h.key.as_str()),
+        (lab.users[0].name.as_str(), "old-key")
+    );
+    let bounded = AcquireOptions {
+        retries: 1,
+        ..waiting("new")
+    };
+    assert!(matches!(
+        mq.acquire("s", &bounded, &mut |_| {}),
+        Err(LockError::NotAcquired { .. })
+    ));
+    // The old client releases; mq gets it.
+    let release = format!("rm -f '{base}/s.key'; sync; rm -f '{base}/s.lock'");
+    assert!(old_client(&lab, 0, &release).status.success());
+    mq.acquire("s", &waiting("new"), &mut |_| {}).unwrap();
+
+    // Now mq holds it: the old client's lockfile fails and its stat-based
+    // info sees mq's user.
+    let out = old_client(&lab, 0, &format!("lockfile -1 -r 1 '{base}/s.lock'"));
+    assert!(!out.status.success());
+    let out = old_client(
+        &lab,
+        0,
+        &format!("stat --format='%U' '{base}/s.lock'; cat '{base}/s.key'"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\nnew", lab.users[1].name)
+    );
+
+    // An old client's cancel finds mq's wait (same user, same key).
+    let waiter = {
+        let again = client(&lab, 0);
+        thread::spawn(move || again.acquire("s", &waiting("ci-run-9"), &mut |_| {}))
+    };
+    thread::sleep(Duration::from_millis(1500));
+    let me = &lab.users[0].name;
+    let cancel = format!("pkill -u {me} -f \"lockfile.*'ci-run-9' > '{base}/s.key'\"");
+    old_client(&lab, 0, &cancel);
+    assert!(matches!(
+        waiter.join().unwrap(),
+        Err(LockError::NotAcquired { .. })
+    ));
+
+    // And mq's cancel finds an old client's wait.
+    let old_wait = {
+        let config = lab.config_for(me);
+        let wait = format!(
+            "umask 0111 && lockfile -1 -r -1 '{base}/s.lock' && rm -f '{base}/s.key' && printf '%s' 'oldwait' > '{base}/s.key' && chmod a-w,g+r '{base}/s.key'"
+        );
+        Command::new("ssh")
+            .args(["-tt", "-F", config.to_str().unwrap(), "lab", &wait])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    thread::sleep(Duration::from_millis(1500));
+    let alice = client(&lab, 0);
+    assert!(alice.cancel("s", "oldwait").unwrap() >= 1);
+    let mut old_wait = old_wait;
+    assert!(eventually(Duration::from_secs(5), || old_wait
+        .try_wait()
+        .unwrap()
+        .is_some()));
+    mq.release("s", "new", false).unwrap();
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.lock_owner("s"), None);
+}
+
+#[test]
+fn plain_sh_fallback_excludes_and_is_excluded_by_lockfile() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let bob = client(&lab, 1);
+    let fallback = |key: &str| AcquireOptions {
+        key: key.into(),
+        force_fallback: true,
+        ..AcquireOptions::default()
+    };
+    alice.acquire("f", &fallback("a"), &mut |_| {}).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let lock = lab.base.join("f.lock");
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o444
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.base.join("f.key")).unwrap(),
+        "a"
+    );
+    // The real lockfile waits on a fallback lock...
+    let bounded = AcquireOptions {
+        retries: 1,
+        ..waiting("b")
+    };
+    assert!(bob.acquire("f", &bounded, &mut |_| {}).is_err());
+    // ...and the fallback waits on a lockfile lock, with the same reclaim rule.
+    alice.release("f", "a", false).unwrap();
+    let short = AcquireOptions {
+        reclaim_timeout: Some(2),
+        ..waiting("b")
+    };
+    bob.acquire("f", &short, &mut |_| {}).unwrap();
+    let bounded_fallback = AcquireOptions {
+        retries: 0,
+        ..fallback("a")
+    };
+    assert!(alice.acquire("f", &bounded_fallback, &mut |_| {}).is_err());
+    let started = Instant::now();
+    alice.acquire("f", &fallback("a"), &mut |_| {}).unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        lab.lock_owner("f").as_deref(),
+        Some(lab.users[0].name.as_str())
+    );
+    // Its waits are found by cancel too.
+    let waiter = {
+        let again = client(&lab, 1);
+        thread::spawn(move || {
+            again.acquire(
+                "f",
+                &AcquireOptions {
+                    key: "fb".into(),
+                    force_fallback: true,
+                    ..AcquireOptions::default()
+                },
+                &mut |_| {},
+            )
+        })
+    };
+    thread::sleep(Duration::from_millis(1500));
+    assert!(bob.cancel("f", "fb").unwrap() >= 1);
+    assert!(waiter.join().unwrap().is_err());
+}
+
+#[test]
+fn hostile_keys_are_stored_and_matched_exactly() {
+    let lab = lab!(1);
+    let alice = client(&lab, 0);
+    let marker = PathBuf::from("/tmp/mq-lock-pwned");
+    let _ = std::fs::remove_file(&marker);
+    let key = "it's $(touch /tmp/mq-lock-pwned); `touch /tmp/mq-lock-pwned` & \"quoted\" * ";
+    alice.acquire("h", &waiting(key), &mut |_| {}).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(lab.base.join("h.key")).unwrap(),
+        key
+    );
+    let LockState::Held(h) = alice.info("h").unwrap() else {
+        panic!()
+    };
+    assert_eq!(h.key, key);
+    assert!(alice.release("h", "it's", false).is_err());
+    // A wait with the hostile key is cancellable by that key.
+    let other = client(&lab, 0);
+    let waiter = thread::spawn(move || {
+        other.acquire(
+            "h",
+            &AcquireOptions {
+                key: "x'y $(z)".into(),
+                ..AcquireOptions::default()
+            },
+            &mut |_| {},
+        )
+    });
+    thread::sleep(Duration::from_millis(1500));
+    assert_eq!(alice.cancel("h", "x'y $(z)").unwrap(), 1);
+    assert!(waiter.join().unwrap().is_err());
+    alice.release("h", key, false).unwrap();
+    assert!(!marker.exists(), "nothing in a key ran");
+    for bad in ["two\nlines", ""] {
+        assert!(matches!(
+            alice.acquire("h", &waiting(bad), &mut |_| {}),
+            Err(LockError::BadInput(_))
+        ));
+    }
+}
+
+#[test]
+fn cleanup_cancels_waits_and_releases_what_the_key_holds() {
+    let lab = lab!(2);
+    let ci = client(&lab, 0);
+    let other = client(&lab, 1);
+    ci.acquire("a", &waiting("job-1"), &mut |_| {}).unwrap();
+    ci.acquire("b", &waiting("job-1"), &mut |_| {}).unwrap();
+    ci.acquire("c", &waiting("job-2"), &mut |_| {}).unwrap();
+    other.acquire("d", &waiting("job-1"), &mut |_| {}).unwrap();
+    let waiter = {
+        let again = client(&lab, 0);
+        thread::spawn(move || again.acquire("d", &waiting("job-1"), &mut |_| {}))
+    };
+    thread::sleep(Duration::from_millis(1500));
+    let (cancelled, mut released) = ci.cleanup("job-1", &["a", "b", "c", "d", "e"]).unwrap();
+    released.sort();
+    assert_eq!(cancelled, 1);
+    assert_eq!(released, ["a", "b"]);
+    assert!(waiter.join().unwrap().is_err());
+    assert_eq!(
+        lab.lock_owner("c").as_deref(),
+        Some(lab.users[0].name.as_str()),
+        "other key kept"
+    );
+    assert_eq!(
+        lab.lock_owner("d").as_deref(),
+        Some(lab.users[1].name.as_str()),
+        "other user kept"
+    );
+}
+
+#[test]
+fn wrong_version_is_refused_before_anything_changes() {
+    let lab = lab!(1);
+    std::fs::write(lab.base.join("VERSION"), "4\n").unwrap();
+    let alice = client(&lab, 0);
+    let err = alice.acquire("s", &waiting("k"), &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, LockError::VersionMismatch { ref found, .. } if found == "4"),
+        "{err}"
+    );
+    assert_eq!(lab.lock_owner("s"), None);
+    let err = client(&lab, 0).info("s").unwrap_err();
+    assert!(err
+        .to_string()
+        .starts_with("Local version of mq.sh appears to differ from version on"));
+}
+
+#[test]
+fn interrupting_a_wait_kills_it_remotely() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    alice.acquire("s", &waiting("a"), &mut |_| {}).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let options = AcquireOptions {
+        cancel: Some(Arc::clone(&stop)),
+        ..waiting("b")
+    };
+    let bob = client(&lab, 1);
+    let waiter = thread::spawn(move || bob.acquire("s", &options, &mut |_| {}));
+    thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        waiter.join().unwrap(),
+        Err(LockError::Interrupted { .. })
+    ));
+    alice.release("s", "a", false).unwrap();
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.lock_owner("s"), None);
+    let _ = alice.transport().describe();
+}
