@@ -718,7 +718,7 @@ mod tests {
 
     #[test]
     fn records_parse_with_hostile_keys() {
-        let body = b"a\0alice\0t 1 +0000\0600\0it's; $(x) \0b\0bob\0t 2 +0000\0\00\0";
+        let body = b"a\x00alice\x00t 1 +0000\x00600\x00it's; $(x) \x00b\x00bob\x00t 2 +0000\x00\x000\x00";
         let r = parse_records(body);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].1.key, "it's; $(x) ");
