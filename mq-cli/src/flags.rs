@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// The value name that marks an argument as "a system or pool name"; shell
 /// completions offer the inventory's names for every argument carrying it.
@@ -48,10 +48,24 @@ pub struct GlobalArgs {
     /// How to reach the host: ssh (libssh2, default), openssh (the ssh client), local (overrides MQ_TRANSPORT)
     #[arg(long, global = true, value_name = "KIND", value_parser = ["ssh", "openssh", "local"])]
     pub transport: Option<String>,
+
+    /// SSH client configuration file to read instead of ~/.ssh/config (as ssh -F; overrides MQ_SSH_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Directly interact with the machine locks (mq.sh's sem)
+    #[command(after_help = SEM_HELP)]
+    Sem(SemArgs),
+
+    /// Take a board's lock and keep it (sem -wait); a pool picks a free member and prints it
+    Lock(LockArgs),
+
+    /// Release a board's lock (sem -signal; a refusal exits 3 instead of 0)
+    Unlock(UnlockArgs),
+
     /// Query information on available machines (a table of systems, then of pools)
     #[command(after_help = "'mq systems simple' prints one system name a line, as mq.sh does.")]
     Systems(SystemsArgs),
@@ -126,4 +140,119 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+const SEM_HELP: &str = "\
+mq.sh's spellings work as they always have:
+  mq sem -info SYSTEM      mq sem -mr-info SYSTEM    mq sem dumpall
+  mq sem -wait SYSTEM      mq sem -signal SYSTEM     mq sem -cancel SYSTEM
+and so do words without the dash: mq sem info SYSTEM, mq sem wait SYSTEM, ...
+A pool name picks a member (a free one if any) and prints its name first.
+
+mq sem cleanup -k KEY  (new) cancels your waits with KEY and releases every lock
+you hold with KEY, on every system: what a cancelled CI job runs.
+
+Exit status: 0 done (mq.sh also exits 0 when -signal refuses: not yours / wrong
+key); 1 bad usage, unknown system, host unreachable or wrong version;
+2 the lock was not acquired; 130 interrupted.";
+
+/// Options shared by the lock commands (mq.sh's sem options).
+#[derive(Debug, Args)]
+pub struct LockOptions {
+    /// The lock key (CI uses repo-workflow-runid-job-index); 0 means no key
+    #[arg(
+        short = 'k',
+        long = "key",
+        value_name = "KEY",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    pub key: String,
+
+    /// Seconds between attempts to take the lock (default 1; mq.sh's is 8)
+    #[arg(short = 'w', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub retry: Option<String>,
+
+    /// Retries when taking the lock; -1 for ever (default)
+    #[arg(short = 't', value_name = "RETRIES", allow_hyphen_values = true)]
+    pub retries: Option<String>,
+
+    /// Reclaim timeout written into the lock: after this many seconds a waiter may take it over
+    #[arg(short = 'T', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("action").required(true)
+    .args(["info", "mr_info", "signal", "wait", "cancel", "dumpall", "cleanup"])))]
+pub struct SemArgs {
+    /// Show the lock of SYSTEM
+    #[arg(long, value_name = SYSTEM_VALUE_NAME)]
+    pub info: Option<String>,
+
+    /// Show the lock of SYSTEM in one machine-readable line
+    #[arg(long = "mr-info", value_name = SYSTEM_VALUE_NAME)]
+    pub mr_info: Option<String>,
+
+    /// Release the lock of SYSTEM
+    #[arg(long, value_name = SYSTEM_VALUE_NAME)]
+    pub signal: Option<String>,
+
+    /// Take the lock of SYSTEM, waiting for it
+    #[arg(long, value_name = SYSTEM_VALUE_NAME)]
+    pub wait: Option<String>,
+
+    /// Cancel your waits for SYSTEM's lock with the key given by -k
+    #[arg(long, value_name = SYSTEM_VALUE_NAME)]
+    pub cancel: Option<String>,
+
+    /// Show every locked system, one machine-readable line each
+    #[arg(long)]
+    pub dumpall: bool,
+
+    /// Cancel your waits with -k KEY and release every lock you hold with it
+    #[arg(long, requires = "key")]
+    pub cleanup: bool,
+
+    /// Release even a lock you do not hold (-signal)
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub options: LockOptions,
+
+    /// Print JSON (info, mr-info, dumpall)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The system or pool
+    #[arg(value_name = SYSTEM_VALUE_NAME)]
+    pub system: String,
+
+    #[command(flatten)]
+    pub options: LockOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The system
+    #[arg(value_name = SYSTEM_VALUE_NAME)]
+    pub system: String,
+
+    /// The lock key the lock was taken with
+    #[arg(
+        short = 'k',
+        long = "key",
+        value_name = "KEY",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    pub key: String,
+
+    /// Release even a lock you do not hold
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
 }

@@ -14,15 +14,60 @@ use std::ffi::OsString;
 
 /// Global options that take a value, so that the command word can be found
 /// behind them (`mq --host h sem -info x`).
-const GLOBAL_OPTIONS_WITH_VALUE: [&str; 3] = ["--host", "--base", "--inventory"];
+const GLOBAL_OPTIONS_WITH_VALUE: [&str; 5] = [
+    "--host",
+    "--base",
+    "--inventory",
+    "--transport",
+    "--ssh-config",
+];
 
 /// `(command, legacy word, replacement)`: the word as mq.sh's users type it and
 /// what clap is given instead.
-const WORDS: &[(&str, &str, &str)] = &[];
+const WORDS: &[(&str, &str, &str)] = &[
+    ("sem", "-info", "--info"),
+    ("sem", "-mr-info", "--mr-info"),
+    ("sem", "-signal", "--signal"),
+    ("sem", "-wait", "--wait"),
+    ("sem", "-cancel", "--cancel"),
+    ("sem", "-dumpall", "--dumpall"),
+    ("sem", "dumpall", "--dumpall"),
+    // The same actions as words, the modern spelling.
+    ("sem", "info", "--info"),
+    ("sem", "mr-info", "--mr-info"),
+    ("sem", "signal", "--signal"),
+    ("sem", "wait", "--wait"),
+    ("sem", "cancel", "--cancel"),
+    ("sem", "cleanup", "--cleanup"),
+];
 
 /// `(command, options)`: the options of a command that take a value; the
 /// argument behind one of them is a value and never translated.
-const VALUE_OPTIONS: &[(&str, &[&str])] = &[];
+const VALUE_OPTIONS: &[(&str, &[&str])] = &[(
+    "sem",
+    &[
+        "-k",
+        "--key",
+        "-w",
+        "-t",
+        "-T",
+        "-info",
+        "-mr-info",
+        "-signal",
+        "-wait",
+        "-cancel",
+        "--info",
+        "--mr-info",
+        "--signal",
+        "--wait",
+        "--cancel",
+        "info",
+        "mr-info",
+        "signal",
+        "wait",
+        "cancel",
+    ],
+)];
 
 /// Rewrites mq.sh's spellings in `args` (including `argv[0]`).
 pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
@@ -41,18 +86,18 @@ pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
         .iter()
         .find(|(cmd, _)| *cmd == command)
         .map_or(&[][..], |(_, options)| *options);
-    for i in command_at + 1..out.len() {
-        let is_value = out[i - 1]
-            .to_str()
-            .is_some_and(|prev| value_options.contains(&prev));
-        let Some(text) = out[i].to_str().filter(|_| !is_value) else {
+    let mut value_next = false;
+    for arg in out.iter_mut().skip(command_at + 1) {
+        if std::mem::take(&mut value_next) {
             continue;
-        };
+        }
+        let Some(text) = arg.to_str() else { continue };
+        value_next = value_options.contains(&text);
         if let Some((_, _, new)) = WORDS
             .iter()
             .find(|(cmd, old, _)| *cmd == command && *old == text)
         {
-            out[i] = OsString::from(*new);
+            *arg = OsString::from(*new);
         }
     }
     out
@@ -102,6 +147,24 @@ mod tests {
             tr(&["mq", "features", "x", "help"]),
             ["mq", "features", "x", "help"]
         );
+    }
+
+    #[test]
+    fn sem_words_in_any_position_but_never_values() {
+        assert_eq!(
+            tr(&["mq", "sem", "-k", "-info", "-wait", "wait"]),
+            ["mq", "sem", "-k", "-info", "--wait", "wait"]
+        );
+        assert_eq!(
+            tr(&["mq", "--host", "h", "sem", "dumpall"]),
+            ["mq", "--host", "h", "sem", "--dumpall"]
+        );
+        assert_eq!(
+            tr(&["mq", "sem", "info", "sabre", "-T", "5"]),
+            ["mq", "sem", "--info", "sabre", "-T", "5"]
+        );
+        // Other commands keep their words.
+        assert_eq!(tr(&["mq", "lock", "wait"]), ["mq", "lock", "wait"]);
     }
 
     #[test]

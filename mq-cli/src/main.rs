@@ -8,6 +8,7 @@ mod completions;
 mod flags;
 mod legacy;
 mod listing;
+mod sem;
 mod table;
 
 use std::fmt;
@@ -21,19 +22,32 @@ use mq_core::{Config, Environment, Inventory, Overrides, TransportKind};
 use crate::flags::{Cli, Command, GlobalArgs};
 
 /// Exit status for bad usage and failed checks, as mq.sh.
-const EXIT_USAGE: u8 = 1;
+pub const EXIT_USAGE: u8 = 1;
 
-/// A command that failed: one clear line (or a few) for stderr and the exit code.
+/// A command that failed: the line mq.sh prints on stdout where scripts grep
+/// it, a clear line (or a few) for stderr, and the exit code.
 #[derive(Debug)]
 pub struct Failure {
+    stdout: Option<String>,
     message: String,
     code: u8,
 }
 
 impl Failure {
-    fn new(message: impl Into<String>, code: u8) -> Failure {
+    /// A failure reported on stderr.
+    pub fn new(message: impl Into<String>, code: u8) -> Failure {
         Failure {
+            stdout: None,
             message: message.into(),
+            code,
+        }
+    }
+
+    /// A failure whose message is one of mq.sh's stdout lines.
+    pub fn stdout(line: impl Into<String>, code: u8) -> Failure {
+        Failure {
+            stdout: Some(line.into()),
+            message: String::new(),
             code,
         }
     }
@@ -69,7 +83,12 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{failure}");
+            if let Some(line) = &failure.stdout {
+                println!("{line}");
+            }
+            if !failure.message.is_empty() {
+                eprintln!("{failure}");
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -111,6 +130,7 @@ fn config(global: &GlobalArgs) -> Result<Config, Failure> {
         base: global.base.clone(),
         inventory: global.inventory.clone(),
         transport: global.transport.as_deref().and_then(TransportKind::parse),
+        ssh_config: global.ssh_config.clone(),
     };
     Config::resolve(&overrides, &Environment::from_process())
         .map_err(|e| Failure::new(format!("mq: {e}"), EXIT_USAGE))
@@ -124,11 +144,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
         config.load_inventory()?;
         return Ok(());
     }
-    if let Command::Help = cli.command {
-        return emit(&Cli::command().render_help().to_string());
-    }
+    let command = match cli.command {
+        Command::Help => return emit(&Cli::command().render_help().to_string()),
+        Command::Sem(args) => return sem::sem(args, config),
+        Command::Lock(args) => return sem::lock(args, config),
+        Command::Unlock(args) => return sem::unlock(args, config),
+        other => other,
+    };
     let inventory = config.load_inventory()?;
-    match cli.command {
+    match command {
         Command::Systems(args) if args.json => emit_json(inventory.systems()),
         Command::Systems(args) if args.format.is_some() => emit(&inventory.systems_simple()),
         Command::Systems(_) => emit(&listing::systems_tables(&inventory)),
@@ -153,7 +177,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .collect();
             emit_bytes(&completions::script(args.shell, &names))
         }
-        Command::Config(_) | Command::Help => unreachable!("handled above"),
+        Command::Config(_)
+        | Command::Help
+        | Command::Sem(_)
+        | Command::Lock(_)
+        | Command::Unlock(_) => unreachable!("handled above"),
     }
 }
 

@@ -33,6 +33,9 @@ pub const ENV_BASE: &str = "MQ_BASE";
 pub const ENV_INVENTORY: &str = "MQ_INVENTORY";
 /// Environment variable choosing the transport (`ssh`, `openssh`, `local`).
 pub const ENV_TRANSPORT: &str = "MQ_TRANSPORT";
+/// Environment variable naming an SSH client configuration file to read
+/// instead of `~/.ssh/config` and `/etc/ssh/ssh_config` (as `ssh -F`).
+pub const ENV_SSH_CONFIG: &str = "MQ_SSH_CONFIG";
 
 /// How mq reaches the lab host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,6 +130,8 @@ pub struct Overrides {
     pub inventory: Option<PathBuf>,
     /// `--transport`.
     pub transport: Option<TransportKind>,
+    /// `--ssh-config`.
+    pub ssh_config: Option<PathBuf>,
 }
 
 /// The part of the process environment configuration looks at.
@@ -139,10 +144,16 @@ pub struct Environment {
 impl Environment {
     /// A snapshot of this process's `MQ_*` variables and `HOME`.
     pub fn from_process() -> Environment {
-        let vars = [ENV_HOST, ENV_BASE, ENV_INVENTORY, ENV_TRANSPORT]
-            .into_iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
-            .collect();
+        let vars = [
+            ENV_HOST,
+            ENV_BASE,
+            ENV_INVENTORY,
+            ENV_TRANSPORT,
+            ENV_SSH_CONFIG,
+        ]
+        .into_iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+        .collect();
         let home = std::env::var_os("HOME").map(PathBuf::from);
         Environment { vars, home }
     }
@@ -188,6 +199,8 @@ pub struct Config {
     pub inventory: Setting<Option<PathBuf>>,
     /// How the host is reached.
     pub transport: Setting<TransportKind>,
+    /// An SSH client configuration file to read instead of the default ones.
+    pub ssh_config: Setting<Option<PathBuf>>,
     /// Things noticed while reading `~/.mq` (assignments mq will not evaluate).
     pub warnings: Vec<String>,
 }
@@ -228,22 +241,26 @@ impl Config {
             };
         let host = pick(&overrides.host, ENV_HOST, &dot.host, DEFAULT_HOST);
         let base = pick(&overrides.base, ENV_BASE, &dot.base, DEFAULT_BASE);
-        let inventory = if let Some(dir) = &overrides.inventory {
-            Setting {
-                value: Some(dir.clone()),
-                source: Source::CommandLine,
-            }
-        } else if let Some(dir) = env.var(ENV_INVENTORY) {
-            Setting {
-                value: Some(PathBuf::from(dir)),
-                source: Source::Environment(ENV_INVENTORY.to_string()),
-            }
-        } else {
-            Setting {
-                value: None,
-                source: Source::Default,
+        let path_setting = |given: &Option<PathBuf>, var: &str| {
+            if let Some(path) = given {
+                Setting {
+                    value: Some(path.clone()),
+                    source: Source::CommandLine,
+                }
+            } else if let Some(path) = env.var(var) {
+                Setting {
+                    value: Some(PathBuf::from(path)),
+                    source: Source::Environment(var.to_string()),
+                }
+            } else {
+                Setting {
+                    value: None,
+                    source: Source::Default,
+                }
             }
         };
+        let inventory = path_setting(&overrides.inventory, ENV_INVENTORY);
+        let ssh_config = path_setting(&overrides.ssh_config, ENV_SSH_CONFIG);
         let transport = if let Some(kind) = overrides.transport {
             Setting {
                 value: kind,
@@ -266,6 +283,7 @@ impl Config {
             base,
             inventory,
             transport,
+            ssh_config,
             warnings: dot.warnings,
         })
     }
@@ -530,6 +548,7 @@ mod tests {
             base: None,
             inventory: Some("/cli-inv".into()),
             transport: None,
+            ssh_config: None,
         };
         let c = Config::resolve(
             &overrides,

@@ -6,7 +6,9 @@
 //! * [`inventory`]: the fleet of systems and pools (the upstream fleet is
 //!   built in; a lab can supply its own files), with the listings mq.sh prints;
 //! * [`config`]: where the lab is (host, lock directory, inventory) and where
-//!   each setting came from.
+//!   each setting came from;
+//! * [`queue`]: [`MachineQueue`], one connection to the lab host and the lock
+//!   operations on boards named as users name them (systems or pools).
 //!
 //! It composes `mq-transport`, `mq-lock` and `mq-console`, and must never
 //! depend on the CLI (`mq-cli`): no argument parsing, printing for humans or
@@ -26,6 +28,10 @@
 
 pub mod config;
 pub mod inventory;
+pub mod queue;
 
 pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
 pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};
+pub use mq_lock::{check_key, AcquireOptions, Holder, LockError, LockState, WaitEvent};
+pub use mq_transport::{Transport, TransportError};
+pub use queue::{Choice, MachineQueue, QueueError};

@@ -718,7 +718,8 @@ mod tests {
 
     #[test]
     fn records_parse_with_hostile_keys() {
-        let body = b"a\x00alice\x00t 1 +0000\x00600\x00it's; $(x) \x00b\x00bob\x00t 2 +0000\x00\x000\x00";
+        let body =
+            b"a\x00alice\x00t 1 +0000\x00600\x00it's; $(x) \x00b\x00bob\x00t 2 +0000\x00\x000\x00";
         let r = parse_records(body);
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].1.key, "it's; $(x) ");

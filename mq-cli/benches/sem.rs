@@ -1,0 +1,114 @@
+//! `mq sem` against a real lab host, as ratios to the floor measured in the
+//! same run (one bare OpenSSH `ssh HOST true` as the same user), and the
+//! handover latency from a release to the next waiter holding the lock.
+//!
+//! `cargo bench -p mq-cli --bench sem` (as root: it makes throwaway users).
+//! Targets: sem -info <= 1.3x the floor; handover median <= 1.5 s.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mq_testkit::LabHost;
+
+const ROUNDS: usize = 11;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let Some(lab) = LabHost::start(2) else {
+        eprintln!("nothing measured: needs root and sshd");
+        return;
+    };
+    let mq = env!("CARGO_BIN_EXE_mq");
+    let home = tempfile::tempdir().unwrap();
+    let user = |i: usize| lab.users[i].name.clone();
+    let mq_as = |i: usize, args: &[&str]| {
+        let mut cmd = Command::new(mq);
+        cmd.args(args)
+            .env("HOME", home.path())
+            .env("MQ_HOST", "lab")
+            .env("MQ_BASE", lab.base_str())
+            .env("MQ_SSH_CONFIG", lab.config_for(&user(i)))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let time = |mut cmd: Command| {
+        let t = Instant::now();
+        assert!(cmd.status().unwrap().success());
+        t.elapsed()
+    };
+    let config = lab.config_for(&user(0));
+    let floor_cmd = || {
+        let mut c = Command::new("ssh");
+        c.args(["-F", config.to_str().unwrap(), "lab", "true"]);
+        c
+    };
+    time(floor_cmd());
+    let floor = median((0..ROUNDS).map(|_| time(floor_cmd())).collect());
+    let info = median(
+        (0..ROUNDS)
+            .map(|_| time(mq_as(0, &["sem", "-info", "sabre"])))
+            .collect(),
+    );
+    let pair = median(
+        (0..ROUNDS)
+            .map(|_| {
+                time(mq_as(0, &["sem", "-wait", "sabre", "-k", "b"]))
+                    + time(mq_as(0, &["sem", "-signal", "sabre", "-k", "b"]))
+            })
+            .collect(),
+    );
+
+    let mut handovers = Vec::new();
+    for _ in 0..ROUNDS {
+        assert!(mq_as(0, &["sem", "-wait", "sabre", "-k", "a"])
+            .status()
+            .unwrap()
+            .success());
+        let mut waiter = mq_as(1, &["sem", "-wait", "sabre", "-k", "b"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(mq_as(0, &["sem", "-signal", "sabre", "-k", "a"])
+            .status()
+            .unwrap()
+            .success());
+        let released = Instant::now();
+        assert!(waiter.wait().unwrap().success());
+        handovers.push(released.elapsed());
+        assert!(mq_as(1, &["sem", "-signal", "sabre", "-k", "b"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    let handover = median(handovers.clone());
+    let worst = handovers.iter().max().unwrap();
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let ratio = |d: Duration| d.as_secs_f64() / floor.as_secs_f64();
+    println!("floor: ssh HOST true           {:8.1} ms", ms(floor));
+    println!(
+        "mq sem -info                   {:8.1} ms  ratio {:.2} (target <= 1.3)",
+        ms(info),
+        ratio(info)
+    );
+    println!(
+        "mq sem -wait + mq sem -signal  {:8.1} ms  ratio {:.2}",
+        ms(pair),
+        ratio(pair)
+    );
+    println!(
+        "handover release -> next holder: median {:.0} ms, worst {:.0} ms (target median <= 1500 ms)",
+        ms(handover),
+        ms(*worst)
+    );
+}

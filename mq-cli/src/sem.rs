@@ -1,0 +1,443 @@
+//! `mq sem`, `mq lock`, `mq unlock`: the lock commands, with mq.sh's output
+//! lines and exit codes.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mq_core::{AcquireOptions, Config, LockError, LockState, MachineQueue, QueueError, WaitEvent};
+
+use crate::flags::{LockArgs, LockOptions, SemArgs, UnlockArgs};
+use crate::{Failure, EXIT_USAGE};
+
+/// Exit status when the lock was not acquired (mq.sh's).
+pub const EXIT_NOT_ACQUIRED: u8 = 2;
+/// Exit status of `mq unlock` when the lock is not ours or the key is wrong.
+pub const EXIT_REFUSED: u8 = 3;
+/// Exit status after ^C, SIGTERM or SIGHUP.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The lock options, checked: mq.sh's messages where it has them.
+struct Checked {
+    key: String,
+    retry_seconds: u32,
+    retries: i64,
+    timeout: u64,
+}
+
+fn check(options: &LockOptions) -> Result<Checked, Failure> {
+    let timeout = match &options.timeout {
+        None => 0,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(Failure::stdout(
+                    "-T <timeout> requires a positive integer",
+                    EXIT_USAGE,
+                ))
+            }
+        },
+    };
+    let retry_seconds = match &options.retry {
+        None => 1,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(Failure::new(
+                    format!(
+                        "mq: -w {text}: the retry period is a positive whole number of seconds"
+                    ),
+                    EXIT_USAGE,
+                ))
+            }
+        },
+    };
+    let retries = match &options.retries {
+        None => -1,
+        Some(text) => match text.parse::<i64>() {
+            Ok(n) if n >= -1 => n,
+            _ => {
+                return Err(Failure::new(
+                    format!("mq: -t {text}: retries are a whole number, or -1 for ever"),
+                    EXIT_USAGE,
+                ))
+            }
+        },
+    };
+    mq_core::check_key(&options.key)
+        .map_err(|e| Failure::new(format!("mq: -k: {e}"), EXIT_USAGE))?;
+    Ok(Checked {
+        key: options.key.clone(),
+        retry_seconds,
+        retries,
+        timeout,
+    })
+}
+
+/// Turns queue errors into mq.sh's lines and exit codes.
+pub fn failure(error: QueueError) -> Failure {
+    match error {
+        QueueError::Unreachable { host, source } => Failure {
+            // Scripts grep this exact line on stdout (PROTOCOL.md).
+            stdout: Some(format!("Unable to ssh to {host}")),
+            message: format!("mq: {source}"),
+            code: EXIT_USAGE,
+        },
+        QueueError::UnknownTarget(e) => Failure::stdout(e.to_string(), EXIT_USAGE),
+        QueueError::Lock(LockError::VersionMismatch { .. }) => {
+            Failure::stdout(error.to_string(), EXIT_USAGE)
+        }
+        QueueError::Lock(LockError::NotAcquired {
+            ref system,
+            ref detail,
+        }) => Failure {
+            stdout: Some(format!("Failed to acquire lock for system ({system})")),
+            message: if detail.is_empty() {
+                String::new()
+            } else {
+                format!("mq: {detail}")
+            },
+            code: EXIT_NOT_ACQUIRED,
+        },
+        QueueError::Lock(ref e @ LockError::AlreadyYours { ref system, .. }) => Failure {
+            stdout: Some(format!("{e}\nFailed to acquire lock for system ({system})")),
+            message: String::new(),
+            code: EXIT_NOT_ACQUIRED,
+        },
+        QueueError::Lock(LockError::Interrupted { .. }) => {
+            Failure::new(format!("mq: {error}"), EXIT_INTERRUPTED)
+        }
+        QueueError::Lock(LockError::BadInput(text)) => {
+            Failure::new(format!("mq: {text}"), EXIT_USAGE)
+        }
+        QueueError::Lock(LockError::Transport(e)) if e.is_connection_lost() => {
+            Failure::new(format!("mq: {e}"), EXIT_USAGE)
+        }
+        other => Failure::new(format!("mq: {other}"), EXIT_USAGE),
+    }
+}
+
+/// Signals that should stop a wait: set on ^C, SIGTERM, SIGHUP.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+    }
+    flag
+}
+
+fn connect(config: Config) -> Result<MachineQueue, Failure> {
+    // Names are checked against the inventory before connecting by the
+    // callers; here the connection (and the inventory) fail as mq.sh says.
+    MachineQueue::connect(config).map_err(failure)
+}
+
+/// Prints a pool's choice as mq.sh's sem does: the name alone.
+fn choose(queue: &MachineQueue, name: &str) -> Result<String, Failure> {
+    let choice = queue.choose(name).map_err(failure)?;
+    if choice.pool.is_some() {
+        println!("{}", choice.system);
+    }
+    Ok(choice.system)
+}
+
+fn json_state(system: &str, state: &LockState) -> serde_json::Value {
+    let mut value = serde_json::to_value(state).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("system".into(), system.into());
+    }
+    value
+}
+
+/// `mq sem ...`.
+pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
+    let checked = check(&args.options)?;
+    // Unknown names fail before any connection, with mq.sh's message.
+    let inventory = config.load_inventory()?;
+    for name in [
+        &args.info,
+        &args.mr_info,
+        &args.signal,
+        &args.wait,
+        &args.cancel,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        inventory
+            .resolve(name)
+            .map_err(|e| Failure::stdout(e.to_string(), EXIT_USAGE))?;
+    }
+    let queue = connect(config)?;
+    if let Some(name) = &args.info {
+        let system = choose(&queue, name)?;
+        let state = queue.info(&system).map_err(failure)?;
+        if args.json {
+            println!("{}", json_state(&system, &state));
+        } else {
+            println!("{}", state.info_line(&system));
+        }
+    } else if let Some(name) = &args.mr_info {
+        let system = choose(&queue, name)?;
+        let state = queue.info(&system).map_err(failure)?;
+        if args.json {
+            println!("{}", json_state(&system, &state));
+        } else {
+            println!("{}", state.mr_info_line(&system));
+        }
+    } else if args.dumpall {
+        let all = queue.dump_all().map_err(failure)?;
+        if args.json {
+            let items: Vec<_> = all
+                .iter()
+                .map(|(s, h)| json_state(s, &LockState::Held(h.clone())))
+                .collect();
+            println!("{}", serde_json::Value::Array(items));
+        } else {
+            for (system, holder) in &all {
+                println!("{}", holder.mr_info_line(system));
+            }
+        }
+    } else if let Some(name) = &args.signal {
+        let system = choose(&queue, name)?;
+        match queue.release(&system, &checked.key, args.force) {
+            Ok(()) => {}
+            // mq.sh prints these and exits 0; scripts rely on it.
+            Err(QueueError::Lock(
+                e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }),
+            )) => {
+                println!("{e}");
+            }
+            Err(e) => return Err(failure(e)),
+        }
+    } else if let Some(name) = &args.wait {
+        let system = choose(&queue, name)?;
+        wait(&queue, &system, &checked)?;
+    } else if let Some(name) = &args.cancel {
+        let system = choose(&queue, name)?;
+        let n = queue.cancel(&system, &checked.key).map_err(failure)?;
+        if std::io::stderr().is_terminal() {
+            eprintln!(
+                "mq: cancelled {n} wait(s) for {system} with key '{}'",
+                checked.key
+            );
+        }
+    } else if args.cleanup {
+        let (cancelled, released) = queue.cleanup(&checked.key).map_err(failure)?;
+        for system in &released {
+            println!("Released {system}");
+        }
+        eprintln!(
+            "mq: cancelled {cancelled} wait(s) and released {} lock(s) with key '{}'",
+            released.len(),
+            checked.key
+        );
+    }
+    Ok(())
+}
+
+/// `mq lock SYSTEM`.
+pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
+    let checked = check(&args.options)?;
+    config
+        .load_inventory()?
+        .resolve(&args.system)
+        .map_err(|e| Failure::stdout(e.to_string(), EXIT_USAGE))?;
+    let queue = connect(config)?;
+    let system = choose(&queue, &args.system)?;
+    wait(&queue, &system, &checked)
+}
+
+/// `mq unlock SYSTEM`.
+pub fn unlock(args: UnlockArgs, config: Config) -> Result<(), Failure> {
+    mq_core::check_key(&args.key).map_err(|e| Failure::new(format!("mq: -k: {e}"), EXIT_USAGE))?;
+    let inventory = config.load_inventory()?;
+    if inventory.system(&args.system).is_none() {
+        let message = match inventory.resolve(&args.system) {
+            Err(e) => e.to_string(),
+            Ok(_) => format!(
+                "mq: '{}' is a pool: unlock the system you hold",
+                args.system
+            ),
+        };
+        return Err(Failure::stdout(message, EXIT_USAGE));
+    }
+    let queue = connect(config)?;
+    match queue.release(&args.system, &args.key, args.force) {
+        Ok(()) => Ok(()),
+        Err(QueueError::Lock(e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }))) => {
+            Err(Failure::stdout(e.to_string(), EXIT_REFUSED))
+        }
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// Takes the lock, showing the wait: on a terminal one line updated in
+/// place (holder, since, time waited); otherwise a plain line whenever the
+/// holder changes.
+fn wait(queue: &MachineQueue, system: &str, checked: &Checked) -> Result<(), Failure> {
+    let stop = interrupt_flag();
+    let options = AcquireOptions {
+        key: checked.key.clone(),
+        retry_seconds: checked.retry_seconds,
+        retries: checked.retries,
+        reclaim_timeout: Some(checked.timeout),
+        cancel: Some(Arc::clone(&stop)),
+        force_fallback: false,
+    };
+    let display = WaitDisplay::start(system);
+    let result = queue.acquire(system, &options, &mut |event| display.event(event));
+    display.finish();
+    result.map_err(failure)
+}
+
+/// The wait's progress on stderr.
+pub struct WaitDisplay {
+    state: Arc<Mutex<DisplayState>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+struct DisplayState {
+    system: String,
+    holder: Option<(String, String)>,
+    started: Instant,
+    done: bool,
+    drawn: bool,
+}
+
+impl DisplayState {
+    fn line(&self) -> String {
+        let waited = self.started.elapsed().as_secs();
+        match &self.holder {
+            Some((owner, since)) => format!(
+                "Waiting for {}: held by {owner} since {}; waited {}",
+                self.system,
+                short_time(since),
+                elapsed(waited)
+            ),
+            None => format!("Waiting for {}; waited {}", self.system, elapsed(waited)),
+        }
+    }
+}
+
+/// `2026-11-28 06:00:58.010732932 +0000` without the fraction of a second.
+fn short_time(since: &str) -> String {
+    let mut words: Vec<&str> = since.split(' ').collect();
+    if let Some(time) = words.get_mut(1) {
+        *time = time.split('.').next().unwrap_or(time);
+    }
+    words.join(" ")
+}
+
+fn elapsed(seconds: u64) -> String {
+    if seconds < 60 {
+        format!("{seconds}s")
+    } else if seconds < 3600 {
+        format!("{}m{:02}s", seconds / 60, seconds % 60)
+    } else {
+        format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60)
+    }
+}
+
+impl WaitDisplay {
+    /// Starts showing a wait for `system`.
+    pub fn start(system: &str) -> WaitDisplay {
+        let state = Arc::new(Mutex::new(DisplayState {
+            system: system.to_string(),
+            holder: None,
+            started: Instant::now(),
+            done: false,
+            drawn: false,
+        }));
+        let ticker = std::io::stderr().is_terminal().then(|| {
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.done {
+                    return;
+                }
+                // Only once someone else is seen holding it: a free board
+                // is taken at once and needs no progress line.
+                if s.holder.is_some() {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(err, "\r\x1b[K{}", s.line());
+                    let _ = err.flush();
+                    s.drawn = true;
+                }
+            })
+        });
+        WaitDisplay { state, ticker }
+    }
+
+    /// A wait event.
+    pub fn event(&self, event: WaitEvent) {
+        let WaitEvent::Holder { owner, since } = event;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.holder = Some((owner, since));
+        if self.ticker.is_none() {
+            eprintln!("{}", s.line());
+        }
+    }
+
+    /// Ends the display, clearing the progress line.
+    pub fn finish(mut self) {
+        let drawn = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.done = true;
+            s.drawn
+        };
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if drawn {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elapsed_reads_well() {
+        assert_eq!(elapsed(5), "5s");
+        assert_eq!(elapsed(125), "2m05s");
+        assert_eq!(elapsed(7322), "2h02m");
+        assert_eq!(
+            short_time("2026-11-28 06:00:58.010732932 +0000"),
+            "2026-11-28 06:00:58 +0000"
+        );
+    }
+
+    #[test]
+    fn option_messages() {
+        let opts = |t: Option<&str>, w: Option<&str>, r: Option<&str>, k: &str| LockOptions {
+            key: k.into(),
+            retry: w.map(Into::into),
+            retries: r.map(Into::into),
+            timeout: t.map(Into::into),
+        };
+        for bad in ["0", "-5", "x", "1.5"] {
+            let f = check(&opts(Some(bad), None, None, "0")).err().unwrap();
+            assert_eq!(
+                f.stdout.as_deref(),
+                Some("-T <timeout> requires a positive integer")
+            );
+            assert_eq!(f.code, 1);
+        }
+        assert!(check(&opts(None, Some("0"), None, "0")).is_err());
+        assert!(check(&opts(None, None, Some("-2"), "0")).is_err());
+        assert!(check(&opts(None, None, None, "a\nb")).is_err());
+        let ok = check(&opts(Some("30"), Some("2"), Some("-1"), "k"))
+            .ok()
+            .unwrap();
+        assert_eq!((ok.timeout, ok.retry_seconds, ok.retries), (30, 2, -1));
+    }
+}

@@ -1,0 +1,387 @@
+//! `mq sem`, `mq lock`, `mq unlock` through the built binary, against a real
+//! lab host: sshd on 127.0.0.1, throwaway users, procmail's lockfile.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mq_testkit::{eventually, LabHost};
+use nix::sys::signal::Signal;
+
+struct Sem {
+    lab: LabHost,
+    home: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Sem {
+    fn start(users: usize) -> Option<Sem> {
+        let has_lockfile = Command::new("sh")
+            .args(["-c", "command -v lockfile"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_lockfile {
+            eprintln!("SKIPPED: no lockfile (install procmail)");
+            return None;
+        }
+        Some(Sem {
+            lab: LabHost::start(users)?,
+            home: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn user(&self, i: usize) -> &str {
+        &self.lab.users[i].name
+    }
+
+    /// `mq ARGS` as user `i`, against this lab.
+    fn command(&self, i: usize, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("MQ_HOST", "lab")
+            .env("MQ_BASE", self.lab.base_str())
+            .env("MQ_SSH_CONFIG", self.lab.config_for(self.user(i)))
+            .env_remove("MQ_INVENTORY")
+            .env_remove("MQ_TRANSPORT")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn mq(&self, i: usize, args: &[&str]) -> Run {
+        let out = self.command(i, args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn spawn(&self, i: usize, args: &[&str]) -> Child {
+        self.command(i, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn wait_for_lockfile_of(user: &str) -> bool {
+    eventually(Duration::from_secs(10), || {
+        !mq_testkit::processes_matching("lockfile -1").is_empty()
+            && std::process::Command::new("pgrep")
+                .args(["-u", user, "lockfile"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn every_sem_command_and_message() {
+    let Some(t) = Sem::start(2) else { return };
+    let (alice, bob) = (t.user(0).to_string(), t.user(1).to_string());
+
+    let r = t.mq(0, &["sem", "-info", "sabre"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "Lock for sabre currently free\n")
+    );
+    let r = t.mq(0, &["sem", "-mr-info", "sabre"]);
+    assert_eq!(r.stdout, "sabre FREE\n");
+
+    let r = t.mq(0, &["sem", "-wait", "sabre", "-k", "ci-1", "-T", "600"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    let r = t.mq(1, &["sem", "-info", "sabre"]);
+    let prefix = format!("Lock for sabre held by {alice} since 20");
+    assert!(r.stdout.starts_with(&prefix), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with(", timeout 600 with key 'ci-1'\n"),
+        "{}",
+        r.stdout
+    );
+    let r = t.mq(1, &["sem", "-mr-info", "sabre"]);
+    let words: Vec<&str> = r.stdout.split_whitespace().collect();
+    assert_eq!(words.len(), 7);
+    assert_eq!(
+        (words[0], words[1], words[2], words[6]),
+        ("sabre", "LOCKED", alice.as_str(), "ci-1")
+    );
+    let r = t.mq(1, &["sem", "dumpall"]);
+    assert_eq!(r.stdout.lines().count(), 1);
+    assert!(r.stdout.starts_with("sabre LOCKED "));
+
+    // Already mine, with the same key: refused, exit 2.
+    let r = t.mq(0, &["sem", "-wait", "sabre", "-k", "ci-1"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stdout,
+        "Attempting to grab lock you already own with the same key. Please explicitly release\n\
+         Failed to acquire lock for system (sabre)\n"
+    );
+    // Someone else's: -t bounds the wait.
+    let r = t.mq(1, &["sem", "-wait", "sabre", "-t", "1"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (2, "Failed to acquire lock for system (sabre)\n")
+    );
+
+    // Releases refused as mq.sh refuses them: message, exit 0.
+    let r = t.mq(1, &["sem", "-signal", "sabre", "-k", "ci-1"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "Attempting to unlock system sabre that you do not hold\n"
+        )
+    );
+    let r = t.mq(0, &["sem", "-signal", "sabre", "-k", "wrong"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "Attempting to unlock system sabre with the wrong key!\n")
+    );
+    assert!(t.lab.lock_owner("sabre").is_some());
+    // The modern unlock says so with exit 3.
+    let r = t.mq(0, &["unlock", "sabre", "-k", "wrong"]);
+    assert_eq!(r.code, 3);
+    // Forced release by another user.
+    let r = t.mq(1, &["sem", "-signal", "sabre", "-f"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    assert_eq!(t.lab.lock_owner("sabre"), None);
+
+    // Modern spellings and JSON.
+    let r = t.mq(1, &["lock", "sabre", "-k", "b"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = t.mq(0, &["sem", "info", "sabre", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["system"], "sabre");
+    assert_eq!(v["state"], "held");
+    assert_eq!(v["owner"], bob.as_str());
+    assert_eq!(v["key"], "b");
+    let r = t.mq(0, &["sem", "dumpall", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let r = t.mq(1, &["unlock", "sabre", "-k", "b"]);
+    assert_eq!(r.code, 0);
+    let r = t.mq(1, &["sem", "info", "sabre", "--json"]);
+    assert!(r.stdout.contains("\"state\":\"free\""), "{}", r.stdout);
+}
+
+#[test]
+fn bad_input_fails_before_connecting() {
+    let Some(t) = Sem::start(1) else { return };
+    let before = t.lab.server.connections();
+    let r = t.mq(0, &["sem", "-wait", "nosuch"]);
+    assert_eq!(r.code, 1);
+    assert!(r
+        .stdout
+        .starts_with("System or pool 'nosuch' does not exist. Valid systems are\n"));
+    for (args, message) in [
+        (
+            &["sem", "-wait", "sabre", "-T", "0"][..],
+            "-T <timeout> requires a positive integer",
+        ),
+        (
+            &["sem", "-wait", "sabre", "-T", "soon"][..],
+            "-T <timeout> requires a positive integer",
+        ),
+    ] {
+        let r = t.mq(0, args);
+        assert_eq!((r.code, r.stdout.trim()), (1, message), "{args:?}");
+    }
+    let r = t.mq(0, &["sem", "-wait", "sabre", "-k", "two\nlines"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("newline"));
+    let r = t.mq(0, &["sem", "-wait", "sabre", "-w", "0"]);
+    assert_eq!(r.code, 1);
+    let r = t.mq(0, &["sem", "-frobnicate", "sabre"]);
+    assert_eq!(r.code, 1);
+    let r = t.mq(0, &["sem"]);
+    assert_eq!(r.code, 1);
+    let r = t.mq(0, &["sem", "help"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("-mr-info"), "{}", r.stdout);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        t.lab.server.connections(),
+        before,
+        "nothing reached the host"
+    );
+    assert!(
+        std::fs::read_dir(&t.lab.base).unwrap().count() == 1,
+        "only VERSION"
+    );
+}
+
+#[test]
+fn unreachable_host_and_wrong_version() {
+    let Some(t) = Sem::start(1) else { return };
+    let config = t.home.path().join("closed");
+    let port = mq_testkit::free_port();
+    std::fs::write(
+        &config,
+        format!("Host lab\n  HostName 127.0.0.1\n  Port {port}\n"),
+    )
+    .unwrap();
+    let mut cmd = t.command(0, &["sem", "-info", "sabre"]);
+    cmd.env("MQ_SSH_CONFIG", &config);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Unable to ssh to lab\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("127.0.0.1:{port}")));
+
+    std::fs::write(t.lab.base.join("VERSION"), "4\n").unwrap();
+    let r = t.mq(0, &["sem", "-wait", "sabre"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .starts_with("Local version of mq.sh appears to differ from version on "),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.lab.lock_owner("sabre"), None);
+}
+
+#[test]
+fn a_pool_picks_a_free_member_and_prints_it() {
+    let Some(t) = Sem::start(1) else { return };
+    let r = t.mq(0, &["sem", "-wait", "odroidc4_pool", "-k", "p"]);
+    assert_eq!(r.code, 0);
+    let first = r.stdout.trim().to_string();
+    assert!(first == "odroidc4_1" || first == "odroidc4_2", "{first}");
+    let r = t.mq(0, &["sem", "-wait", "odroidc4_pool", "-k", "p"]);
+    let second = r.stdout.trim().to_string();
+    assert_ne!(first, second, "the free member is chosen");
+    assert!(t.lab.lock_owner(&first).is_some() && t.lab.lock_owner(&second).is_some());
+}
+
+#[test]
+fn one_connection_for_sem_info() {
+    let Some(t) = Sem::start(1) else { return };
+    let before = t.lab.server.connections();
+    assert_eq!(t.mq(0, &["sem", "-info", "sabre"]).code, 0);
+    assert_eq!(t.mq(0, &["sem", "-wait", "x86_pool", "-k", "k"]).code, 0);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        t.lab.server.connections() - before,
+        2,
+        "one connection per mq"
+    );
+}
+
+#[test]
+fn a_waiter_killed_with_sigkill_never_acquires() {
+    let Some(t) = Sem::start(2) else { return };
+    assert_eq!(t.mq(0, &["sem", "-wait", "sabre", "-k", "a"]).code, 0);
+    let mut waiter = t.spawn(1, &["sem", "-wait", "sabre", "-k", "b"]);
+    assert!(wait_for_lockfile_of(t.user(1)));
+    mq_testkit::signal(waiter.id(), Signal::SIGKILL);
+    waiter.wait().unwrap();
+    // The remote wait dies with the connection.
+    assert!(eventually(Duration::from_secs(10), || {
+        !std::process::Command::new("pgrep")
+            .args(["-u", t.user(1), "lockfile"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }));
+    assert_eq!(t.mq(0, &["sem", "-signal", "sabre", "-k", "a"]).code, 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        t.lab.lock_owner("sabre"),
+        None,
+        "the killed waiter never took the lock"
+    );
+}
+
+#[test]
+fn sigint_stops_a_wait_cleanly() {
+    let Some(t) = Sem::start(2) else { return };
+    assert_eq!(t.mq(0, &["sem", "-wait", "sabre", "-k", "a"]).code, 0);
+    let waiter = t.spawn(1, &["sem", "-wait", "sabre", "-k", "b"]);
+    assert!(wait_for_lockfile_of(t.user(1)));
+    let started = Instant::now();
+    mq_testkit::signal(waiter.id(), Signal::SIGINT);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The remote wait is hung up as mq leaves.
+    assert!(eventually(Duration::from_secs(5), || {
+        !std::process::Command::new("pgrep")
+            .args(["-u", t.user(1), "lockfile"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }));
+    assert_eq!(t.mq(0, &["sem", "-signal", "sabre", "-k", "a"]).code, 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(t.lab.lock_owner("sabre"), None);
+}
+
+#[test]
+fn cancel_and_ci_cleanup() {
+    let Some(t) = Sem::start(2) else { return };
+    assert_eq!(t.mq(1, &["sem", "-wait", "sabre"]).code, 0);
+    // A CI job (user 0, key job-9) holds two boards and waits for a third.
+    assert_eq!(
+        t.mq(0, &["sem", "-wait", "haswell3", "-k", "job-9"]).code,
+        0
+    );
+    assert_eq!(t.mq(0, &["sem", "-wait", "skylake", "-k", "job-9"]).code, 0);
+    let waiter = t.spawn(0, &["sem", "-wait", "sabre", "-k", "job-9"]);
+    assert!(wait_for_lockfile_of(t.user(0)));
+    // seL4's CI today: sem -cancel per board...
+    let r = t.mq(0, &["sem", "-cancel", "sabre", "-k", "job-9"]);
+    assert_eq!(r.code, 0);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Failed to acquire lock for system (sabre)\n"
+    );
+    // ...or one command for everything the key holds.
+    let waiter = t.spawn(0, &["sem", "-wait", "sabre", "-k", "job-9"]);
+    assert!(wait_for_lockfile_of(t.user(0)));
+    let r = t.mq(0, &["sem", "cleanup", "-k", "job-9"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Released haswell3\nReleased skylake\n");
+    assert!(
+        r.stderr
+            .contains("cancelled 1 wait(s) and released 2 lock(s)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(waiter.wait_with_output().unwrap().status.code(), Some(2));
+    assert_eq!(t.lab.lock_owner("haswell3"), None);
+    assert_eq!(t.lab.lock_owner("sabre").as_deref(), Some(t.user(1)));
+}
+
+#[test]
+fn waiting_shows_the_holder() {
+    let Some(t) = Sem::start(2) else { return };
+    assert_eq!(t.mq(0, &["sem", "-wait", "sabre", "-k", "a"]).code, 0);
+    let waiter = t.spawn(1, &["sem", "-wait", "sabre", "-k", "b"]);
+    assert!(wait_for_lockfile_of(t.user(1)));
+    assert_eq!(t.mq(0, &["sem", "-signal", "sabre", "-k", "a"]).code, 0);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Not a terminal: a plain line naming the holder.
+    assert!(
+        err.contains(&format!(
+            "Waiting for sabre: held by {} since 20",
+            t.user(0)
+        )),
+        "{err}"
+    );
+    assert!(!err.contains('\r'));
+}

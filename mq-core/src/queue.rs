@@ -1,0 +1,265 @@
+//! [`MachineQueue`]: one connection to the lab host, the inventory, and the
+//! lock operations on boards named as users name them (systems or pools).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use mq_lock::{AcquireOptions, Holder, LockClient, LockError, LockState, WaitEvent};
+use mq_transport::{
+    LocalTransport, OpensshOptions, OpensshTransport, SshOptions, SshTransport, Transport,
+    TransportError,
+};
+
+use crate::config::{Config, TransportKind};
+use crate::inventory::{Inventory, InventoryError, Target, UnknownTarget};
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The inventory is unusable.
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    /// The name is neither a system nor a pool (checked before connecting).
+    #[error(transparent)]
+    UnknownTarget(#[from] UnknownTarget),
+    /// The lab host could not be reached (PROTOCOL.md: `Unable to ssh to HOST`).
+    #[error("Unable to ssh to {host}")]
+    Unreachable {
+        /// The configured host.
+        host: String,
+        /// Why.
+        source: Box<TransportError>,
+    },
+    /// A lock operation failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// A board chosen for a name: the system, and the pool it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The system.
+    pub system: String,
+    /// The pool named, if a pool was named.
+    pub pool: Option<String>,
+}
+
+/// Opens the transport the configuration asks for.
+pub fn open_transport(config: &Config) -> Result<Arc<dyn Transport>, TransportError> {
+    let host = &config.host.value;
+    Ok(match config.transport.value {
+        TransportKind::Ssh => {
+            let mut options = SshOptions::new(host);
+            if let Some(file) = &config.ssh_config.value {
+                options = options.config_file(file);
+            }
+            Arc::new(SshTransport::connect(&options)?)
+        }
+        TransportKind::Openssh => {
+            let mut options = OpensshOptions::new(host);
+            options.config_file = config.ssh_config.value.clone();
+            Arc::new(OpensshTransport::connect(options)?)
+        }
+        TransportKind::Local => Arc::new(LocalTransport::new()),
+    })
+}
+
+/// The machine queue: the inventory and one connection to the lab host.
+pub struct MachineQueue {
+    config: Config,
+    inventory: Inventory,
+    locks: LockClient<Arc<dyn Transport>>,
+}
+
+impl MachineQueue {
+    /// Loads the inventory and opens ONE connection to the configured host.
+    pub fn connect(config: Config) -> Result<MachineQueue, QueueError> {
+        let inventory = config.load_inventory()?;
+        let transport = open_transport(&config).map_err(|source| QueueError::Unreachable {
+            host: config.host.value.clone(),
+            source: Box::new(source),
+        })?;
+        Ok(MachineQueue::with_transport(config, inventory, transport))
+    }
+
+    /// A queue over a transport the caller made (tests, custom setups).
+    pub fn with_transport(
+        config: Config,
+        inventory: Inventory,
+        transport: Arc<dyn Transport>,
+    ) -> MachineQueue {
+        let locks = LockClient::new(transport, &config.base.value);
+        MachineQueue {
+            config,
+            inventory,
+            locks,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The inventory in use.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// The lock client (for operations on systems already chosen).
+    pub fn locks(&self) -> &LockClient<Arc<dyn Transport>> {
+        &self.locks
+    }
+
+    /// The connection.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        self.locks.transport()
+    }
+
+    /// The system a name stands for: itself, or for a pool a random member
+    /// that is not locked (or, all being locked, a random member), as
+    /// PROTOCOL.md says. A pool costs one round trip to read its locks.
+    pub fn choose(&self, name: &str) -> Result<Choice, QueueError> {
+        match self.inventory.resolve(name)? {
+            Target::System(system) => Ok(Choice {
+                system: system.name.clone(),
+                pool: None,
+            }),
+            Target::Pool(pool) => {
+                let members: Vec<&str> = pool.members.iter().map(String::as_str).collect();
+                let states = self.locks.info_many(&members)?;
+                let free: Vec<&str> = states
+                    .iter()
+                    .filter(|(_, state)| *state == LockState::Free)
+                    .map(|(s, _)| s.as_str())
+                    .collect();
+                let candidates = if free.is_empty() { &members } else { &free };
+                Ok(Choice {
+                    system: candidates[random_index(candidates.len())].to_string(),
+                    pool: Some(pool.name.clone()),
+                })
+            }
+        }
+    }
+
+    /// The lock state of a system.
+    pub fn info(&self, system: &str) -> Result<LockState, QueueError> {
+        Ok(self.locks.info(system)?)
+    }
+
+    /// Every locked system of the inventory (lock files of other names are
+    /// ignored, as PROTOCOL.md's dumpall says).
+    pub fn dump_all(&self) -> Result<Vec<(String, Holder)>, QueueError> {
+        let all = self.locks.dump_all()?;
+        Ok(all
+            .into_iter()
+            .filter(|(name, _)| self.inventory.system(name).is_some())
+            .collect())
+    }
+
+    /// Takes a system's lock.
+    pub fn acquire(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<(), QueueError> {
+        Ok(self.locks.acquire(system, options, events)?)
+    }
+
+    /// Releases a system's lock.
+    pub fn release(&self, system: &str, key: &str, force: bool) -> Result<(), QueueError> {
+        Ok(self.locks.release(system, key, force)?)
+    }
+
+    /// Kills this user's waits for a system's lock with `key`.
+    pub fn cancel(&self, system: &str, key: &str) -> Result<usize, QueueError> {
+        Ok(self.locks.cancel(system, key)?)
+    }
+
+    /// A cancelled CI job's cleanup: cancel every wait of this user with
+    /// `key`, release every lock of the inventory this user holds with it.
+    pub fn cleanup(&self, key: &str) -> Result<(usize, Vec<String>), QueueError> {
+        let systems: Vec<&str> = self
+            .inventory
+            .systems()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        Ok(self.locks.cleanup(key, &systems)?)
+    }
+}
+
+/// A random index below `n` (n > 0), from the standard library's randomly
+/// seeded hasher: pool choice needs no more than that.
+fn random_index(n: usize) -> usize {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() % n as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Environment, Overrides};
+    use mq_transport::mock::MockTransport;
+
+    fn queue(host: Arc<dyn Transport>) -> MachineQueue {
+        let config = Config::resolve(
+            &Overrides::default(),
+            &Environment::new(Vec::<(String, String)>::new(), None),
+        )
+        .unwrap();
+        MachineQueue::with_transport(config, Inventory::builtin(), host)
+    }
+
+    #[test]
+    fn a_system_needs_no_round_trip_and_an_unknown_name_none_either() {
+        let host = Arc::new(MockTransport::new("me"));
+        let q = queue(host.clone());
+        assert_eq!(
+            q.choose("sabre").unwrap(),
+            Choice {
+                system: "sabre".into(),
+                pool: None
+            }
+        );
+        assert!(matches!(
+            q.choose("nope"),
+            Err(QueueError::UnknownTarget(_))
+        ));
+        assert!(host.calls().is_empty());
+    }
+
+    #[test]
+    fn a_pool_picks_a_free_member() {
+        let host = Arc::new(MockTransport::new("me"));
+        // sabre and sabre4 are held; sabre2 is the only free member.
+        let records = "MQ-PRE me 5\nsabre\0alice\0d t z\0\x000\0sabre4\0bob\0d t z\0\x000\0";
+        host.answer("mq_rec", records, 0);
+        let q = queue(host.clone());
+        for _ in 0..5 {
+            let choice = q.choose("sabre_pool").unwrap();
+            assert_eq!(choice.system, "sabre2");
+            assert_eq!(choice.pool.as_deref(), Some("sabre_pool"));
+        }
+    }
+
+    #[test]
+    fn a_fully_locked_pool_still_picks_a_member() {
+        let host = Arc::new(MockTransport::new("me"));
+        let records = "MQ-PRE me 5\nmaaxboard1\0a\0d t z\0\x000\0maaxboard2\0b\0d t z\0\x000\0";
+        host.answer("mq_rec", records, 0);
+        let q = queue(host);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..40 {
+            seen.insert(q.choose("maaxboard_pool").unwrap().system);
+        }
+        assert_eq!(seen.len(), 2, "both members get picked: {seen:?}");
+    }
+}
