@@ -1,0 +1,443 @@
+//! A console session: drive a byte source to an [`Outcome`], teeing every
+//! byte to sinks as it arrives.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::markers::Diagnosis;
+use crate::matcher::{Kind, Match, Matcher};
+
+/// Exit code of a completed run.
+pub const EXIT_COMPLETED: i32 = 0;
+/// Exit code when an error text was seen.
+pub const EXIT_ERROR_TEXT: i32 = 3;
+/// Exit code when time ran out (completion text not seen, or no output for the boot timeout).
+pub const EXIT_TIMEOUT: i32 = 4;
+/// Exit code when the console ended without a verdict.
+pub const EXIT_CONSOLE_CLOSED: i32 = 5;
+/// Exit code for infrastructure failures (connection, lock, files).
+pub const EXIT_INFRASTRUCTURE: i32 = 6;
+/// Exit code after an interrupt (^C), as a shell reports SIGINT.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// What one read from a source gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRead {
+    /// Bytes were read.
+    Data(usize),
+    /// The source is finished.
+    Eof,
+    /// Nothing within the timeout.
+    TimedOut,
+}
+
+/// Where console bytes come from: a board's serial console, a remote
+/// command, a file being replayed.
+pub trait ConsoleSource {
+    /// Reads, waiting at most `timeout` (`None`: until something happens).
+    fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<SourceRead>;
+
+    /// Sends bytes to the console (keep-alive mode). Unsupported by default.
+    fn send(&mut self, _data: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this console takes no input",
+        ))
+    }
+
+    /// The exit status of whatever produced the output, once it ended.
+    fn status(&mut self) -> Option<i32> {
+        None
+    }
+}
+
+/// A [`ConsoleSource`] over any blocking [`Read`]: a thread reads, the
+/// session waits on it with timeouts.
+pub struct ReaderSource {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    held: Vec<u8>,
+    ended: bool,
+}
+
+impl ReaderSource {
+    /// Reads `reader` on a thread of its own.
+    pub fn new<R: Read + Send + 'static>(mut reader: R) -> ReaderSource {
+        let (tx, rx) = mpsc::sync_channel(16);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if tx.send(Ok(buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        ReaderSource {
+            chunks: rx,
+            held: Vec::new(),
+            ended: false,
+        }
+    }
+}
+
+impl ConsoleSource for ReaderSource {
+    fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<SourceRead> {
+        if self.held.is_empty() && !self.ended {
+            let next = match timeout {
+                None => self.chunks.recv().map_err(|_| ()),
+                Some(t) => match self.chunks.recv_timeout(t) {
+                    Ok(chunk) => Ok(chunk),
+                    Err(mpsc::RecvTimeoutError::Timeout) => return Ok(SourceRead::TimedOut),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+                },
+            };
+            match next {
+                Ok(chunk) => self.held = chunk?,
+                Err(()) => self.ended = true,
+            }
+        }
+        if self.held.is_empty() {
+            return Ok(SourceRead::Eof);
+        }
+        let n = buf.len().min(self.held.len());
+        buf[..n].copy_from_slice(&self.held[..n]);
+        self.held.drain(..n);
+        Ok(SourceRead::Data(n))
+    }
+}
+
+/// Keep-alive: after the completion text, the console stays connected both
+/// ways until it closes or the user types the detach byte.
+pub struct KeepAlive {
+    /// What the user types, chunk by chunk (closed: no more input).
+    pub input: Receiver<Vec<u8>>,
+    /// The byte that detaches (default Ctrl-], 0x1d, as telnet); `None`: none.
+    pub detach: Option<u8>,
+}
+
+/// How a session runs.
+#[derive(Default)]
+pub struct SessionOptions {
+    /// Give up after this long (`None`: never; mq.sh's `-1`).
+    pub timeout: Option<Duration>,
+    /// Give up if not one byte arrives within this long.
+    pub boot_timeout: Option<Duration>,
+    /// Keep going after an error text (default: stop at the first).
+    pub continue_after_error: bool,
+    /// After the completion text, keep the console connected.
+    pub keep_alive: Option<KeepAlive>,
+    /// Set from elsewhere (a signal handler) to stop.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The completion text was seen.
+    Completed {
+        /// The match.
+        matched: Match,
+    },
+    /// An error text was seen.
+    ErrorText {
+        /// The match.
+        matched: Match,
+    },
+    /// Time ran out.
+    Timeout {
+        /// Whether any byte arrived at all.
+        saw_output: bool,
+        /// Whether it was the boot timeout (no output at all in time).
+        boot: bool,
+        /// The last non-empty line seen.
+        last_line: Option<String>,
+        /// What the output and markers say about it.
+        diagnosis: Diagnosis,
+    },
+    /// The console ended without a verdict.
+    SourceClosed {
+        /// The exit status of what produced it, if known.
+        status: Option<i32>,
+    },
+    /// Stopped by an interrupt.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The exit code this crate documents for the outcome.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Completed { .. } => EXIT_COMPLETED,
+            Outcome::ErrorText { .. } => EXIT_ERROR_TEXT,
+            Outcome::Timeout { .. } => EXIT_TIMEOUT,
+            Outcome::SourceClosed { .. } => EXIT_CONSOLE_CLOSED,
+            Outcome::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+
+    /// The marker line CI scripts grep for, when there is one.
+    pub fn ci_marker(&self) -> Option<&'static str> {
+        match self {
+            Outcome::Timeout { boot: true, .. } => Some("[[Boot timeout]]"),
+            Outcome::Timeout { .. } => Some("[[Timeout]]"),
+            _ => None,
+        }
+    }
+
+    /// A one-line summary.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Completed { matched } => format!(
+                "completed: '{}' on line {}",
+                matched.text, matched.line_number
+            ),
+            Outcome::ErrorText { matched } => format!(
+                "error text '{}' on line {}",
+                matched.text, matched.line_number
+            ),
+            Outcome::Timeout { diagnosis, .. } => format!("timed out: {diagnosis}"),
+            Outcome::SourceClosed { status: Some(s) } => {
+                format!("console closed (exit status {s}) before the completion text")
+            }
+            Outcome::SourceClosed { status: None } => {
+                "console closed before the completion text".into()
+            }
+            Outcome::Interrupted => "interrupted".into(),
+        }
+    }
+}
+
+/// What a session saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Every marker matched, in stream order.
+    pub markers: Vec<Match>,
+    /// Raw bytes read.
+    pub bytes: u64,
+    /// Time from start to the outcome.
+    pub elapsed: Duration,
+    /// In keep-alive mode: the user detached (rather than the console closing).
+    pub detached: bool,
+    /// Sinks that failed and were dropped (e.g. a closed terminal).
+    pub sink_errors: Vec<String>,
+}
+
+/// Drives a source to an outcome. Build one, add sinks, [`Session::run`].
+pub struct Session<'a> {
+    matcher: Matcher,
+    options: SessionOptions,
+    sinks: Vec<Box<dyn Write + 'a>>,
+}
+
+impl<'a> Session<'a> {
+    /// A session matching with `matcher`.
+    pub fn new(matcher: Matcher, options: SessionOptions) -> Session<'a> {
+        Session {
+            matcher,
+            options,
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Copies every byte to `sink` as it arrives (flushed each time).
+    pub fn tee(mut self, sink: impl Write + 'a) -> Session<'a> {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Runs until an outcome.
+    pub fn run(mut self, source: &mut dyn ConsoleSource) -> io::Result<Report> {
+        let started = Instant::now();
+        let deadline = self.options.timeout.map(|t| started + t);
+        let boot_deadline = self.options.boot_timeout.map(|t| started + t);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut bytes = 0u64;
+        let mut markers = Vec::new();
+        let mut sink_errors = Vec::new();
+        let mut completed: Option<Match> = None;
+        let slice = Duration::from_millis(50);
+
+        let outcome = loop {
+            if self.interrupted() {
+                break Outcome::Interrupted;
+            }
+            let now = Instant::now();
+            let until = match (deadline, boot_deadline.filter(|_| bytes == 0)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(until) = until.filter(|u| now >= *u) {
+                let boot = bytes == 0 && boot_deadline == Some(until);
+                let labels: Vec<&str> = markers
+                    .iter()
+                    .filter_map(|m: &Match| match &m.kind {
+                        Kind::Marker(label) => Some(label.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let partial = self.matcher.partial_line();
+                let last = if partial.trim().is_empty() {
+                    self.matcher.last_line()
+                } else {
+                    Some(partial)
+                };
+                break Outcome::Timeout {
+                    saw_output: bytes > 0,
+                    boot,
+                    last_line: last,
+                    diagnosis: Diagnosis::from_markers(bytes > 0, labels),
+                };
+            }
+            let wait = until.map_or(slice, |u| (u - now).min(slice));
+            let wait = if self.options.interrupt.is_some() || until.is_some() {
+                Some(wait)
+            } else {
+                None
+            };
+            match source.read(&mut buf, wait)? {
+                SourceRead::TimedOut => continue,
+                SourceRead::Eof => {
+                    let found = self.matcher.finish();
+                    if let Some(outcome) = self.judge(found, &mut markers) {
+                        break outcome;
+                    }
+                    break Outcome::SourceClosed {
+                        status: source.status(),
+                    };
+                }
+                SourceRead::Data(n) => {
+                    bytes += n as u64;
+                    self.write_sinks(&buf[..n], &mut sink_errors);
+                    let found = self.matcher.feed(&buf[..n]);
+                    if let Some(outcome) = self.judge(found, &mut markers) {
+                        match outcome {
+                            Outcome::Completed { matched } if self.options.keep_alive.is_some() => {
+                                completed = Some(matched);
+                                break Outcome::Interrupted; // replaced below
+                            }
+                            other => break other,
+                        }
+                    }
+                }
+            }
+        };
+
+        let (outcome, detached) = match completed {
+            Some(matched) => {
+                let detached = self.keep_alive(source, &mut buf, &mut bytes, &mut sink_errors)?;
+                (Outcome::Completed { matched }, detached)
+            }
+            None => (outcome, false),
+        };
+        Ok(Report {
+            outcome,
+            markers,
+            bytes,
+            elapsed: started.elapsed(),
+            detached,
+            sink_errors,
+        })
+    }
+
+    fn interrupted(&self) -> bool {
+        self.options
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Records markers; returns the verdict if a completion or error matched.
+    fn judge(&self, found: Vec<Match>, markers: &mut Vec<Match>) -> Option<Outcome> {
+        let mut verdict = None;
+        for m in found {
+            match m.kind {
+                Kind::Marker(_) => markers.push(m),
+                Kind::Completion if verdict.is_none() => {
+                    verdict = Some(Outcome::Completed { matched: m })
+                }
+                Kind::Error if verdict.is_none() && !self.options.continue_after_error => {
+                    verdict = Some(Outcome::ErrorText { matched: m })
+                }
+                _ => {}
+            }
+        }
+        verdict
+    }
+
+    fn write_sinks(&mut self, data: &[u8], errors: &mut Vec<String>) {
+        let mut i = 0;
+        while i < self.sinks.len() {
+            match self.sinks[i]
+                .write_all(data)
+                .and_then(|()| self.sinks[i].flush())
+            {
+                Ok(()) => i += 1,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    self.sinks.remove(i);
+                }
+            }
+        }
+    }
+
+    /// Passes bytes both ways until the source closes or the user detaches.
+    fn keep_alive(
+        &mut self,
+        source: &mut dyn ConsoleSource,
+        buf: &mut [u8],
+        bytes: &mut u64,
+        sink_errors: &mut Vec<String>,
+    ) -> io::Result<bool> {
+        let Some(keep) = self.options.keep_alive.take() else {
+            return Ok(false);
+        };
+        let mut input_open = true;
+        loop {
+            if self.interrupted() {
+                return Ok(true);
+            }
+            while input_open {
+                match keep.input.try_recv() {
+                    Ok(chunk) => {
+                        if let Some(d) = keep.detach {
+                            if let Some(at) = chunk.iter().position(|&b| b == d) {
+                                if at > 0 {
+                                    source.send(&chunk[..at])?;
+                                }
+                                return Ok(true);
+                            }
+                        }
+                        source.send(&chunk)?;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => input_open = false,
+                }
+            }
+            match source.read(buf, Some(Duration::from_millis(20)))? {
+                SourceRead::Data(n) => {
+                    *bytes += n as u64;
+                    self.write_sinks(&buf[..n], sink_errors);
+                }
+                SourceRead::TimedOut => {}
+                SourceRead::Eof => return Ok(false),
+            }
+        }
+    }
+}
