@@ -120,8 +120,9 @@ impl ConsoleSource for ReaderSource {
     }
 }
 
-/// Keep-alive: after the completion text, the console stays connected both
-/// ways until it closes or the user types the detach byte.
+/// Keep-alive: the console is connected both ways (what the user types goes
+/// to it from the start) and stays so after the completion text, until it
+/// closes or the user types the detach byte.
 pub struct KeepAlive {
     /// What the user types, chunk by chunk (closed: no more input).
     pub input: Receiver<Vec<u8>>,
@@ -138,6 +139,11 @@ pub struct SessionOptions {
     pub boot_timeout: Option<Duration>,
     /// Keep going after an error text (default: stop at the first).
     pub continue_after_error: bool,
+    /// Read until the source closes even after a verdict (the first
+    /// completion or error text is still the outcome): for sources whose end
+    /// and exit status matter, such as a remote runner that finishes up
+    /// after printing the completion text.
+    pub until_closed: bool,
     /// After the completion text, keep the console connected.
     pub keep_alive: Option<KeepAlive>,
     /// Set from elsewhere (a signal handler) to stop.
@@ -267,84 +273,72 @@ impl<'a> Session<'a> {
         let started = Instant::now();
         let deadline = self.options.timeout.map(|t| started + t);
         let boot_deadline = self.options.boot_timeout.map(|t| started + t);
+        let keep = self.options.keep_alive.take();
+        let mut input_open = keep.is_some();
         let mut buf = vec![0u8; 64 * 1024];
         let mut bytes = 0u64;
         let mut markers = Vec::new();
         let mut sink_errors = Vec::new();
-        let mut completed: Option<Match> = None;
-        let slice = Duration::from_millis(50);
+        let mut verdict: Option<Outcome> = None;
+        let mut detached = false;
 
         let outcome = loop {
             if self.interrupted() {
-                break Outcome::Interrupted;
+                break verdict.take().unwrap_or(Outcome::Interrupted);
             }
+            if let Some(keep) = &keep {
+                if forward_input(keep, source, &mut input_open)? {
+                    detached = true;
+                    break verdict.take().unwrap_or(Outcome::Interrupted);
+                }
+            }
+            let completed = matches!(verdict, Some(Outcome::Completed { .. }));
+            let interactive = completed && keep.is_some();
             let now = Instant::now();
             let until = match (deadline, boot_deadline.filter(|_| bytes == 0)) {
+                _ if interactive => None,
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             if let Some(until) = until.filter(|u| now >= *u) {
-                let boot = bytes == 0 && boot_deadline == Some(until);
-                let labels: Vec<&str> = markers
-                    .iter()
-                    .filter_map(|m: &Match| match &m.kind {
-                        Kind::Marker(label) => Some(label.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let partial = self.matcher.partial_line();
-                let last = if partial.trim().is_empty() {
-                    self.matcher.last_line()
-                } else {
-                    Some(partial)
-                };
-                break Outcome::Timeout {
-                    saw_output: bytes > 0,
-                    boot,
-                    last_line: last,
-                    diagnosis: Diagnosis::from_markers(bytes > 0, labels),
-                };
+                if let Some(v) = verdict.take() {
+                    break v;
+                }
+                break self.timeout(bytes, boot_deadline == Some(until), &markers);
             }
-            let wait = until.map_or(slice, |u| (u - now).min(slice));
-            let wait = if self.options.interrupt.is_some() || until.is_some() {
-                Some(wait)
+            let slice = if keep.is_some() {
+                Duration::from_millis(20)
             } else {
-                None
+                Duration::from_millis(50)
             };
-            match source.read(&mut buf, wait)? {
+            let wait = until.map_or(slice, |u| (u - now).min(slice));
+            let bounded = self.options.interrupt.is_some() || until.is_some() || keep.is_some();
+            match source.read(&mut buf, bounded.then_some(wait))? {
                 SourceRead::TimedOut => continue,
                 SourceRead::Eof => {
-                    let found = self.matcher.finish();
-                    if let Some(outcome) = self.judge(found, &mut markers) {
-                        break outcome;
-                    }
-                    break Outcome::SourceClosed {
+                    let rest = self.matcher.finish();
+                    let last = self.judge(rest, &mut markers);
+                    break verdict.or(last).unwrap_or(Outcome::SourceClosed {
                         status: source.status(),
-                    };
+                    });
                 }
                 SourceRead::Data(n) => {
                     bytes += n as u64;
                     self.write_sinks(&buf[..n], &mut sink_errors);
                     let found = self.matcher.feed(&buf[..n]);
-                    if let Some(outcome) = self.judge(found, &mut markers) {
-                        match outcome {
-                            Outcome::Completed { matched } if self.options.keep_alive.is_some() => {
-                                completed = Some(matched);
-                                break Outcome::Interrupted; // replaced below
+                    let new = self.judge(found, &mut markers);
+                    if verdict.is_none() {
+                        if let Some(v) = new {
+                            let goes_on = self.options.until_closed
+                                || (keep.is_some() && matches!(v, Outcome::Completed { .. }));
+                            if !goes_on {
+                                break v;
                             }
-                            other => break other,
+                            verdict = Some(v);
                         }
                     }
                 }
             }
-        };
-
-        let (outcome, detached) = match completed {
-            Some(matched) => {
-                let detached = self.keep_alive(source, &mut buf, &mut bytes, &mut sink_errors)?;
-                (Outcome::Completed { matched }, detached)
-            }
-            None => (outcome, false),
         };
         Ok(Report {
             outcome,
@@ -354,6 +348,26 @@ impl<'a> Session<'a> {
             detached,
             sink_errors,
         })
+    }
+
+    fn timeout(&self, bytes: u64, boot_deadline_hit: bool, markers: &[Match]) -> Outcome {
+        let boot = bytes == 0 && boot_deadline_hit;
+        let labels = markers.iter().filter_map(|m| match &m.kind {
+            Kind::Marker(label) => Some(label.as_str()),
+            _ => None,
+        });
+        let partial = self.matcher.partial_line();
+        let last_line = if partial.trim().is_empty() {
+            self.matcher.last_line()
+        } else {
+            Some(partial.trim().to_string())
+        };
+        Outcome::Timeout {
+            saw_output: bytes > 0,
+            boot,
+            last_line,
+            diagnosis: Diagnosis::from_markers(bytes > 0, labels),
+        }
     }
 
     fn interrupted(&self) -> bool {
@@ -396,48 +410,29 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
 
-    /// Passes bytes both ways until the source closes or the user detaches.
-    fn keep_alive(
-        &mut self,
-        source: &mut dyn ConsoleSource,
-        buf: &mut [u8],
-        bytes: &mut u64,
-        sink_errors: &mut Vec<String>,
-    ) -> io::Result<bool> {
-        let Some(keep) = self.options.keep_alive.take() else {
-            return Ok(false);
-        };
-        let mut input_open = true;
-        loop {
-            if self.interrupted() {
-                return Ok(true);
-            }
-            while input_open {
-                match keep.input.try_recv() {
-                    Ok(chunk) => {
-                        if let Some(d) = keep.detach {
-                            if let Some(at) = chunk.iter().position(|&b| b == d) {
-                                if at > 0 {
-                                    source.send(&chunk[..at])?;
-                                }
-                                return Ok(true);
-                            }
-                        }
-                        source.send(&chunk)?;
-                    }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => input_open = false,
+/// Sends what the user typed; `true` when they typed the detach byte.
+fn forward_input(
+    keep: &KeepAlive,
+    source: &mut dyn ConsoleSource,
+    open: &mut bool,
+) -> io::Result<bool> {
+    while *open {
+        match keep.input.try_recv() {
+            Ok(chunk) => {
+                let detach_at = keep.detach.and_then(|d| chunk.iter().position(|&b| b == d));
+                let upto = detach_at.unwrap_or(chunk.len());
+                if upto > 0 {
+                    source.send(&chunk[..upto])?;
+                }
+                if detach_at.is_some() {
+                    return Ok(true);
                 }
             }
-            match source.read(buf, Some(Duration::from_millis(20)))? {
-                SourceRead::Data(n) => {
-                    *bytes += n as u64;
-                    self.write_sinks(&buf[..n], sink_errors);
-                }
-                SourceRead::TimedOut => {}
-                SourceRead::Eof => return Ok(false),
-            }
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => *open = false,
         }
     }
+    Ok(false)
 }
