@@ -52,10 +52,18 @@ pub struct GlobalArgs {
     /// SSH client configuration file to read instead of ~/.ssh/config (as ssh -F; overrides MQ_SSH_CONFIG)
     #[arg(long, global = true, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
+
+    /// Directory of the boards' reboot programs on the host (default /tftpboot; overrides MQ_TFTPBOOT)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub tftpboot: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a new job on a machine: take the lock, boot the image, watch the console, release
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+
     /// Directly interact with the machine locks (mq.sh's sem)
     #[command(after_help = SEM_HELP)]
     Sem(SemArgs),
@@ -255,4 +263,90 @@ pub struct UnlockArgs {
     /// Release even a lock you do not hold
     #[arg(short = 'f', long = "force")]
     pub force: bool,
+}
+
+const RUN_HELP: &str = "\
+As mq.sh: mq run -s SYSTEM -c 'All is well in the universe' -f kernel.elf -f sel4test-driver
+Two-file systems take the kernel first, then the root server (-u on the host).
+A pool name picks a free member (\"Selecting system 'X' from pool 'P'\").
+
+Exit status: the board runner's (0 completed; runners made by mq use 3 error
+text, 4 timeout, 5 console closed); 1 bad usage or a failed check (nothing
+was changed); 2 the lock was not acquired; 6 the connection failed during the
+run (the lock is released on reconnect, or mq says what was left); 130
+interrupted (^C, SIGTERM, SIGHUP: the board is stopped and everything cleaned up).
+
+With -a, after the completion text your terminal is the board's console
+(raw mode); Ctrl-] detaches.";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Reserve the board until Enter or end of input, then power it off
+    #[arg(short = 'r')]
+    pub reserve: bool,
+
+    /// Run under a lock you already hold (checked, with its key if -k), and keep it
+    #[arg(short = 'n')]
+    pub no_lock: bool,
+
+    /// After the completion text, keep the console connected (interactive)
+    #[arg(short = 'a')]
+    pub keep_alive: bool,
+
+    /// Completion text (a regular expression): the run succeeds when it appears
+    #[arg(short = 'c', value_name = "TEXT", allow_hyphen_values = true)]
+    pub completion: Option<String>,
+
+    /// Error text (a regular expression): the run fails when it appears
+    #[arg(short = 'e', value_name = "TEXT", allow_hyphen_values = true)]
+    pub error: Option<String>,
+
+    /// Seconds to wait for the completion text (-1: no timeout, the default)
+    #[arg(short = 'd', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+
+    /// The lock key (CI uses repo-workflow-runid-job-index); 0 means no key
+    #[arg(
+        short = 'k',
+        value_name = "KEY",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    pub key: String,
+
+    /// Write the console log to FILE
+    #[arg(short = 'l', value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Boot Linux by PXE (systems whose pxe_linux is yes)
+    #[arg(short = 'L')]
+    pub linux: bool,
+
+    /// A device tree (with -L, on systems whose dtb is yes)
+    #[arg(short = 'b', value_name = "FILE")]
+    pub dtb: Option<PathBuf>,
+
+    /// An FPGA bitstream to load first
+    #[arg(long = "bitstream", value_name = "FILE")]
+    pub bitstream: Option<PathBuf>,
+
+    /// The system or pool
+    #[arg(short = 's', value_name = SYSTEM_VALUE_NAME)]
+    pub system: Option<String>,
+
+    /// An image file (repeat: kernel first)
+    #[arg(short = 'f', value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Seconds between attempts to take the lock (default 1; mq.sh's is 8)
+    #[arg(short = 'w', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub retry: Option<String>,
+
+    /// Retries when taking the lock; -1 for ever (default)
+    #[arg(short = 't', value_name = "RETRIES", allow_hyphen_values = true)]
+    pub retries: Option<String>,
+
+    /// Write a JSON report of the run (times, outcome, markers, exit code) to FILE
+    #[arg(long = "json-report", value_name = "FILE")]
+    pub json_report: Option<PathBuf>,
 }

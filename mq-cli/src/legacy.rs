@@ -43,31 +43,50 @@ const WORDS: &[(&str, &str, &str)] = &[
 
 /// `(command, options)`: the options of a command that take a value; the
 /// argument behind one of them is a value and never translated.
-const VALUE_OPTIONS: &[(&str, &[&str])] = &[(
-    "sem",
-    &[
-        "-k",
-        "--key",
-        "-w",
-        "-t",
-        "-T",
-        "-info",
-        "-mr-info",
-        "-signal",
-        "-wait",
-        "-cancel",
-        "--info",
-        "--mr-info",
-        "--signal",
-        "--wait",
-        "--cancel",
-        "info",
-        "mr-info",
-        "signal",
-        "wait",
-        "cancel",
-    ],
-)];
+const VALUE_OPTIONS: &[(&str, &[&str])] = &[
+    (
+        "run",
+        &[
+            "-c",
+            "-e",
+            "-d",
+            "-k",
+            "-l",
+            "-b",
+            "--bitstream",
+            "-s",
+            "-f",
+            "-w",
+            "-t",
+            "--json-report",
+        ],
+    ),
+    (
+        "sem",
+        &[
+            "-k",
+            "--key",
+            "-w",
+            "-t",
+            "-T",
+            "-info",
+            "-mr-info",
+            "-signal",
+            "-wait",
+            "-cancel",
+            "--info",
+            "--mr-info",
+            "--signal",
+            "--wait",
+            "--cancel",
+            "info",
+            "mr-info",
+            "signal",
+            "wait",
+            "cancel",
+        ],
+    ),
+];
 
 /// Rewrites mq.sh's spellings in `args` (including `argv[0]`).
 pub fn translate(args: Vec<OsString>) -> Vec<OsString> {

@@ -8,6 +8,7 @@ mod completions;
 mod flags;
 mod legacy;
 mod listing;
+mod run;
 mod sem;
 mod table;
 
@@ -131,6 +132,7 @@ fn config(global: &GlobalArgs) -> Result<Config, Failure> {
         inventory: global.inventory.clone(),
         transport: global.transport.as_deref().and_then(TransportKind::parse),
         ssh_config: global.ssh_config.clone(),
+        tftpboot: global.tftpboot.clone(),
     };
     Config::resolve(&overrides, &Environment::from_process())
         .map_err(|e| Failure::new(format!("mq: {e}"), EXIT_USAGE))
@@ -146,6 +148,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     let command = match cli.command {
         Command::Help => return emit(&Cli::command().render_help().to_string()),
+        Command::Run(args) => return run::run(args, config),
         Command::Sem(args) => return sem::sem(args, config),
         Command::Lock(args) => return sem::lock(args, config),
         Command::Unlock(args) => return sem::unlock(args, config),
@@ -179,6 +182,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Config(_)
         | Command::Help
+        | Command::Run(_)
         | Command::Sem(_)
         | Command::Lock(_)
         | Command::Unlock(_) => unreachable!("handled above"),

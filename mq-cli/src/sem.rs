@@ -19,14 +19,14 @@ pub const EXIT_REFUSED: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// The lock options, checked: mq.sh's messages where it has them.
-struct Checked {
-    key: String,
-    retry_seconds: u32,
-    retries: i64,
-    timeout: u64,
+pub(crate) struct Checked {
+    pub(crate) key: String,
+    pub(crate) retry_seconds: u32,
+    pub(crate) retries: i64,
+    pub(crate) timeout: u64,
 }
 
-fn check(options: &LockOptions) -> Result<Checked, Failure> {
+pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
     let timeout = match &options.timeout {
         None => 0,
         Some(text) => match text.parse::<u64>() {

@@ -33,6 +33,11 @@ pub const ENV_BASE: &str = "MQ_BASE";
 pub const ENV_INVENTORY: &str = "MQ_INVENTORY";
 /// Environment variable choosing the transport (`ssh`, `openssh`, `local`).
 pub const ENV_TRANSPORT: &str = "MQ_TRANSPORT";
+/// Environment variable naming the directory of the boards' `reboot`
+/// programs on the host (PROTOCOL.md's `/tftpboot`).
+pub const ENV_TFTPBOOT: &str = "MQ_TFTPBOOT";
+/// PROTOCOL.md's directory of the boards' `reboot` programs.
+pub const DEFAULT_TFTPBOOT: &str = "/tftpboot";
 /// Environment variable naming an SSH client configuration file to read
 /// instead of `~/.ssh/config` and `/etc/ssh/ssh_config` (as `ssh -F`).
 pub const ENV_SSH_CONFIG: &str = "MQ_SSH_CONFIG";
@@ -132,6 +137,8 @@ pub struct Overrides {
     pub transport: Option<TransportKind>,
     /// `--ssh-config`.
     pub ssh_config: Option<PathBuf>,
+    /// `--tftpboot`.
+    pub tftpboot: Option<String>,
 }
 
 /// The part of the process environment configuration looks at.
@@ -150,6 +157,7 @@ impl Environment {
             ENV_INVENTORY,
             ENV_TRANSPORT,
             ENV_SSH_CONFIG,
+            ENV_TFTPBOOT,
         ]
         .into_iter()
         .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
@@ -201,6 +209,8 @@ pub struct Config {
     pub transport: Setting<TransportKind>,
     /// An SSH client configuration file to read instead of the default ones.
     pub ssh_config: Setting<Option<PathBuf>>,
+    /// The directory holding `MACHINE/reboot` on the host.
+    pub tftpboot: Setting<String>,
     /// Things noticed while reading `~/.mq` (assignments mq will not evaluate).
     pub warnings: Vec<String>,
 }
@@ -259,6 +269,7 @@ impl Config {
                 }
             }
         };
+        let tftpboot = pick(&overrides.tftpboot, ENV_TFTPBOOT, &None, DEFAULT_TFTPBOOT);
         let inventory = path_setting(&overrides.inventory, ENV_INVENTORY);
         let ssh_config = path_setting(&overrides.ssh_config, ENV_SSH_CONFIG);
         let transport = if let Some(kind) = overrides.transport {
@@ -284,6 +295,7 @@ impl Config {
             inventory,
             transport,
             ssh_config,
+            tftpboot,
             warnings: dot.warnings,
         })
     }
@@ -549,6 +561,7 @@ mod tests {
             inventory: Some("/cli-inv".into()),
             transport: None,
             ssh_config: None,
+            tftpboot: None,
         };
         let c = Config::resolve(
             &overrides,

@@ -8,7 +8,9 @@
 //! * [`config`]: where the lab is (host, lock directory, inventory) and where
 //!   each setting came from;
 //! * [`queue`]: [`MachineQueue`], one connection to the lab host and the lock
-//!   operations on boards named as users name them (systems or pools).
+//!   operations on boards named as users name them (systems or pools);
+//! * [`job`]: running an image on a board (`mq run`) with progress events, a
+//!   cancellation handle and a typed [`JobReport`]; cleanup on every path.
 //!
 //! It composes `mq-transport`, `mq-lock` and `mq-console`, and must never
 //! depend on the CLI (`mq-cli`): no argument parsing, printing for humans or
@@ -28,10 +30,13 @@
 
 pub mod config;
 pub mod inventory;
+pub mod job;
 pub mod queue;
 
 pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
 pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};
+pub use job::{Cancel, JobError, JobEvent, JobReport, JobSpec};
+pub use mq_console::{Outcome, EXIT_INFRASTRUCTURE};
 pub use mq_lock::{check_key, AcquireOptions, Holder, LockError, LockState, WaitEvent};
 pub use mq_transport::{Transport, TransportError};
 pub use queue::{Choice, MachineQueue, QueueError};

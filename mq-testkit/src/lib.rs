@@ -506,3 +506,134 @@ impl LabHost {
             .expect("su runs")
     }
 }
+
+/// The emulated board of the test lab: a `reboot` program as PROTOCOL.md
+/// describes the host's (`[-L] [-b DTB] [--bitstream BIT] -l LOG -c TEXT -t
+/// SECONDS -e TEXT -k KERNEL [-u ROOTSERVER] [-a -i]`, or `--shutdown`).
+///
+/// The uploaded images are the console script: every line is printed (and
+/// logged) in turn, kernel first, except these directives:
+/// `@sleep N` pauses, `@hang` prints nothing more, `@exit N` makes the board
+/// die with status N. The completion text ends the run with 0, the error text
+/// with 3, the timeout with `[[Timeout]]` and 4; with `-a` the board then
+/// echoes what is typed (`echo: LINE`) until its input ends. Each machine's
+/// directory records `last-args` (NUL-separated), `pid`, `hup` (hung up) and
+/// `powered-off`.
+pub const EMULATED_REBOOT: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+board=$(basename "$dir")
+printf '%s\0' "$@" > "$dir/last-args"
+log=/dev/null; comp=; to=-1; err=; kern=; root=; alive=; linux=; dtb=; bit=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -L) linux=1 ;;
+    -b) dtb=$2; shift ;;
+    --bitstream) bit=$2; shift ;;
+    -l) log=$2; shift ;;
+    -c) comp=$2; shift ;;
+    -t) to=$2; shift ;;
+    -e) err=$2; shift ;;
+    -k) kern=$2; shift ;;
+    -u) root=$2; shift ;;
+    -a|-i) alive=1 ;;
+    --shutdown) echo "[$board] powered off"; touch "$dir/powered-off"; exit 0 ;;
+    *) echo "reboot: unknown option $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+echo $$ > "$dir/pid"
+rm -f "$dir/hup"
+trap 'touch "$dir/hup"; exit 129' HUP INT TERM
+: > "$log"
+say() { printf '%s\r\n' "$1"; printf '%s\n' "$1" >> "$log"; }
+start=$(date +%s)
+timed_out() { [ "$to" -ge 0 ] && [ $(( $(date +%s) - start )) -ge "$to" ]; }
+hang() { while :; do if timed_out; then say "[[Timeout]]"; exit 4; fi; sleep 0.1; done; }
+pause() { end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do if timed_out; then say "[[Timeout]]"; exit 4; fi; sleep 0.1; done; }
+say "[$board] power on"
+[ -n "$linux" ] && say "[$board] PXE booting Linux"
+[ -n "$dtb" ] && say "[$board] device tree: $(cat "$dtb")"
+[ -n "$bit" ] && say "[$board] bitstream: $(cat "$bit")"
+script="$dir/console.$$"
+{ cat -- "$kern"; echo; [ -n "$root" ] && cat -- "$root"; echo; } > "$script"
+while IFS= read -r line <&3 || [ -n "$line" ]; do
+  case "$line" in
+    "@sleep "*) pause "${line#@sleep }"; continue ;;
+    "@hang") rm -f "$script"; hang ;;
+    "@exit "*) rm -f "$script"; exit "${line#@exit }" ;;
+  esac
+  say "$line"
+  if [ -n "$err" ] && printf '%s\n' "$line" | grep -qF -- "$err"; then rm -f "$script"; exit 3; fi
+  if [ -n "$comp" ] && printf '%s\n' "$line" | grep -qF -- "$comp"; then
+    rm -f "$script"
+    if [ -n "$alive" ]; then
+      while IFS= read -r typed; do say "echo: $typed"; done
+    fi
+    exit 0
+  fi
+done 3< "$script"
+rm -f "$script"
+hang
+"#;
+
+impl LabHost {
+    /// Installs the emulated board as `TFTPBOOT/MACHINE/reboot` for each
+    /// machine; returns TFTPBOOT.
+    pub fn install_boards(&self, machines: &[&str]) -> PathBuf {
+        let tftpboot = self.root.path().join("tftpboot");
+        for machine in machines {
+            let dir = tftpboot.join(machine);
+            fs::create_dir_all(&dir).expect("board dir");
+            set_mode(&tftpboot, 0o755);
+            set_mode(&dir, 0o777);
+            let reboot = dir.join("reboot");
+            fs::write(&reboot, EMULATED_REBOOT).expect("reboot");
+            set_mode(&reboot, 0o755);
+        }
+        tftpboot
+    }
+
+    /// The arguments the emulated board `machine` was last started with.
+    pub fn last_args(&self, machine: &str) -> Vec<String> {
+        let raw = fs::read(
+            self.root
+                .path()
+                .join("tftpboot")
+                .join(machine)
+                .join("last-args"),
+        )
+        .unwrap_or_default();
+        let mut args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        // Every argument ends in a NUL: the last piece is empty.
+        args.pop();
+        args
+    }
+
+    /// Files under `dir` owned by `user` (left-behind temporary files).
+    pub fn files_of(dir: &Path, user: &str) -> Vec<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(Some(u)) = nix::unistd::User::from_name(user) else {
+            return Vec::new();
+        };
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.metadata().is_ok_and(|m| m.uid() == u.uid.as_raw()))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    /// Whether `file` exists in `machine`'s board directory.
+    pub fn board_file(&self, machine: &str, file: &str) -> bool {
+        self.root
+            .path()
+            .join("tftpboot")
+            .join(machine)
+            .join(file)
+            .exists()
+    }
+}

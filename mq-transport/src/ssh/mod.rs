@@ -921,27 +921,54 @@ impl PtyProcess for SshPty {
     }
 
     fn wait(&mut self) -> Result<ExitStatus> {
-        self.hangup()?;
-        let conn = &self.conn;
-        let channel = &mut self.channel;
-        // Let the close exchange finish; a hung-up channel may still owe data.
+        let conn = Arc::clone(&self.conn);
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match channel.wait_close() {
-                Ok(()) => break,
+        let hung_up = self.closed;
+        // The output ends when the command exits (or, hung up, is killed).
+        let mut scratch = [0u8; 4096];
+        while !self.channel.eof() {
+            match self.channel.read(&mut scratch) {
+                Ok(0) if self.channel.eof() => break,
+                Ok(_) => continue,
                 Err(e) => {
-                    if let Some(error) = conn.classify("closing the console", e) {
+                    if let Some(error) = conn.classify_io("finishing the console", e) {
+                        if hung_up {
+                            break;
+                        }
                         return Err(error);
                     }
                 }
             }
-            let mut scratch = [0u8; 4096];
-            let _ = channel.read(&mut scratch);
             if !conn.wait(Some(deadline))? {
                 break;
             }
         }
-        exit_status(channel)
+        if !self.closed {
+            self.closed = true;
+            let channel = &mut self.channel;
+            conn.retry("closing the console", || channel.close())?;
+        }
+        if self.channel.eof() {
+            loop {
+                match self.channel.wait_close() {
+                    Ok(()) => break,
+                    Err(e) => {
+                        if conn.classify("closing the console", e).is_some() {
+                            break;
+                        }
+                    }
+                }
+                if !conn.wait(Some(deadline))? {
+                    break;
+                }
+            }
+        }
+        match exit_status(&self.channel) {
+            // libssh2 reports 0 when no status came; a hung-up command that
+            // sent none was killed by the hangup.
+            Ok(ExitStatus::Code(0)) | Err(_) if hung_up => Ok(ExitStatus::Signal("HUP".into())),
+            other => other,
+        }
     }
 }
 

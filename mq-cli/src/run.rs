@@ -1,0 +1,257 @@
+//! `mq run`: mq.sh's run, over mq-core's job API.
+
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use mq_core::job::{check_job, Cancel, JobError, JobEvent, JobSpec};
+use mq_core::{Config, MachineQueue, QueueError};
+
+use crate::flags::{LockOptions, RunArgs};
+use crate::sem::{self, WaitDisplay, EXIT_INTERRUPTED};
+use crate::{Failure, EXIT_USAGE};
+
+/// Exit status when the connection failed during a run.
+const EXIT_INFRASTRUCTURE: u8 = mq_core::EXIT_INFRASTRUCTURE as u8;
+
+fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
+    let checked = sem::check(&LockOptions {
+        key: args.key.clone(),
+        retry: args.retry.clone(),
+        retries: args.retries.clone(),
+        timeout: None,
+    })?;
+    let timeout = match args.timeout.as_deref() {
+        None | Some("-1") => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            Failure::stdout(
+                format!("-d {text}: the timeout is a whole number of seconds, or -1 for none"),
+                EXIT_USAGE,
+            )
+        })?),
+    };
+    let Some(target) = args.system.clone() else {
+        return Err(Failure::stdout(
+            "mq run needs -s SYSTEM (a system or a pool); see mq run --help",
+            EXIT_USAGE,
+        ));
+    };
+    Ok(JobSpec {
+        target,
+        files: args.files.clone(),
+        completion: args.completion.clone(),
+        error: args.error.clone(),
+        timeout,
+        log: args.log.clone(),
+        keep_alive: args.keep_alive,
+        linux: args.linux,
+        dtb: args.dtb.clone(),
+        bitstream: args.bitstream.clone(),
+        key: checked.key,
+        reuse_held_lock: args.no_lock,
+        retry_seconds: checked.retry_seconds,
+        retries: checked.retries,
+        reservation: args.reserve,
+    })
+}
+
+fn job_failure(error: JobError) -> Failure {
+    match error {
+        JobError::Check(text) => Failure::stdout(text, EXIT_USAGE),
+        JobError::UnknownTarget(e) => Failure::stdout(e.to_string(), EXIT_USAGE),
+        e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), EXIT_USAGE),
+        JobError::Queue(q) => sem::failure(q),
+        JobError::Transport(e) => Failure::new(format!("mq: {e}"), EXIT_INFRASTRUCTURE),
+        JobError::Interrupted => Failure::new(
+            "mq: interrupted; the board was stopped and its lock released",
+            EXIT_INTERRUPTED,
+        ),
+        other => Failure::new(format!("mq: {other}"), EXIT_USAGE),
+    }
+}
+
+/// `mq run ...`.
+pub fn run(args: RunArgs, config: Config) -> Result<(), Failure> {
+    let spec = spec(&args)?;
+    let report_path = args.json_report.clone();
+    let result = run_spec(&spec, config);
+    if let Some(path) = report_path {
+        let value = match &result {
+            Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+            Err(f) => serde_json::json!({
+                "error": f.stdout.clone().unwrap_or_default() + &f.message,
+                "exit_code": f.code,
+            }),
+        };
+        std::fs::write(&path, format!("{value:#}\n")).map_err(|e| {
+            Failure::new(
+                format!("mq: cannot write {}: {e}", path.display()),
+                EXIT_USAGE,
+            )
+        })?;
+    }
+    let report = result?;
+    if report.exit_code != 0 {
+        return Err(Failure::new(
+            String::new(),
+            report.exit_code.clamp(1, 255) as u8,
+        ));
+    }
+    Ok(())
+}
+
+fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failure> {
+    // Everything that needs no host is checked before connecting.
+    let inventory = config.load_inventory()?;
+    check_job(spec, &inventory).map_err(job_failure)?;
+    let cancel = Cancel::from_flag(sem::interrupt_flag());
+    let queue = MachineQueue::connect(config).map_err(sem::failure)?;
+
+    let interactive = spec.keep_alive && std::io::stdin().is_terminal();
+    let input: Option<Box<dyn std::io::Read + Send>> = (spec.reservation || spec.keep_alive)
+        .then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>);
+    let mut printer = Printer::new(interactive);
+    let result = queue.run_job(spec, input, &cancel, &mut |event| printer.event(event));
+    printer.finish();
+    result.map_err(|e| match e {
+        JobError::Queue(QueueError::Lock(l)) => sem::failure(QueueError::Lock(l)),
+        other => job_failure(other),
+    })
+}
+
+/// Prints a job's events with mq.sh's lines.
+struct Printer {
+    waiting: Option<WaitDisplay>,
+    system: String,
+    upload_line: bool,
+    raw: Option<RawMode>,
+    interactive: bool,
+    last_upload_draw: Option<Instant>,
+}
+
+impl Printer {
+    fn new(interactive: bool) -> Printer {
+        Printer {
+            waiting: None,
+            system: String::new(),
+            upload_line: false,
+            raw: None,
+            interactive,
+            last_upload_draw: None,
+        }
+    }
+
+    fn event(&mut self, event: JobEvent) {
+        let mut out = std::io::stdout().lock();
+        match event {
+            JobEvent::Selected { system, pool } => {
+                let _ = writeln!(out, "Selecting system '{system}' from pool '{pool}'");
+            }
+            JobEvent::Acquiring { system } => {
+                self.system = system.to_string();
+                let _ = writeln!(out, "Acquiring lock for {system}");
+            }
+            JobEvent::Waiting { owner, since } => {
+                if self.waiting.is_none() {
+                    let _ = writeln!(
+                        out,
+                        "Lock for {} held by {owner} since {since}",
+                        self.system
+                    );
+                    let _ = out.flush();
+                    self.waiting = Some(WaitDisplay::start(&self.system));
+                }
+                if let Some(w) = &self.waiting {
+                    w.event(mq_core::WaitEvent::Holder {
+                        owner: owner.into(),
+                        since: since.into(),
+                    });
+                }
+            }
+            JobEvent::Acquired { .. } => {
+                if let Some(w) = self.waiting.take() {
+                    w.finish();
+                }
+                let _ = writeln!(out, "Lock acquired, we are allowed to run");
+            }
+            // A progress line for big images on a terminal only.
+            JobEvent::Uploading { file, done, total }
+                if total >= 1 << 20 && std::io::stderr().is_terminal() =>
+            {
+                let due = self
+                    .last_upload_draw
+                    .is_none_or(|t| t.elapsed().as_millis() >= 100 || done == total);
+                if due {
+                    self.last_upload_draw = Some(Instant::now());
+                    eprint!(
+                        "\r\x1b[KUploading {}: {}% ({:.1}/{:.1} MB)",
+                        file.display(),
+                        done * 100 / total.max(1),
+                        done as f64 / 1e6,
+                        total as f64 / 1e6
+                    );
+                    self.upload_line = true;
+                }
+            }
+            JobEvent::Reserved { system } => {
+                let _ = writeln!(out, "This is a reservation. You now own {system} and");
+                let _ = writeln!(
+                    out,
+                    "can do what you want. Press ctrl+d or enter here when done"
+                );
+            }
+            JobEvent::PoweringOff { .. } => {
+                let _ = writeln!(out, "Attempting to power off machine now that you are done");
+            }
+            JobEvent::Console(bytes) => {
+                if self.upload_line {
+                    eprint!("\r\x1b[K");
+                    self.upload_line = false;
+                }
+                if self.interactive && self.raw.is_none() {
+                    self.raw = RawMode::enter();
+                }
+                let _ = out.write_all(bytes);
+                let _ = out.flush();
+            }
+            JobEvent::Warning(text) => {
+                drop(out);
+                eprintln!("mq: {text}");
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(w) = self.waiting.take() {
+            w.finish();
+        }
+        if self.upload_line {
+            eprint!("\r\x1b[K");
+        }
+        self.raw = None;
+    }
+}
+
+/// The terminal in raw mode for an interactive console; restored when dropped.
+struct RawMode {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    fn enter() -> Option<RawMode> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}

@@ -1,0 +1,696 @@
+//! `mq run` through the built binary against a real lab host: sshd on
+//! 127.0.0.1, throwaway users, procmail's lockfile, and the test suite's
+//! emulated boards (mq_testkit::EMULATED_REBOOT) under a temporary tftpboot.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mq_testkit::{eventually, LabHost};
+use nix::sys::signal::Signal;
+
+struct Lab {
+    lab: LabHost,
+    home: tempfile::TempDir,
+    images: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+const MACHINES: [&str; 6] = [
+    "sabre",
+    "haswell3",
+    "haswell4",
+    "skylake",
+    "skylake2",
+    "odroidc4-1",
+];
+
+impl Lab {
+    fn start(users: usize) -> Option<Lab> {
+        let has_lockfile = Command::new("sh")
+            .args(["-c", "command -v lockfile"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_lockfile {
+            eprintln!("SKIPPED: no lockfile (install procmail)");
+            return None;
+        }
+        let lab = LabHost::start(users)?;
+        lab.install_boards(&MACHINES);
+        let images = tempfile::tempdir().unwrap();
+        mq_testkit::set_mode(images.path(), 0o755);
+        Some(Lab {
+            lab,
+            home: tempfile::tempdir().unwrap(),
+            images,
+        })
+    }
+
+    fn user(&self, i: usize) -> &str {
+        &self.lab.users[i].name
+    }
+
+    /// An image file whose lines are the board's console script.
+    fn image(&self, name: &str, lines: &[&str]) -> PathBuf {
+        let path = self.images.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    }
+
+    fn command(&self, i: usize, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("MQ_HOST", "lab")
+            .env("MQ_BASE", self.lab.base_str())
+            .env("MQ_TFTPBOOT", self.lab.root.path().join("tftpboot"))
+            .env("MQ_SSH_CONFIG", self.lab.config_for(self.user(i)))
+            .env_remove("MQ_INVENTORY")
+            .env_remove("MQ_TRANSPORT")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn mq(&self, i: usize, args: &[&str]) -> Run {
+        let out = self.command(i, args).output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Nothing of user `i` is left: no lock file, no temporary file.
+    fn assert_clean(&self, i: usize) {
+        let base_files = LabHost::files_of(&self.lab.base, self.user(i));
+        assert!(base_files.is_empty(), "left in BASE: {base_files:?}");
+        assert!(
+            eventually(Duration::from_secs(5), || LabHost::files_of(
+                Path::new("/tmp"),
+                self.user(i)
+            )
+            .iter()
+            .all(|f| !f.file_name().unwrap().to_string_lossy().starts_with("mq-"))),
+            "temporary files left: {:?}",
+            LabHost::files_of(Path::new("/tmp"), self.user(i))
+        );
+    }
+}
+
+#[test]
+fn one_file_system_completes_with_log_and_exact_invocation() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image(
+        "sel4test.elf",
+        &[
+            "ELF-loader started",
+            "@sleep 1",
+            "Starting test 1",
+            "All is well in the universe",
+            "never printed",
+        ],
+    );
+    let log = t.home.path().join("console.log");
+    let report = t.home.path().join("report.json");
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "All is well in the universe",
+            "-f",
+            image.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "--json-report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "Acquiring lock for sabre");
+    assert_eq!(lines[1], "Lock acquired, we are allowed to run");
+    assert!(r.stdout.contains("[sabre] power on\r"));
+    assert!(r.stdout.contains("ELF-loader started\r"));
+    assert!(r.stdout.contains("All is well in the universe"));
+    assert!(!r.stdout.contains("never printed"));
+    // The log is the board's, fetched from the host.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "[sabre] power on\nELF-loader started\nStarting test 1\nAll is well in the universe\n"
+    );
+    // PROTOCOL.md's invocation: -l LOG -c TEXT -t -1 -e '' -k KERNEL.
+    let args = t.lab.last_args("sabre");
+    assert_eq!(args.len(), 10, "{args:?}");
+    assert_eq!((args[0].as_str(), args[2].as_str()), ("-l", "-c"));
+    assert_eq!(args[3], "All is well in the universe");
+    assert_eq!((args[4].as_str(), args[5].as_str()), ("-t", "-1"));
+    assert_eq!((args[6].as_str(), args[7].as_str()), ("-e", ""));
+    assert_eq!(args[8], "-k");
+    assert!(args[9].starts_with("/tmp/mq-img0."));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["system"], "sabre");
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["outcome"]["outcome"], "completed");
+    assert_eq!(json["markers"][0]["kind"]["label"], "elf-loader started");
+    t.assert_clean(0);
+}
+
+#[test]
+fn two_file_system_gets_the_root_server_and_a_pool_picks_a_member() {
+    let Some(t) = Lab::start(1) else { return };
+    let kernel = t.image(
+        "kernel.elf",
+        &[
+            "Bootstrapping kernel",
+            "Booting all finished, dropped to user space",
+        ],
+    );
+    let root = t.image(
+        "sel4test-driver",
+        &["Starting test suite", "All is well in the universe"],
+    );
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "haswell3",
+            "-c",
+            "All is well in the universe",
+            "-f",
+            kernel.to_str().unwrap(),
+            "-f",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let args = t.lab.last_args("haswell3");
+    let u = args.iter().position(|a| a == "-u").expect("-u given");
+    assert!(args[u + 1].starts_with("/tmp/mq-img1."));
+
+    // The kernel belongs first: mq says so.
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "haswell3",
+            "-c",
+            "All is well",
+            "-f",
+            root.to_str().unwrap(),
+            "-f",
+            kernel.to_str().unwrap(),
+        ],
+    );
+    assert!(r.stderr.contains("the kernel goes first"), "{}", r.stderr);
+
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "x86_pool",
+            "-c",
+            "All is well in the universe",
+            "-f",
+            kernel.to_str().unwrap(),
+            "-f",
+            root.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let first = r.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("Selecting system '") && first.ends_with("' from pool 'x86_pool'"),
+        "{first}"
+    );
+    t.assert_clean(0);
+}
+
+#[test]
+fn every_check_fails_before_anything_happens_on_the_host() {
+    let Some(t) = Lab::start(1) else { return };
+    let one = t.image("one.elf", &["x"]);
+    let one = one.to_str().unwrap();
+    let dtb = t.image("board.dtb", &["dtb"]);
+    let dtb = dtb.to_str().unwrap();
+    let before = t.lab.server.connections();
+    for (args, expected) in [
+        (
+            vec!["run", "-s", "nosuch", "-c", "x", "-f", one],
+            "System or pool 'nosuch' does not exist. Valid systems are",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-c", "x", "-f", "/nonexistent.elf"],
+            "File \"/nonexistent.elf\" either does not exist, or is not considered a valid file",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-c", "x", "-f", one, "-f", one],
+            "Wrong number of files specified for system sabre (it takes 1, 2 given)",
+        ),
+        (
+            vec!["run", "-s", "haswell3", "-c", "x", "-f", one],
+            "Wrong number of files specified for system haswell3 (it takes 2, 1 given)",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-L", "-c", "x", "-f", one],
+            "System sabre cannot boot Linux by PXE (-L); see 'mq features'",
+        ),
+        (
+            vec!["run", "-s", "odroidc4_1", "-b", dtb, "-c", "x", "-f", one],
+            "-b (device tree) needs -L (boot Linux)",
+        ),
+        (
+            vec![
+                "run", "-s", "haswell3", "-L", "-b", dtb, "-c", "x", "-f", one, "-f", one,
+            ],
+            "System haswell3 does not take a custom device tree (-b); see 'mq features'",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-f", one],
+            "mq run needs -c TEXT (run until the completion text) or -r (reserve the board)",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-c", "(unclosed", "-f", one],
+            "invalid completion pattern '(unclosed'",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-c", "x", "-d", "soon", "-f", one],
+            "-d soon: the timeout is a whole number of seconds, or -1 for none",
+        ),
+        (vec!["run", "-c", "x", "-f", one], "mq run needs -s SYSTEM"),
+    ] {
+        let r = t.mq(0, &args);
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(r.stdout.starts_with(expected), "{args:?}: {}", r.stdout);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        t.lab.server.connections(),
+        before,
+        "nothing reached the host"
+    );
+    assert!(LabHost::files_of(&t.lab.base, t.user(0)).is_empty());
+    assert!(!t.lab.board_file("sabre", "last-args"));
+}
+
+#[test]
+fn error_text_and_timeout_give_their_codes() {
+    let Some(t) = Lab::start(1) else { return };
+    let failing = t.image(
+        "failing.elf",
+        &[
+            "Starting test 3",
+            "Test SCHED0003 FAILED",
+            "All is well in the universe",
+        ],
+    );
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "All is well",
+            "-e",
+            "FAILED",
+            "-f",
+            failing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("All is well"));
+
+    let hanging = t.image(
+        "hang.elf",
+        &["Booting all finished, dropped to user space", "@hang"],
+    );
+    let started = Instant::now();
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "All is well",
+            "-d",
+            "2",
+            "-f",
+            hanging.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("[[Timeout]]"));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The lock of a run with -d carries a reclaim timeout (d + margin).
+    t.assert_clean(0);
+
+    let dying = t.image("dying.elf", &["U-Boot 2023.04", "@exit 9"]);
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "All is well",
+            "-f",
+            dying.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 9, "the runner's exit status, as mq.sh");
+}
+
+#[test]
+fn reuse_of_a_held_lock_with_n() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image("ok.elf", &["All is well in the universe"]);
+    let image = image.to_str().unwrap();
+    let r = t.mq(
+        0,
+        &["run", "-n", "-s", "sabre", "-c", "All is well", "-f", image],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stdout,
+        "Failed to run because you said you own the lock (-n flag), but you don't!\nLock for sabre currently free\n"
+    );
+    assert_eq!(t.mq(0, &["sem", "-wait", "sabre", "-k", "ci-5"]).code, 0);
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-n",
+            "-s",
+            "sabre",
+            "-k",
+            "other",
+            "-c",
+            "All is well",
+            "-f",
+            image,
+        ],
+    );
+    assert_eq!(r.code, 1, "the key is checked too");
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-n",
+            "-s",
+            "sabre",
+            "-k",
+            "ci-5",
+            "-c",
+            "All is well",
+            "-f",
+            image,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("Acquiring lock"));
+    assert_eq!(
+        t.lab.lock_owner("sabre").as_deref(),
+        Some(t.user(0)),
+        "left held"
+    );
+    assert_eq!(t.mq(0, &["sem", "-signal", "sabre", "-k", "ci-5"]).code, 0);
+}
+
+#[test]
+fn reservation_ends_with_input_and_powers_off() {
+    let Some(t) = Lab::start(1) else { return };
+    let r = t.mq(0, &["run", "-r", "-s", "sabre"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout,
+        "Acquiring lock for sabre\nLock acquired, we are allowed to run\n\
+         This is a reservation. You now own sabre and\n\
+         can do what you want. Press ctrl+d or enter here when done\n\
+         Attempting to power off machine now that you are done\n"
+    );
+    assert!(t.lab.board_file("sabre", "powered-off"));
+    t.assert_clean(0);
+}
+
+#[test]
+fn keep_alive_console_takes_scripted_input() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image("shell.elf", &["All is well in the universe"]);
+    let mut child = t
+        .command(
+            0,
+            &[
+                "run",
+                "-a",
+                "-s",
+                "sabre",
+                "-c",
+                "All is well in the universe",
+                "-f",
+                image.to_str().unwrap(),
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut seen = String::new();
+    while !seen.contains("All is well") {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "{seen}");
+        seen.push_str(&line);
+    }
+    stdin.write_all(b"hello board\n").unwrap();
+    let mut line = String::new();
+    while !line.contains("echo: hello board") {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0);
+    }
+    // Ctrl-] detaches.
+    stdin.write_all(&[0x1d]).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let pid: u32 = std::fs::read_to_string(t.lab.root.path().join("tftpboot/sabre/pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || !mq_testkit::alive(pid)),
+        "the board's runner ended"
+    );
+    t.assert_clean(0);
+}
+
+#[test]
+fn hostile_texts_arrive_intact_and_run_nothing() {
+    let Some(t) = Lab::start(1) else { return };
+    let marker = PathBuf::from("/tmp/mq-run-pwned");
+    let _ = std::fs::remove_file(&marker);
+    let completion = "it's $(touch /tmp/mq-run-pwned); `touch /tmp/mq-run-pwned` \"done\"";
+    let error = "a;b && touch /tmp/mq-run-pwned\nsecond line";
+    let image = t.image("h.elf", &[completion]);
+    let r = t.mq(
+        0,
+        &[
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            completion,
+            "-e",
+            error,
+            "-k",
+            "k'$(x)",
+            "-f",
+            image.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let args = t.lab.last_args("sabre");
+    assert_eq!(args[3], completion);
+    assert_eq!(args[7], error);
+    assert!(!marker.exists());
+    t.assert_clean(0);
+}
+
+fn spawn_and_wait_for(t: &Lab, args: &[&str], text: &str) -> (Child, String) {
+    let mut child = t
+        .command(0, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    (child, seen)
+}
+
+#[test]
+fn signals_during_wait_upload_and_console_leave_nothing_behind() {
+    let Some(t) = Lab::start(2) else { return };
+    let image = t.image(
+        "long.elf",
+        &[
+            "Booting all finished, dropped to user space",
+            "@sleep 30",
+            "All is well in the universe",
+        ],
+    );
+    let image = image.to_str().unwrap();
+    let big = t.images.path().join("big.elf");
+    std::fs::write(&big, vec![b'x'; 400 << 20]).unwrap();
+    let big = big.to_str().unwrap();
+
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // During the console.
+        let (child, seen) = spawn_and_wait_for(
+            &t,
+            &["run", "-s", "sabre", "-c", "All is well", "-f", image],
+            "dropped to user space",
+        );
+        assert!(seen.contains("Lock acquired"));
+        mq_testkit::signal(child.id(), signal);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{signal:?}");
+        assert!(
+            eventually(Duration::from_secs(5), || t.lab.board_file("sabre", "hup")),
+            "board stopped"
+        );
+        t.assert_clean(0);
+
+        // During the upload.
+        let (child, _) = spawn_and_wait_for(
+            &t,
+            &["run", "-s", "sabre", "-c", "All is well", "-f", big],
+            "Lock acquired",
+        );
+        mq_testkit::signal(child.id(), signal);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{signal:?}");
+        t.assert_clean(0);
+
+        // During the lock wait.
+        assert_eq!(t.mq(1, &["sem", "-wait", "sabre"]).code, 0);
+        let (child, _) = spawn_and_wait_for(
+            &t,
+            &["run", "-s", "sabre", "-c", "All is well", "-f", image],
+            "held by",
+        );
+        mq_testkit::signal(child.id(), signal);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "{signal:?}");
+        assert_eq!(t.mq(1, &["sem", "-signal", "sabre"]).code, 0);
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(t.lab.lock_owner("sabre"), None);
+        t.assert_clean(0);
+    }
+}
+
+#[test]
+fn a_connection_cut_mid_run_still_releases_the_lock() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image(
+        "long.elf",
+        &[
+            "Booting all finished, dropped to user space",
+            "@sleep 30",
+            "All is well in the universe",
+        ],
+    );
+    let sessions_before = mq_testkit::descendants_of(t.lab.server.pid());
+    let (child, _) = spawn_and_wait_for(
+        &t,
+        &[
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "All is well",
+            "-f",
+            image.to_str().unwrap(),
+        ],
+        "dropped to user space",
+    );
+    // Kill the server side of this connection: mq must reconnect to clean up.
+    for pid in mq_testkit::descendants_of(t.lab.server.pid()) {
+        if !sessions_before.contains(&pid) {
+            mq_testkit::signal(pid, Signal::SIGKILL);
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("connection"));
+    assert_eq!(
+        t.lab.lock_owner("sabre"),
+        None,
+        "released after reconnecting"
+    );
+    t.assert_clean(0);
+}
+
+#[test]
+fn two_runs_on_one_system_serialize() {
+    // Two users: one user's second run would be refused as already holding it.
+    let Some(t) = Lab::start(2) else { return };
+    // @sleep 3 lasts between 2 and 3 s (the board counts whole seconds).
+    let image = t.image(
+        "slow.elf",
+        &["start", "@sleep 3", "All is well in the universe"],
+    );
+    let args = [
+        "run",
+        "-s",
+        "sabre",
+        "-c",
+        "All is well",
+        "-f",
+        image.to_str().unwrap(),
+    ];
+    let started = Instant::now();
+    let a = t.command(0, &args).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let b = t.command(1, &args).stdout(Stdio::piped()).spawn().unwrap();
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    assert_eq!((a.status.code(), b.status.code()), (Some(0), Some(0)));
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the second waited for the first"
+    );
+    assert!(String::from_utf8_lossy(&b.stdout).contains("Lock for sabre held by"));
+    t.assert_clean(0);
+    t.assert_clean(1);
+}

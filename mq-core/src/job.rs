@@ -1,0 +1,848 @@
+//! Running an image on a board, PROTOCOL.md's `run`, as a library: what
+//! `mq run` does, with progress events, a cancellation handle and a typed
+//! report.
+//!
+//! The steps: check everything that can be checked locally; choose the board
+//! (a pool's free member); check the board takes what was given; take the
+//! lock (or, with `reuse_held_lock`, check it is ours); make temporary files on
+//! the host; upload; run the board's `reboot` on a pseudo-terminal and watch
+//! its console; fetch the log; remove the temporary files; release the lock.
+//! Cleanup runs on every path out, reconnecting if the connection was lost.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mq_console::{
+    markers, ConsoleSource, KeepAlive, Match, MatcherBuilder, Outcome, Session, SessionOptions,
+    SourceRead,
+};
+use mq_lock::{AcquireOptions, LockClient, LockError, LockState, WaitEvent};
+use mq_transport::{
+    quote, spawn_reader, PtyProcess, PtySize, ReadOutcome, Transport, TransportError,
+};
+use serde::Serialize;
+
+use crate::inventory::{System, UnknownTarget};
+use crate::queue::{open_transport, MachineQueue, QueueError};
+
+/// Seconds added to the completion timeout for the lock's reclaim timeout,
+/// covering the upload and the runner's own start-up and power-off.
+pub const RECLAIM_MARGIN: u64 = 300;
+/// How often cleanup reconnects after a lost connection.
+pub const CLEANUP_ATTEMPTS: u32 = 3;
+
+/// What to run; the same options as `mq run`.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// The system or pool (`-s`).
+    pub target: String,
+    /// Image files, kernel first (`-f`, repeated).
+    pub files: Vec<PathBuf>,
+    /// The completion text, a regular expression (`-c`).
+    pub completion: Option<String>,
+    /// The error text, a regular expression (`-e`).
+    pub error: Option<String>,
+    /// Seconds to wait for the completion text; `None`: for ever (`-d`, -1).
+    pub timeout: Option<u64>,
+    /// Where the console log goes (`-l`).
+    pub log: Option<PathBuf>,
+    /// After completion the console becomes interactive (`-a`).
+    pub keep_alive: bool,
+    /// Boot Linux by PXE (`-L`).
+    pub linux: bool,
+    /// A device tree to use (`-b`).
+    pub dtb: Option<PathBuf>,
+    /// An FPGA bitstream to load (`--bitstream`).
+    pub bitstream: Option<PathBuf>,
+    /// The lock key (`-k`; `0`: none).
+    pub key: String,
+    /// Run under a lock already held, and leave it held (`-n`).
+    pub reuse_held_lock: bool,
+    /// Seconds between lock attempts (`-w`).
+    pub retry_seconds: u32,
+    /// Lock retries, negative for ever (`-t`).
+    pub retries: i64,
+    /// Only reserve the board until the input says so (`-r`).
+    pub reservation: bool,
+}
+
+impl Default for JobSpec {
+    fn default() -> JobSpec {
+        JobSpec {
+            target: String::new(),
+            files: Vec::new(),
+            completion: None,
+            error: None,
+            timeout: None,
+            log: None,
+            keep_alive: false,
+            linux: false,
+            dtb: None,
+            bitstream: None,
+            key: "0".into(),
+            reuse_held_lock: false,
+            retry_seconds: 1,
+            retries: -1,
+            reservation: false,
+        }
+    }
+}
+
+/// Progress of a job, as it happens.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JobEvent<'a> {
+    /// A pool's member was chosen.
+    Selected {
+        /// The system.
+        system: &'a str,
+        /// The pool.
+        pool: &'a str,
+    },
+    /// Taking the lock.
+    Acquiring {
+        /// The system.
+        system: &'a str,
+    },
+    /// Waiting: someone else holds it.
+    Waiting {
+        /// The holder.
+        owner: &'a str,
+        /// Since when.
+        since: &'a str,
+    },
+    /// The lock is ours.
+    Acquired {
+        /// The system.
+        system: &'a str,
+        /// How long it took.
+        waited: Duration,
+    },
+    /// Uploading an image.
+    Uploading {
+        /// The local file.
+        file: &'a Path,
+        /// Bytes sent.
+        done: u64,
+        /// Bytes in all.
+        total: u64,
+    },
+    /// The board is reserved until the input says so.
+    Reserved {
+        /// The system.
+        system: &'a str,
+    },
+    /// The reservation ended; the board is being powered off.
+    PoweringOff {
+        /// The system.
+        system: &'a str,
+    },
+    /// Console bytes, as they arrive.
+    Console(&'a [u8]),
+    /// Something worth telling that changes nothing.
+    Warning(&'a str),
+}
+
+/// What a job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// The system used.
+    pub system: String,
+    /// The pool it was chosen from, if any.
+    pub pool: Option<String>,
+    /// Time spent waiting for the lock.
+    pub lock_wait: Duration,
+    /// Time spent uploading images.
+    pub upload: Duration,
+    /// Time spent on the console.
+    pub run: Duration,
+    /// Time from start to finish.
+    pub total: Duration,
+    /// What the console showed (`None` for a reservation).
+    pub outcome: Option<Outcome>,
+    /// The remote runner's exit status (`None` for a reservation).
+    pub remote_status: Option<i32>,
+    /// The exit code `mq run` gives: the remote runner's, as mq.sh.
+    pub exit_code: i32,
+    /// Where the log was written.
+    pub log: Option<PathBuf>,
+    /// Console markers seen.
+    pub markers: Vec<Match>,
+    /// Bytes of console output.
+    pub console_bytes: u64,
+}
+
+/// Why a job did not run to its end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A check failed before anything happened on the host.
+    #[error("{0}")]
+    Check(String),
+    /// The name is neither a system nor a pool.
+    #[error(transparent)]
+    UnknownTarget(#[from] UnknownTarget),
+    /// `-n` was given but the lock is not ours (or has another key).
+    #[error("Failed to run because you said you own the lock (-n flag), but you don't!\n{info}")]
+    NotHolder {
+        /// The system.
+        system: String,
+        /// Its info line.
+        info: String,
+    },
+    /// A queue operation failed (connection, lock).
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The connection failed during the job (cleanup was attempted).
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// Stopped by the cancellation handle (^C, SIGTERM, SIGHUP).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl From<LockError> for JobError {
+    fn from(e: LockError) -> JobError {
+        match e {
+            LockError::Interrupted { .. } => JobError::Interrupted,
+            other => JobError::Queue(QueueError::Lock(other)),
+        }
+    }
+}
+
+/// Stops a job from another thread (or a signal handler's flag); the job
+/// cleans up fully before returning [`JobError::Interrupted`].
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A handle not yet cancelled.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// A handle over an existing flag (e.g. one a signal handler sets).
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Cancel {
+        Cancel(flag)
+    }
+
+    /// Cancels.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+/// Every check of PROTOCOL.md that needs no host, in mq.sh's order and
+/// words: the options, the files, and, when the target is a system rather
+/// than a pool, what that system takes.
+pub fn check_job(spec: &JobSpec, inventory: &crate::Inventory) -> Result<(), JobError> {
+    let target = inventory.resolve(&spec.target)?;
+    check_spec(spec)?;
+    if let crate::Target::System(system) = target {
+        check_system(spec, system)?;
+    }
+    Ok(())
+}
+
+/// The checks of PROTOCOL.md that need neither host nor inventory.
+pub fn check_spec(spec: &JobSpec) -> Result<(), JobError> {
+    match (spec.reservation, &spec.completion) {
+        (false, None) => {
+            return Err(JobError::Check(
+                "mq run needs -c TEXT (run until the completion text) or -r (reserve the board)"
+                    .into(),
+            ))
+        }
+        (true, Some(_)) => {
+            return Err(JobError::Check(
+                "-r (reserve) and -c (run) do not go together".into(),
+            ))
+        }
+        _ => {}
+    }
+    for file in spec.files.iter().chain(&spec.dtb).chain(&spec.bitstream) {
+        if !file.is_file() {
+            return Err(JobError::Check(format!(
+                "File \"{}\" either does not exist, or is not considered a valid file",
+                file.display()
+            )));
+        }
+    }
+    if spec.dtb.is_some() && !spec.linux {
+        return Err(JobError::Check(
+            "-b (device tree) needs -L (boot Linux)".into(),
+        ));
+    }
+    mq_lock::check_key(&spec.key).map_err(|e| JobError::Check(format!("-k: {e}")))?;
+    console_matcher(spec).map_err(|e| JobError::Check(e.to_string()))?;
+    Ok(())
+}
+
+/// The checks that depend on the chosen system.
+fn check_system(spec: &JobSpec, system: &System) -> Result<(), JobError> {
+    if spec.linux && !system.pxe_linux {
+        return Err(JobError::Check(format!(
+            "System {} cannot boot Linux by PXE (-L); see 'mq features'",
+            system.name
+        )));
+    }
+    if spec.dtb.is_some() && !system.dtb {
+        return Err(JobError::Check(format!(
+            "System {} does not take a custom device tree (-b); see 'mq features'",
+            system.name
+        )));
+    }
+    if !spec.reservation {
+        let wanted = if spec.linux {
+            system.num_files_linux
+        } else {
+            system.num_files
+        };
+        if spec.files.len() != usize::from(wanted) {
+            return Err(JobError::Check(format!(
+                "Wrong number of files specified for system {} (it takes {wanted}, {} given)",
+                system.name,
+                spec.files.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The kernel-first advice for two-file systems (PROTOCOL.md).
+fn kernel_first_warning(spec: &JobSpec) -> Option<String> {
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default()
+    };
+    match &spec.files[..] {
+        [first, second] if !name(first).contains("kernel") && name(second).contains("kernel") => {
+            Some(format!(
+                "Warning: the kernel goes first: '{}' looks like the kernel but is the second file",
+                second.display()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The local matcher: each text as a regular expression and as plain text,
+/// so `(10 tests)` matches itself whatever the remote runner makes of it.
+fn console_matcher(spec: &JobSpec) -> Result<mq_console::Matcher, mq_console::PatternError> {
+    let mut b = MatcherBuilder::new().markers(&markers::sel4_pairs());
+    if let Some(c) = &spec.completion {
+        b = b.completion(c).completion(&regex::escape(c));
+    }
+    if let Some(e) = spec.error.as_deref().filter(|e| !e.is_empty()) {
+        b = b.error(e).error(&regex::escape(e));
+    }
+    b.build()
+}
+
+/// A pty process as a console source; remembers a transport error.
+struct PtyConsole<'a> {
+    process: &'a mut dyn PtyProcess,
+    error: Option<TransportError>,
+}
+
+impl ConsoleSource for PtyConsole<'_> {
+    fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<SourceRead> {
+        match self.process.read(buf, timeout) {
+            Ok(ReadOutcome::Data(n)) => Ok(SourceRead::Data(n)),
+            Ok(ReadOutcome::Eof) => Ok(SourceRead::Eof),
+            Ok(ReadOutcome::TimedOut) => Ok(SourceRead::TimedOut),
+            Err(e) => {
+                let io = io::Error::other(e.to_string());
+                self.error = Some(e);
+                Err(io)
+            }
+        }
+    }
+
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.process.write(data).map_err(|e| {
+            let io = io::Error::other(e.to_string());
+            self.error = Some(e);
+            io
+        })
+    }
+}
+
+/// Console bytes to the event callback.
+struct EventSink<'a>(&'a mut dyn FnMut(JobEvent));
+
+impl io::Write for EventSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (self.0)(JobEvent::Console(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What is left on the host, to clean up.
+struct Leftovers {
+    system: String,
+    release: bool,
+    temp_files: Vec<String>,
+}
+
+impl MachineQueue {
+    /// Runs a job. `input` (usually stdin) ends a reservation (a line or its
+    /// end) and, with `keep_alive`, is typed into the console.
+    pub fn run_job(
+        &self,
+        spec: &JobSpec,
+        input: Option<Box<dyn Read + Send>>,
+        cancel: &Cancel,
+        events: &mut dyn FnMut(JobEvent),
+    ) -> Result<JobReport, JobError> {
+        let started = Instant::now();
+        check_spec(spec)?;
+        let choice = self.choose(&spec.target)?;
+        let system = self
+            .inventory()
+            .system(&choice.system)
+            .ok_or_else(|| JobError::Check(format!("no system {}", choice.system)))?
+            .clone();
+        if let Some(pool) = &choice.pool {
+            events(JobEvent::Selected {
+                system: &system.name,
+                pool,
+            });
+        }
+        check_system(spec, &system)?;
+        if let Some(warning) = kernel_first_warning(spec) {
+            events(JobEvent::Warning(&warning));
+        }
+        if cancel.is_cancelled() {
+            return Err(JobError::Interrupted);
+        }
+
+        let lock_started = Instant::now();
+        if spec.reuse_held_lock {
+            self.check_holder(&system.name, &spec.key)?;
+        } else {
+            events(JobEvent::Acquiring {
+                system: &system.name,
+            });
+            let options = AcquireOptions {
+                key: spec.key.clone(),
+                retry_seconds: spec.retry_seconds,
+                retries: spec.retries,
+                reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
+                cancel: Some(cancel.flag()),
+                force_fallback: false,
+            };
+            self.locks().acquire(&system.name, &options, &mut |e| {
+                let WaitEvent::Holder { owner, since } = e;
+                events(JobEvent::Waiting {
+                    owner: &owner,
+                    since: &since,
+                });
+            })?;
+            events(JobEvent::Acquired {
+                system: &system.name,
+                waited: lock_started.elapsed(),
+            });
+        }
+        let lock_wait = lock_started.elapsed();
+        let mut leftovers = Leftovers {
+            system: system.name.clone(),
+            release: !spec.reuse_held_lock,
+            temp_files: Vec::new(),
+        };
+        let result = self.with_lock(spec, &system, input, cancel, events, &mut leftovers);
+        let cleanup = self.clean_up(&leftovers, &spec.key);
+        let (mut report, run_error) = match result {
+            Ok(report) => (Some(report), None),
+            Err(e) => (None, Some(e)),
+        };
+        if let Err(left) = cleanup {
+            events(JobEvent::Warning(&left));
+            if run_error.is_none() {
+                return Err(JobError::Check(left));
+            }
+        }
+        if let Some(e) = run_error {
+            return Err(e);
+        }
+        let mut report = report.take().expect("a report when there is no error");
+        report.pool = choice.pool;
+        report.lock_wait = lock_wait;
+        report.total = started.elapsed();
+        Ok(report)
+    }
+
+    /// `-n`: the lock must be ours (and hold the key, if one was given).
+    fn check_holder(&self, system: &str, key: &str) -> Result<(), JobError> {
+        let state = self.info(system)?;
+        let me = self.locks().preflight()?.user;
+        let ours = match &state {
+            LockState::Held(h) => h.owner == me && (key == "0" || h.key == key),
+            LockState::Free => false,
+        };
+        if ours {
+            Ok(())
+        } else {
+            Err(JobError::NotHolder {
+                system: system.into(),
+                info: state.info_line(system),
+            })
+        }
+    }
+
+    fn with_lock(
+        &self,
+        spec: &JobSpec,
+        system: &System,
+        input: Option<Box<dyn Read + Send>>,
+        cancel: &Cancel,
+        events: &mut dyn FnMut(JobEvent),
+        leftovers: &mut Leftovers,
+    ) -> Result<JobReport, JobError> {
+        let host = self.transport();
+        let reboot = format!(
+            "{}/{}/reboot",
+            self.config().tftpboot.value.trim_end_matches('/'),
+            system.machine
+        );
+        let empty = |outcome| JobReport {
+            system: system.name.clone(),
+            pool: None,
+            lock_wait: Duration::ZERO,
+            upload: Duration::ZERO,
+            run: Duration::ZERO,
+            total: Duration::ZERO,
+            outcome,
+            remote_status: None,
+            exit_code: 0,
+            log: None,
+            markers: Vec::new(),
+            console_bytes: 0,
+        };
+
+        if spec.reservation {
+            events(JobEvent::Reserved {
+                system: &system.name,
+            });
+            wait_for_enter(input, cancel)?;
+            events(JobEvent::PoweringOff {
+                system: &system.name,
+            });
+            let out = host.run(&format!("{} --shutdown", quote(&reboot)))?;
+            if !out.status.success() {
+                let text = format!(
+                    "powering off {} failed: {}",
+                    system.name,
+                    out.stderr_text().trim()
+                );
+                events(JobEvent::Warning(&text));
+            }
+            return Ok(empty(None));
+        }
+
+        // Temporary files: the log, then one for each file to send.
+        let uploads: Vec<&PathBuf> = spec
+            .files
+            .iter()
+            .chain(&spec.dtb)
+            .chain(&spec.bitstream)
+            .collect();
+        let names: Vec<String> = std::iter::once("log".to_string())
+            .chain((0..uploads.len()).map(|i| format!("img{i}")))
+            .collect();
+        let script = format!(
+            "for n in {}; do mktemp \"${{TMPDIR:-/tmp}}/mq-$n.XXXXXXXX\" || exit 1; done",
+            names.join(" ")
+        );
+        let out = host.run(&script)?;
+        leftovers.temp_files = out.stdout_text().lines().map(str::to_string).collect();
+        if !out.status.success() || leftovers.temp_files.len() != names.len() {
+            return Err(JobError::Check(format!(
+                "cannot make temporary files on the host: {}",
+                out.stderr_text().trim()
+            )));
+        }
+        let log_remote = leftovers.temp_files[0].clone();
+        let remote_files = leftovers.temp_files[1..].to_vec();
+
+        let upload_started = Instant::now();
+        for (local, remote) in uploads.iter().zip(&remote_files) {
+            if cancel.is_cancelled() {
+                return Err(JobError::Interrupted);
+            }
+            host.upload(local, remote, &mut |done, total| {
+                events(JobEvent::Uploading {
+                    file: local,
+                    done,
+                    total,
+                })
+            })?;
+        }
+        let upload = upload_started.elapsed();
+        if cancel.is_cancelled() {
+            return Err(JobError::Interrupted);
+        }
+
+        // PROTOCOL.md's invocation, every value quoted.
+        let n_images = spec.files.len();
+        let mut cmd = format!("stty isig -echoctl -echo; {}", quote(&reboot));
+        if spec.linux {
+            cmd.push_str(" -L");
+        }
+        let mut extra = remote_files[n_images..].iter();
+        if spec.dtb.is_some() {
+            cmd.push_str(&format!(
+                " -b {}",
+                quote(extra.next().expect("dtb uploaded"))
+            ));
+        }
+        if spec.bitstream.is_some() {
+            cmd.push_str(&format!(
+                " --bitstream {}",
+                quote(extra.next().expect("bitstream uploaded"))
+            ));
+        }
+        let timeout_text = spec.timeout.map_or("-1".to_string(), |t| t.to_string());
+        cmd.push_str(&format!(
+            " -l {} -c {} -t {} -e {} -k {}",
+            quote(&log_remote),
+            quote(spec.completion.as_deref().unwrap_or("")),
+            quote(&timeout_text),
+            quote(spec.error.as_deref().unwrap_or("")),
+            quote(&remote_files[0]),
+        ));
+        if let Some(root) = remote_files.get(1).filter(|_| n_images > 1) {
+            cmd.push_str(&format!(" -u {}", quote(root)));
+        }
+        if spec.keep_alive {
+            cmd.push_str(" -a -i");
+        }
+
+        let mut local_log = match &spec.log {
+            Some(path) => Some(std::fs::File::create(path).map_err(|e| {
+                JobError::Check(format!("cannot write the log {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        let run_started = Instant::now();
+        let mut process = host.spawn_pty(
+            &cmd,
+            PtySize {
+                cols: 200,
+                rows: 50,
+            },
+        )?;
+        let keep = if spec.keep_alive {
+            input.map(|i| KeepAlive {
+                input: spawn_reader(i),
+                detach: Some(0x1d),
+            })
+        } else {
+            None
+        };
+        let options = SessionOptions {
+            // The runner enforces -t; this only guards against a runner that
+            // never ends.
+            timeout: spec.timeout.map(|t| Duration::from_secs(t + 60)),
+            until_closed: true,
+            keep_alive: keep,
+            interrupt: Some(cancel.flag()),
+            ..SessionOptions::default()
+        };
+        let matcher = console_matcher(spec).map_err(|e| JobError::Check(e.to_string()))?;
+        let mut session = Session::new(matcher, options).tee(EventSink(events));
+        if let Some(file) = local_log.as_mut() {
+            session = session.tee(file);
+        }
+        let mut console = PtyConsole {
+            process: process.as_mut(),
+            error: None,
+        };
+        let report = session.run(&mut console);
+        if let Some(e) = console.error.take() {
+            return Err(JobError::Transport(e));
+        }
+        let report = report.map_err(|e| JobError::Check(format!("console: {e}")))?;
+        let finished = !matches!(
+            report.outcome,
+            Outcome::Interrupted | Outcome::Timeout { .. }
+        ) && !report.detached;
+        if !finished {
+            process.hangup()?;
+        }
+        let status = process.wait()?;
+        let run = run_started.elapsed();
+        if matches!(report.outcome, Outcome::Interrupted) && !report.detached {
+            return Err(JobError::Interrupted);
+        }
+
+        if let Some(path) = &spec.log {
+            // The runner's log replaces what we saw, if there is one.
+            let part = path.with_extension("mq-part");
+            let fetched = host.download(&log_remote, &part, &mut |_, _| {});
+            match fetched {
+                Ok(()) if std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) => {
+                    std::fs::rename(&part, path).map_err(|e| {
+                        JobError::Check(format!("cannot write the log {}: {e}", path.display()))
+                    })?;
+                }
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&part);
+                }
+                Err(e) if e.is_connection_lost() => return Err(e.into()),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&part);
+                    let text = format!(
+                        "kept the console as seen: the runner's log could not be fetched: {e}"
+                    );
+                    events(JobEvent::Warning(&text));
+                }
+            }
+        }
+        // Detaching from an interactive console after the completion text
+        // hangs the runner up; the run itself completed.
+        let exit_code = if report.detached && matches!(report.outcome, Outcome::Completed { .. }) {
+            0
+        } else {
+            status.shell_code()
+        };
+        Ok(JobReport {
+            outcome: Some(report.outcome),
+            remote_status: Some(status.shell_code()),
+            exit_code,
+            log: spec.log.clone(),
+            markers: report.markers,
+            console_bytes: report.bytes,
+            upload,
+            run,
+            ..empty(None)
+        })
+    }
+
+    /// Removes the temporary files and releases the lock; reconnects up to
+    /// [`CLEANUP_ATTEMPTS`] times if the connection is gone. On failure, says
+    /// exactly what is left and how to release it.
+    fn clean_up(&self, left: &Leftovers, key: &str) -> Result<(), String> {
+        let mut last_error = match clean_with(self.locks(), left, key) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        for attempt in 0..CLEANUP_ATTEMPTS {
+            if !is_connection_lost(&last_error) {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1 << attempt));
+            match open_transport(self.config()) {
+                Ok(transport) => {
+                    let locks = LockClient::new(transport, &self.config().base.value);
+                    match clean_with(&locks, left, key) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last_error = e,
+                    }
+                }
+                Err(e) => last_error = CleanupError::Transport(e),
+            }
+        }
+        let mut text = format!(
+            "could not clean up on {}: {last_error}",
+            self.config().host.value
+        );
+        if left.release {
+            text.push_str(&format!(
+                "\n  the lock of {} may still be held: release it with: mq sem -signal {} -k {}",
+                left.system,
+                left.system,
+                quote(key)
+            ));
+        }
+        if !left.temp_files.is_empty() {
+            text.push_str(&format!(
+                "\n  temporary files left on the host: {}",
+                left.temp_files.join(" ")
+            ));
+        }
+        Err(text)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CleanupError {
+    #[error(transparent)]
+    Transport(TransportError),
+    #[error(transparent)]
+    Lock(LockError),
+}
+
+fn is_connection_lost(e: &CleanupError) -> bool {
+    match e {
+        CleanupError::Transport(t) | CleanupError::Lock(LockError::Transport(t)) => {
+            t.is_connection_lost() || t.is_connect_failure()
+        }
+        CleanupError::Lock(_) => false,
+    }
+}
+
+fn clean_with<T: Transport>(
+    locks: &LockClient<T>,
+    left: &Leftovers,
+    key: &str,
+) -> Result<(), CleanupError> {
+    if !left.temp_files.is_empty() {
+        let files: Vec<&str> = left.temp_files.iter().map(String::as_str).collect();
+        let out = locks
+            .transport()
+            .run(&format!("rm -f -- {}", mq_transport::quote_all(files)))
+            .map_err(CleanupError::Transport)?;
+        if !out.status.success() {
+            return Err(CleanupError::Lock(LockError::Remote {
+                context: "removing temporary files".into(),
+                host: locks.transport().describe(),
+                detail: out.stderr_text(),
+            }));
+        }
+    }
+    if left.release {
+        match locks.release(&left.system, key, false) {
+            // Not ours any more (taken over after its reclaim timeout, or
+            // released by hand): nothing of ours to release.
+            Ok(()) | Err(LockError::NotYours { .. }) => {}
+            Err(e) => return Err(CleanupError::Lock(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A reservation lasts until a line (Enter) or the end of `input`, or a cancel.
+fn wait_for_enter(input: Option<Box<dyn Read + Send>>, cancel: &Cancel) -> Result<(), JobError> {
+    let Some(input) = input else {
+        return Ok(());
+    };
+    let chunks: Receiver<Vec<u8>> = spawn_reader(input);
+    loop {
+        if cancel.is_cancelled() {
+            return Err(JobError::Interrupted);
+        }
+        match chunks.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) if chunk.contains(&b'\n') => return Ok(()),
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
