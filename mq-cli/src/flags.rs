@@ -64,6 +64,14 @@ pub enum Command {
     #[command(after_help = RUN_HELP)]
     Run(RunArgs),
 
+    /// The lab side: run a board (PROTOCOL.md's reboot), for lab hosts
+    #[command(subcommand)]
+    Board(BoardCommand),
+
+    /// Make a self-contained lab on this machine (QEMU boards)
+    #[command(subcommand)]
+    Lab(LabCommand),
+
     /// Directly interact with the machine locks (mq.sh's sem)
     #[command(after_help = SEM_HELP)]
     Sem(SemArgs),
@@ -349,4 +357,98 @@ pub struct RunArgs {
     /// Write a JSON report of the run (times, outcome, markers, exit code) to FILE
     #[arg(long = "json-report", value_name = "FILE")]
     pub json_report: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BoardCommand {
+    /// Boot a board and watch its console: what /tftpboot/MACHINE/reboot runs
+    #[command(after_help = "\
+Exit status: 0 completed, 3 error text, 4 timeout ([[Timeout]] or [[Boot timeout]]
+is printed), 5 the console ended first, 6 the board could not be run, 130
+interrupted (SIGINT, SIGTERM, SIGHUP). The board is powered off (QEMU killed)
+however the run ends.
+
+The lab file (one [board NAME] section per board; kind = qemu | command) is
+described in mq-lab's documentation and in the README.")]
+    Reboot(RebootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RebootArgs {
+    /// The lab file
+    #[arg(long, value_name = "FILE")]
+    pub lab: PathBuf,
+
+    /// The board (a [board NAME] of the lab file)
+    #[arg(long, value_name = "NAME")]
+    pub board: String,
+
+    /// Boot Linux: the kernel and initrd with the board's command line
+    #[arg(short = 'L')]
+    pub linux: bool,
+
+    /// A device tree
+    #[arg(short = 'b', value_name = "FILE")]
+    pub dtb: Option<PathBuf>,
+
+    /// An FPGA bitstream
+    #[arg(long = "bitstream", value_name = "FILE")]
+    pub bitstream: Option<PathBuf>,
+
+    /// Write the console log to FILE as it arrives
+    #[arg(short = 'l', value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// The completion text (a regular expression; also matched literally)
+    #[arg(short = 'c', value_name = "TEXT", allow_hyphen_values = true)]
+    pub completion: Option<String>,
+
+    /// Seconds to wait for the completion text (-1: no timeout)
+    #[arg(
+        short = 't',
+        value_name = "SECONDS",
+        allow_hyphen_values = true,
+        default_value = "-1"
+    )]
+    pub timeout: String,
+
+    /// The error text (a regular expression; also matched literally)
+    #[arg(short = 'e', value_name = "TEXT", allow_hyphen_values = true)]
+    pub error: Option<String>,
+
+    /// The kernel image
+    #[arg(short = 'k', value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+
+    /// The root server (second image; an initrd for QEMU)
+    #[arg(short = 'u', value_name = "FILE")]
+    pub rootserver: Option<PathBuf>,
+
+    /// Keep the console connected after the completion text
+    #[arg(short = 'a')]
+    pub keep_alive: bool,
+
+    /// Interactive console (with -a)
+    #[arg(short = 'i')]
+    pub interactive: bool,
+
+    /// Power the board off and exit
+    #[arg(long)]
+    pub shutdown: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Write a complete lab into DIR: lock directory, QEMU boards, reboot wrappers, inventory, images
+    Init(LabInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LabInitArgs {
+    /// Where to make the lab (created if missing)
+    pub dir: PathBuf,
+
+    /// How many QEMU x86 boards
+    #[arg(long, default_value_t = 2)]
+    pub boards: usize,
 }

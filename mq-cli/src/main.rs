@@ -4,6 +4,7 @@
 //! them ([`flags`]), mq-core does the work, and this file prints the results and
 //! picks the exit code. No protocol logic lives here.
 
+mod board;
 mod completions;
 mod flags;
 mod legacy;
@@ -149,6 +150,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let command = match cli.command {
         Command::Help => return emit(&Cli::command().render_help().to_string()),
         Command::Run(args) => return run::run(args, config),
+        Command::Board(flags::BoardCommand::Reboot(args)) => return board::reboot(args),
+        Command::Lab(flags::LabCommand::Init(args)) => return board::lab_init(args),
         Command::Sem(args) => return sem::sem(args, config),
         Command::Lock(args) => return sem::lock(args, config),
         Command::Unlock(args) => return sem::unlock(args, config),
@@ -183,6 +186,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Config(_)
         | Command::Help
         | Command::Run(_)
+        | Command::Board(_)
+        | Command::Lab(_)
         | Command::Sem(_)
         | Command::Lock(_)
         | Command::Unlock(_) => unreachable!("handled above"),

@@ -119,6 +119,30 @@ impl MatcherBuilder {
         self
     }
 
+    /// A completion text as `mq run -c` and board runners take it: a regular
+    /// expression, and also the same text literally, so that `(10 tests)`
+    /// matches itself whatever the other side makes of it.
+    pub fn completion_text(self, text: &str) -> MatcherBuilder {
+        let literal = regex::escape(text);
+        let b = self.completion(text);
+        if literal == text {
+            b
+        } else {
+            b.completion(&literal)
+        }
+    }
+
+    /// An error text, as [`MatcherBuilder::completion_text`] takes a completion text.
+    pub fn error_text(self, text: &str) -> MatcherBuilder {
+        let literal = regex::escape(text);
+        let b = self.error(text);
+        if literal == text {
+            b
+        } else {
+            b.error(&literal)
+        }
+    }
+
     /// A known marker: a pattern and its label.
     pub fn marker(mut self, pattern: &str, label: &str) -> MatcherBuilder {
         self.patterns

@@ -148,6 +148,9 @@ pub struct SessionOptions {
     pub keep_alive: Option<KeepAlive>,
     /// Set from elsewhere (a signal handler) to stop.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// When a verdict comes from a line still arriving, read on this long
+    /// (at most) for the rest of that line, so sinks get it whole.
+    pub line_grace: Option<Duration>,
 }
 
 /// How a session ended.
@@ -281,6 +284,8 @@ impl<'a> Session<'a> {
         let mut sink_errors = Vec::new();
         let mut verdict: Option<Outcome> = None;
         let mut detached = false;
+        // Set when stopping waits only for the verdict's line to end.
+        let mut grace_until: Option<Instant> = None;
 
         let outcome = loop {
             if self.interrupted() {
@@ -290,6 +295,11 @@ impl<'a> Session<'a> {
                 if forward_input(keep, source, &mut input_open)? {
                     detached = true;
                     break verdict.take().unwrap_or(Outcome::Interrupted);
+                }
+            }
+            if let Some(until) = grace_until {
+                if Instant::now() >= until || self.matcher.partial_line().is_empty() {
+                    break verdict.take().expect("a verdict during the grace");
                 }
             }
             let completed = matches!(verdict, Some(Outcome::Completed { .. }));
@@ -332,7 +342,12 @@ impl<'a> Session<'a> {
                             let goes_on = self.options.until_closed
                                 || (keep.is_some() && matches!(v, Outcome::Completed { .. }));
                             if !goes_on {
-                                break v;
+                                match self.options.line_grace {
+                                    Some(grace) if !self.matcher.partial_line().is_empty() => {
+                                        grace_until = Some(Instant::now() + grace);
+                                    }
+                                    _ => break v,
+                                }
                             }
                             verdict = Some(v);
                         }

@@ -345,10 +345,10 @@ fn kernel_first_warning(spec: &JobSpec) -> Option<String> {
 fn console_matcher(spec: &JobSpec) -> Result<mq_console::Matcher, mq_console::PatternError> {
     let mut b = MatcherBuilder::new().markers(&markers::sel4_pairs());
     if let Some(c) = &spec.completion {
-        b = b.completion(c).completion(&regex::escape(c));
+        b = b.completion_text(c);
     }
     if let Some(e) = spec.error.as_deref().filter(|e| !e.is_empty()) {
-        b = b.error(e).error(&regex::escape(e));
+        b = b.error_text(e);
     }
     b.build()
 }

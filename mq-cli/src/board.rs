@@ -1,0 +1,81 @@
+//! `mq board reboot` and `mq lab init`: the lab side, over mq-lab.
+
+use std::path::Path;
+
+use mq_lab::labfile::LabFile;
+use mq_lab::runner::{self, RebootArgs};
+
+use crate::flags::{self, LabInitArgs};
+use crate::{Failure, EXIT_USAGE};
+
+/// `mq board reboot --lab FILE --board NAME ...`.
+pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
+    let cannot_run = |message: String| Failure::new(message, runner::EXIT_CANNOT_RUN as u8);
+    let lab = LabFile::load(&args.lab).map_err(|e| cannot_run(format!("mq board: {e}")))?;
+    let board = lab.board(&args.board).ok_or_else(|| {
+        let names: Vec<&str> = lab.boards.iter().map(|b| b.name.as_str()).collect();
+        cannot_run(format!(
+            "mq board: no board '{}' in {} (boards: {})",
+            args.board,
+            args.lab.display(),
+            names.join(" ")
+        ))
+    })?;
+    let timeout = match args.timeout.as_str() {
+        "-1" => None,
+        text => Some(text.parse::<u64>().map_err(|_| {
+            Failure::new(
+                format!("mq board: -t {text}: seconds, or -1 for none"),
+                EXIT_USAGE,
+            )
+        })?),
+    };
+    let state = args.lab.parent().unwrap_or(Path::new(".")).join("state");
+    let _ = std::fs::create_dir_all(&state);
+    let run = RebootArgs {
+        linux: args.linux,
+        dtb: args.dtb,
+        bitstream: args.bitstream,
+        log: args.log,
+        completion: args.completion,
+        timeout,
+        error: args.error,
+        kernel: args.kernel,
+        rootserver: args.rootserver,
+        keep_alive: args.keep_alive || args.interactive,
+        shutdown: args.shutdown,
+    };
+    match runner::reboot(board, &run, &state) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(Failure::new(String::new(), code.clamp(1, 255) as u8)),
+        Err(e) => Err(cannot_run(format!("mq board: [{}] {e}", board.name))),
+    }
+}
+
+/// `mq lab init DIR`.
+pub fn lab_init(args: LabInitArgs) -> Result<(), Failure> {
+    let mq = std::env::current_exe()
+        .map_err(|e| Failure::new(format!("mq lab: where am I? {e}"), EXIT_USAGE))?;
+    let lab = mq_lab::init::init(&args.dir, args.boards, &mq)
+        .map_err(|e| Failure::new(format!("mq lab: {}: {e}", args.dir.display()), EXIT_USAGE))?;
+    let dir = lab.dir.display();
+    println!(
+        "A lab with {} QEMU x86 board(s) is ready in {dir}.",
+        lab.systems.len()
+    );
+    println!();
+    println!("Point mq at it (the local transport; or set MQ_HOST and use SSH to this machine):");
+    println!("  . {dir}/mq.env");
+    println!();
+    println!("Then, for example:");
+    println!("  mq systems");
+    println!(
+        "  mq run -s {} -c '{}' -f {} -f {}",
+        lab.systems[0],
+        mq_lab::init::COMPLETION,
+        lab.kernel().display(),
+        lab.rootserver().display()
+    );
+    println!("  mq sem -info {}", lab.pool);
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The lab side end to end: `mq lab init`, QEMU boards run by `mq board
+//! reboot` behind PROTOCOL.md's reboot wrappers, and `mq run` on them over the
+//! local transport and over the real SSH test server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mq_testkit::{eventually, LabHost};
+use nix::sys::signal::Signal;
+
+fn qemu_installed() -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", "command -v qemu-system-x86_64"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: no qemu-system-x86_64 (install qemu-system-x86)");
+    }
+    ok
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Lab {
+    fn init() -> Option<Lab> {
+        if !qemu_installed() {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mq-qemu-lab-")
+            .tempdir()
+            .unwrap();
+        mq_testkit::set_mode(dir.path(), 0o755);
+        let out = Command::new(assert_cmd::cargo::cargo_bin("mq"))
+            .args(["lab", "init"])
+            .arg(dir.path().join("lab"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("mq run -s qemu_x86_1 -c 'All is well in the universe'"),
+            "{text}"
+        );
+        Some(Lab {
+            dir,
+            home: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("lab").join(rel)
+    }
+
+    fn mq(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("MQ_TRANSPORT", "local")
+            .env("MQ_BASE", self.path("base"))
+            .env("MQ_TFTPBOOT", self.path("tftpboot"))
+            .env("MQ_INVENTORY", self.path("inventory"))
+            .env_remove("MQ_HOST")
+            .env_remove("MQ_SSH_CONFIG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run_args(&self, system: &str, completion: &str, rootserver: &Path) -> Vec<String> {
+        vec![
+            "run".into(),
+            "-s".into(),
+            system.into(),
+            "-c".into(),
+            completion.into(),
+            "-f".into(),
+            self.path("images/kernel.elf").display().to_string(),
+            "-f".into(),
+            rootserver.display().to_string(),
+        ]
+    }
+
+    fn rootserver(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        mq_testkit::set_mode(&path, 0o644);
+        path
+    }
+
+    fn qemu_pid(&self, board: &str) -> Option<u32> {
+        std::fs::read_to_string(self.path(&format!("state/{board}.pid")))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+    }
+}
+
+fn output(mut cmd: Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn qemu_board_completes_over_the_local_transport_with_a_log() {
+    let Some(lab) = Lab::init() else { return };
+    let log = lab.dir.path().join("console.log");
+    let mut args = lab.run_args(
+        "qemu_x86_1",
+        "All is well in the universe",
+        &lab.path("images/rootserver"),
+    );
+    args.extend([
+        "-l".into(),
+        log.display().to_string(),
+        "-d".into(),
+        "60".into(),
+    ]);
+    let (code, out, err) = output(lab.mq(&strs(&args)));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("mq test kernel: multiboot entry"), "{out}");
+    // The completion text lives in the second file, printed by the kernel.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("mq test rootserver: started"), "{log}");
+    assert!(log.contains("All is well in the universe"));
+    assert!(
+        std::fs::read_dir(lab.path("base")).unwrap().count() == 1,
+        "only VERSION: lock released"
+    );
+    assert_eq!(lab.qemu_pid("qemu-x86-1"), None, "QEMU is gone");
+}
+
+#[test]
+fn error_text_and_timeout_on_a_qemu_board() {
+    let Some(lab) = Lab::init() else { return };
+    let failing = lab.rootserver(
+        "failing",
+        "Test LAB0002 FAILED\r\nAll is well in the universe\r\n",
+    );
+    let mut args = lab.run_args("qemu_x86_1", "All is well in the universe", &failing);
+    args.extend(["-e".into(), "FAILED".into()]);
+    let (code, out, _) = output(lab.mq(&strs(&args)));
+    assert_eq!(code, 3, "{out}");
+
+    let quiet = lab.rootserver("quiet", "nothing to see\r\n");
+    let mut args = lab.run_args("qemu_x86_2", "never printed", &quiet);
+    args.extend(["-d".into(), "3".into()]);
+    let started = Instant::now();
+    let (code, out, _) = output(lab.mq(&strs(&args)));
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("[[Timeout]]"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(lab.qemu_pid("qemu-x86-2"), None);
+}
+
+fn spawn_until(mut cmd: Command, text: &str) -> Child {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(text) {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "ended before '{text}': {seen}"
+        );
+        seen.push_str(&line);
+    }
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    child
+}
+
+#[test]
+fn interrupting_a_run_kills_qemu_and_releases_the_lock() {
+    let Some(lab) = Lab::init() else { return };
+    let quiet = lab.rootserver("quiet", "waiting for ever\r\n");
+    let args = lab.run_args("qemu_x86_1", "never printed", &quiet);
+    let child = spawn_until(lab.mq(&strs(&args)), "dropped to user space");
+    let qemu = lab.qemu_pid("qemu-x86-1").expect("QEMU runs");
+    assert!(mq_testkit::alive(qemu));
+    mq_testkit::signal(child.id(), Signal::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        eventually(Duration::from_secs(5), || !mq_testkit::alive(qemu)),
+        "QEMU killed"
+    );
+    assert!(mq_testkit::processes_matching("qemu-system")
+        .iter()
+        .all(|(pid, _)| *pid != qemu));
+    assert!(
+        std::fs::read_dir(lab.path("base")).unwrap().count() == 1,
+        "lock released"
+    );
+}
+
+#[test]
+fn a_pool_of_two_runs_two_at_once_and_the_third_waits() {
+    let Some(lab) = Lab::init() else { return };
+    let quiet = lab.rootserver("quiet", "busy\r\n");
+    let run = |key: &str| {
+        let mut args = lab.run_args("qemu_x86_pool", "never printed", &quiet);
+        args.extend(["-d".into(), "3".into(), "-k".into(), key.into()]);
+        lab.mq(&strs(&args)).stdout(Stdio::piped()).spawn().unwrap()
+    };
+    let started = Instant::now();
+    let a = run("a");
+    std::thread::sleep(Duration::from_millis(700));
+    let b = run("b");
+    std::thread::sleep(Duration::from_millis(700));
+    let c = run("c");
+    let outs: Vec<_> = [a, b, c]
+        .into_iter()
+        .map(|p| p.wait_with_output().unwrap())
+        .collect();
+    let total = started.elapsed();
+    let text: Vec<String> = outs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .collect();
+    for (o, t) in outs.iter().zip(&text) {
+        assert_eq!(o.status.code(), Some(4), "{t}");
+    }
+    let chosen = |t: &str| t.lines().next().unwrap_or_default().to_string();
+    assert_ne!(
+        chosen(&text[0]),
+        chosen(&text[1]),
+        "the first two ran on different boards"
+    );
+    assert!(!text[0].contains("held by") && !text[1].contains("held by"));
+    assert!(text[2].contains("held by"), "the third waited: {}", text[2]);
+    // Two at once (about 3 s), then the third (3 s more), not 9 s in a row.
+    assert!(
+        total >= Duration::from_secs(5) && total < Duration::from_secs(9),
+        "{total:?}"
+    );
+}
+
+#[test]
+fn qemu_board_over_the_ssh_test_server() {
+    if !qemu_installed() {
+        return;
+    }
+    let Some(host) = LabHost::start(1) else {
+        return;
+    };
+    // The lab lives in a directory the throwaway user can read.
+    let lab_dir = host.root.path().join("qemu-lab");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("mq"))
+        .args(["lab", "init"])
+        .arg(&lab_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let home = tempfile::tempdir().unwrap();
+    let log = home.path().join("log");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("mq"))
+        .args([
+            "run",
+            "-s",
+            "qemu_x86_1",
+            "-c",
+            "All is well in the universe",
+            "-d",
+            "60",
+            "-f",
+        ])
+        .arg(lab_dir.join("images/kernel.elf"))
+        .arg("-f")
+        .arg(lab_dir.join("images/rootserver"))
+        .arg("-l")
+        .arg(&log)
+        .env("HOME", home.path())
+        .env("MQ_HOST", "lab")
+        .env("MQ_SSH_CONFIG", host.config_for(&host.users[0].name))
+        .env("MQ_BASE", lab_dir.join("base"))
+        .env("MQ_TFTPBOOT", lab_dir.join("tftpboot"))
+        .env("MQ_INVENTORY", lab_dir.join("inventory"))
+        .env_remove("MQ_TRANSPORT")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("All is well in the universe"));
+    assert!(LabHost::files_of(&lab_dir.join("base"), &host.users[0].name).is_empty());
+}
+
+#[test]
+fn a_bad_lab_file_stops_the_runner_with_its_line() {
+    let Some(lab) = Lab::init() else { return };
+    std::fs::write(
+        lab.path("lab.conf"),
+        "[board qemu-x86-1]\nkind = qemu\nflavour = vanilla\n",
+    )
+    .unwrap();
+    let (code, _, err) = output(lab.mq(&[
+        "board",
+        "reboot",
+        "--lab",
+        lab.path("lab.conf").to_str().unwrap(),
+        "--board",
+        "qemu-x86-1",
+        "-k",
+        lab.path("images/kernel.elf").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 6);
+    assert!(
+        err.contains("lab.conf:3: 'flavour' is not a setting of a qemu board"),
+        "{err}"
+    );
+}

@@ -1,0 +1,366 @@
+//! The lab file: the boards a lab host runs, and how.
+//!
+//! ```text
+//! # Comments start with '#'. One section per board.
+//! [board qemu-x86-1]
+//! kind = qemu
+//! qemu = qemu-system-x86_64          # the emulator (default qemu-system-x86_64)
+//! options = -machine pc -m 128       # its machine options (split on spaces)
+//! append = console=ttyS0             # kernel command line for -L (Linux) runs
+//! boot_timeout = 30                  # seconds without any output: [[Boot timeout]]
+//!
+//! [board sabre]
+//! kind = command                     # real hardware: shell templates
+//! power_on = pdu on 3
+//! power_off = pdu off 3
+//! stage = cp {kernel} /tftpboot/sabre/image   # optional
+//! console = console sabre            # its stdout is the board's serial console
+//! ```
+//!
+//! Command templates run with `sh -c`; `{board}`, `{kernel}`, `{rootserver}`,
+//! `{dtb}`, `{bitstream}` and `{log}` are replaced by shell-quoted values.
+//! Every problem is reported with its line: unknown sections or keys, keys
+//! that do not belong to the board's kind, missing required keys, duplicate
+//! boards or keys, bad numbers.
+
+use std::path::{Path, PathBuf};
+
+/// How a board is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoardKind {
+    /// An emulated board.
+    Qemu {
+        /// The emulator program.
+        program: String,
+        /// Its machine options.
+        options: Vec<String>,
+        /// The kernel command line for Linux (-L) runs.
+        append: Option<String>,
+    },
+    /// A real board driven by shell commands.
+    Command {
+        /// Powers it on.
+        power_on: String,
+        /// Powers it off.
+        power_off: String,
+        /// Puts the images where the board boots them from (optional).
+        stage: Option<String>,
+        /// Attaches to its serial console (runs for the whole run).
+        console: String,
+    },
+}
+
+/// One board of the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Board {
+    /// Its name (the machine directory under tftpboot).
+    pub name: String,
+    /// How it runs.
+    pub kind: BoardKind,
+    /// Seconds without any output before giving up (`None`: only `-t`).
+    pub boot_timeout: Option<u64>,
+    /// The line of its section.
+    pub line: usize,
+}
+
+/// The parsed lab file.
+#[derive(Debug, Clone)]
+pub struct LabFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its boards, in file order.
+    pub boards: Vec<Board>,
+}
+
+/// A problem in a lab file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct LabFileError {
+    /// The file.
+    pub file: String,
+    /// The line (0: the whole file).
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+const QEMU_KEYS: [&str; 5] = ["kind", "qemu", "options", "append", "boot_timeout"];
+const COMMAND_KEYS: [&str; 6] = [
+    "kind",
+    "power_on",
+    "power_off",
+    "stage",
+    "console",
+    "boot_timeout",
+];
+
+impl LabFile {
+    /// Reads and validates a lab file.
+    pub fn load(path: &Path) -> Result<LabFile, LabFileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LabFileError {
+            file: path.display().to_string(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        let boards = parse(&text, &path.display().to_string())?;
+        Ok(LabFile {
+            path: path.to_path_buf(),
+            boards,
+        })
+    }
+
+    /// The board called `name`.
+    pub fn board(&self, name: &str) -> Option<&Board> {
+        self.boards.iter().find(|b| b.name == name)
+    }
+}
+
+struct Section {
+    name: String,
+    line: usize,
+    keys: Vec<(String, String, usize)>,
+}
+
+/// Parses lab file text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Vec<Board>, LabFileError> {
+    let error = |line: usize, message: String| LabFileError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let mut sections: Vec<Section> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = match raw.find(" #").or_else(|| raw.starts_with('#').then_some(0)) {
+            Some(at) => &raw[..at],
+            None => raw,
+        }
+        .trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header
+                .strip_suffix(']')
+                .ok_or_else(|| error(n, "a section header ends with ']'".into()))?;
+            let name = header
+                .strip_prefix("board ")
+                .map(str::trim)
+                .ok_or_else(|| {
+                    error(
+                        n,
+                        format!("unknown section [{header}]: sections are [board NAME]"),
+                    )
+                })?;
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !name.starts_with('.');
+            if !valid {
+                return Err(error(
+                    n,
+                    format!("board name '{name}' must be letters, digits, '-', '_' or '.'"),
+                ));
+            }
+            if let Some(first) = sections.iter().find(|s| s.name == name) {
+                return Err(error(
+                    n,
+                    format!(
+                        "board '{name}' is defined twice (first on line {})",
+                        first.line
+                    ),
+                ));
+            }
+            sections.push(Section {
+                name: name.to_string(),
+                line: n,
+                keys: Vec::new(),
+            });
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| error(n, format!("expected 'key = value', found '{line}'")))?;
+        let (key, value) = (key.trim(), value.trim());
+        let section = sections
+            .last_mut()
+            .ok_or_else(|| error(n, "a key before any [board NAME] section".into()))?;
+        if let Some((_, _, first)) = section.keys.iter().find(|(k, _, _)| k == key) {
+            return Err(error(
+                n,
+                format!(
+                    "'{key}' is set twice for board '{}' (first on line {first})",
+                    section.name
+                ),
+            ));
+        }
+        if value.is_empty() {
+            return Err(error(n, format!("'{key}' has no value")));
+        }
+        section.keys.push((key.to_string(), value.to_string(), n));
+    }
+    sections.into_iter().map(|s| board(s, &error)).collect()
+}
+
+fn board(
+    section: Section,
+    error: &dyn Fn(usize, String) -> LabFileError,
+) -> Result<Board, LabFileError> {
+    let get = |key: &str| {
+        section
+            .keys
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, v, n)| (v.clone(), *n))
+    };
+    let require = |key: &str| {
+        get(key).map(|(v, _)| v).ok_or_else(|| {
+            error(
+                section.line,
+                format!("board '{}' needs '{key}'", section.name),
+            )
+        })
+    };
+    let kind = require("kind")?;
+    let allowed: &[&str] = match kind.as_str() {
+        "qemu" => &QEMU_KEYS,
+        "command" => &COMMAND_KEYS,
+        other => {
+            let line = get("kind").map_or(section.line, |(_, n)| n);
+            return Err(error(
+                line,
+                format!("unknown kind '{other}' (qemu or command)"),
+            ));
+        }
+    };
+    for (key, _, n) in &section.keys {
+        if !allowed.contains(&key.as_str()) {
+            return Err(error(
+                *n,
+                format!(
+                    "'{key}' is not a setting of a {kind} board (settings: {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    let boot_timeout = match get("boot_timeout") {
+        None => None,
+        Some((v, n)) => Some(v.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
+            error(
+                n,
+                format!("boot_timeout must be a positive number of seconds, found '{v}'"),
+            )
+        })?),
+    };
+    let kind = match kind.as_str() {
+        "qemu" => BoardKind::Qemu {
+            program: get("qemu").map_or_else(|| "qemu-system-x86_64".to_string(), |(v, _)| v),
+            options: get("options")
+                .map(|(v, _)| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            append: get("append").map(|(v, _)| v),
+        },
+        _ => BoardKind::Command {
+            power_on: require("power_on")?,
+            power_off: require("power_off")?,
+            stage: get("stage").map(|(v, _)| v),
+            console: require("console")?,
+        },
+    };
+    Ok(Board {
+        name: section.name,
+        kind,
+        boot_timeout,
+        line: section.line,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, "lab.conf").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn both_kinds_parse() {
+        let boards = parse(
+            "# a lab\n[board q1]\nkind = qemu\noptions = -machine pc -m 128 # comment\nboot_timeout = 30\n\n\
+             [board sabre]\nkind = command\npower_on = pdu on 3\npower_off = pdu off 3\nconsole = console sabre\n",
+            "lab.conf",
+        )
+        .unwrap();
+        assert_eq!(boards.len(), 2);
+        assert_eq!(boards[0].boot_timeout, Some(30));
+        match &boards[0].kind {
+            BoardKind::Qemu {
+                program,
+                options,
+                append,
+            } => {
+                assert_eq!(program, "qemu-system-x86_64");
+                assert_eq!(options, &["-machine", "pc", "-m", "128"]);
+                assert_eq!(append, &None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            &boards[1].kind,
+            BoardKind::Command { stage: None, .. }
+        ));
+        assert_eq!(boards[1].line, 7);
+    }
+
+    #[test]
+    fn every_problem_names_its_line() {
+        assert_eq!(
+            err("kind = qemu\n"),
+            "lab.conf:1: a key before any [board NAME] section"
+        );
+        assert_eq!(
+            err("[boards x]\n"),
+            "lab.conf:1: unknown section [boards x]: sections are [board NAME]"
+        );
+        assert_eq!(
+            err("[board a/b]\n"),
+            "lab.conf:1: board name 'a/b' must be letters, digits, '-', '_' or '.'"
+        );
+        assert_eq!(
+            err("[board a]\nkind = qemu\n[board a]\n"),
+            "lab.conf:3: board 'a' is defined twice (first on line 1)"
+        );
+        assert_eq!(
+            err("[board a]\nkind = qemu\nkind = qemu\n"),
+            "lab.conf:3: 'kind' is set twice for board 'a' (first on line 2)"
+        );
+        assert_eq!(
+            err("\n[board a]\noptions = x\n"),
+            "lab.conf:2: board 'a' needs 'kind'"
+        );
+        assert_eq!(
+            err("[board a]\nkind = telnet\n"),
+            "lab.conf:2: unknown kind 'telnet' (qemu or command)"
+        );
+        assert!(err("[board a]\nkind = qemu\nconsole = x\n")
+            .starts_with("lab.conf:3: 'console' is not a setting of a qemu board"));
+        assert_eq!(
+            err("[board a]\nkind = command\npower_on = x\npower_off = y\n"),
+            "lab.conf:1: board 'a' needs 'console'"
+        );
+        assert_eq!(
+            err("[board a]\nkind = qemu\nboot_timeout = soon\n"),
+            "lab.conf:3: boot_timeout must be a positive number of seconds, found 'soon'"
+        );
+        assert_eq!(
+            err("[board a]\nkind qemu\n"),
+            "lab.conf:2: expected 'key = value', found 'kind qemu'"
+        );
+        assert_eq!(
+            err("[board a]\nkind =\n"),
+            "lab.conf:2: 'kind' has no value"
+        );
+    }
+}
