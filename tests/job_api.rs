@@ -11,12 +11,7 @@ use mq_transport::fault::FaultTransport;
 use mq_transport::{SshOptions, SshTransport, Transport};
 
 fn lab() -> Option<(LabHost, Config)> {
-    let has_lockfile = std::process::Command::new("sh")
-        .args(["-c", "command -v lockfile"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_lockfile {
-        eprintln!("SKIPPED: no lockfile (install procmail)");
+    if !mq_testkit::lockfile_installed() {
         return None;
     }
     let lab = LabHost::start(1)?;

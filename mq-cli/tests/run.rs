@@ -33,12 +33,7 @@ const MACHINES: [&str; 6] = [
 
 impl Lab {
     fn start(users: usize) -> Option<Lab> {
-        let has_lockfile = Command::new("sh")
-            .args(["-c", "command -v lockfile"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_lockfile {
-            eprintln!("SKIPPED: no lockfile (install procmail)");
+        if !mq_testkit::lockfile_installed() {
             return None;
         }
         let lab = LabHost::start(users)?;
@@ -65,16 +60,8 @@ impl Lab {
 
     fn command(&self, i: usize, args: &[&str]) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
-        cmd.args(args)
-            .env("HOME", self.home.path())
-            .env("MQ_HOST", "lab")
-            .env("MQ_BASE", self.lab.base_str())
-            .env("MQ_TFTPBOOT", self.lab.root.path().join("tftpboot"))
-            .env("MQ_SSH_CONFIG", self.lab.config_for(self.user(i)))
-            .env_remove("MQ_INVENTORY")
-            .env_remove("MQ_TRANSPORT")
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null());
+        cmd.args(args);
+        self.lab.configure(&mut cmd, self.user(i), self.home.path());
         cmd
     }
 

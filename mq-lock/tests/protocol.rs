@@ -37,17 +37,9 @@ fn old_client(lab: &LabHost, user: usize, script: &str) -> std::process::Output 
         .unwrap()
 }
 
-fn lockfile_installed() -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v lockfile"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 macro_rules! lab {
     ($users:expr) => {{
-        if !lockfile_installed() {
-            eprintln!("SKIPPED: no lockfile (install procmail)");
+        if !mq_testkit::lockfile_installed() {
             return;
         }
         match LabHost::start($users) {

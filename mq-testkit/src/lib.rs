@@ -637,3 +637,31 @@ impl LabHost {
             .exists()
     }
 }
+
+/// Whether procmail's `lockfile` is installed (says SKIPPED when not).
+pub fn lockfile_installed() -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", "command -v lockfile"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: no lockfile (install procmail)");
+    }
+    ok
+}
+
+impl LabHost {
+    /// Points an `mq` command at this lab as `user`, with `home` as HOME and
+    /// nothing of the caller's own configuration (agent, MQ_* variables).
+    pub fn configure(&self, cmd: &mut Command, user: &str, home: &Path) {
+        cmd.env("HOME", home)
+            .env("MQ_HOST", "lab")
+            .env("MQ_BASE", self.base_str())
+            .env("MQ_TFTPBOOT", self.root.path().join("tftpboot"))
+            .env("MQ_SSH_CONFIG", self.config_for(user))
+            .env_remove("MQ_INVENTORY")
+            .env_remove("MQ_TRANSPORT")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null());
+    }
+}
