@@ -15,7 +15,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use crate::local::{copy_with_progress, read_fd};
-use crate::ssh::{download_command, remote_detail, SizedDownload};
+use crate::ssh::{copy_result, download_command, SizedDownload};
 use crate::{
     quote, ExitStatus, Output, PtyProcess, PtySize, ReadOutcome, Result, Transport, TransportError,
 };
@@ -275,15 +275,7 @@ impl Transport for OpensshTransport {
                 detail: format!("upload interrupted: {e}"),
             });
         }
-        if !status.success() {
-            return Err(TransportError::RemoteFile {
-                operation: "upload to",
-                path: remote.to_string(),
-                endpoint: self.describe(),
-                detail: remote_detail(&status, &out.stderr),
-            });
-        }
-        Ok(())
+        copy_result("upload to", remote, self.describe(), &status, &out.stderr)
     }
 
     fn download(
@@ -323,13 +315,8 @@ impl Transport for OpensshTransport {
         }
         if !status.success() {
             let _ = std::fs::remove_file(local);
-            return Err(TransportError::RemoteFile {
-                operation: "download of",
-                path: remote.to_string(),
-                endpoint: self.describe(),
-                detail: remote_detail(&status, &stderr),
-            });
         }
+        copy_result("download of", remote, self.describe(), &status, &stderr)?;
         Ok(())
     }
 

@@ -745,15 +745,7 @@ impl Transport for SshTransport {
             .retry("ending the upload", || channel.send_eof())?;
         self.drain(&mut channel, &mut |_| Ok(()), &mut stderr)?;
         let status = self.finish(&mut channel)?;
-        if !status.success() {
-            return Err(TransportError::RemoteFile {
-                operation: "upload to",
-                path: remote.to_string(),
-                endpoint: self.describe(),
-                detail: remote_detail(&status, &stderr),
-            });
-        }
-        Ok(())
+        copy_result("upload to", remote, self.describe(), &status, &stderr)
     }
 
     fn download(
@@ -782,13 +774,8 @@ impl Transport for SshTransport {
         }
         if !status.success() {
             let _ = std::fs::remove_file(local);
-            return Err(TransportError::RemoteFile {
-                operation: "download of",
-                path: remote.to_string(),
-                endpoint: self.describe(),
-                detail: remote_detail(&status, &stderr),
-            });
         }
+        copy_result("download of", remote, self.describe(), &status, &stderr)?;
         file.flush().map_err(local_error)?;
         Ok(())
     }
@@ -857,14 +844,29 @@ impl<'a> SizedDownload<'a> {
     }
 }
 
-/// The remote side's complaint, or its exit status when it said nothing.
-pub(crate) fn remote_detail(status: &ExitStatus, stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr).trim().to_string();
-    if text.is_empty() {
-        status.to_string()
-    } else {
-        text
+/// A file copy's verdict from the remote command's status: the remote
+/// side's complaint (or its exit status when it said nothing) on failure.
+pub(crate) fn copy_result(
+    operation: &'static str,
+    remote: &str,
+    endpoint: String,
+    status: &ExitStatus,
+    stderr: &[u8],
+) -> Result<()> {
+    if status.success() {
+        return Ok(());
     }
+    let text = String::from_utf8_lossy(stderr).trim().to_string();
+    Err(TransportError::RemoteFile {
+        operation,
+        path: remote.to_string(),
+        endpoint,
+        detail: if text.is_empty() {
+            status.to_string()
+        } else {
+            text
+        },
+    })
 }
 
 /// A command on a remote pseudo-terminal.
