@@ -343,7 +343,6 @@ fn error_text_and_timeout_give_their_codes() {
     assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("[[Timeout]]"));
     assert!(started.elapsed() < Duration::from_secs(10));
-    // The lock of a run with -d carries a reclaim timeout (d + margin).
     t.assert_clean(0);
 
     let dying = t.image("dying.elf", &["U-Boot 2023.04", "@exit 9"]);
@@ -680,4 +679,32 @@ fn two_runs_on_one_system_serialize() {
     assert!(String::from_utf8_lossy(&b.stdout).contains("Lock for sabre held by"));
     t.assert_clean(0);
     t.assert_clean(1);
+}
+
+#[test]
+fn a_run_with_a_timeout_writes_a_reclaim_timeout_into_its_lock() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image(
+        "slow.elf",
+        &["Booting all finished, dropped to user space", "@sleep 20"],
+    );
+    let args = [
+        "run",
+        "-s",
+        "sabre",
+        "-c",
+        "All is well",
+        "-d",
+        "5",
+        "-f",
+        image.to_str().unwrap(),
+    ];
+    let (child, _) = spawn_and_wait_for(&t, &args, "dropped to user space");
+    // PROTOCOL.md's lock content: -d plus mq's margin, so a crashed client
+    // cannot hold the board for ever.
+    let content = std::fs::read_to_string(t.lab.base.join("sabre.lock")).unwrap();
+    assert_eq!(content, (5 + mq_core::job::RECLAIM_MARGIN).to_string());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    t.assert_clean(0);
 }
