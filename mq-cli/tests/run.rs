@@ -143,7 +143,11 @@ fn one_file_system_completes_with_log_and_exact_invocation() {
     assert_eq!((args[4].as_str(), args[5].as_str()), ("-t", "-1"));
     assert_eq!((args[6].as_str(), args[7].as_str()), ("-e", ""));
     assert_eq!(args[8], "-k");
-    assert!(args[9].starts_with("/tmp/mq-img0."));
+    assert!(
+        args[9].starts_with("/tmp/mq-run.") && args[9].ends_with("/img0"),
+        "{}",
+        args[9]
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(json["system"], "sabre");
@@ -184,7 +188,7 @@ fn two_file_system_gets_the_root_server_and_a_pool_picks_a_member() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let args = t.lab.last_args("haswell3");
     let u = args.iter().position(|a| a == "-u").expect("-u given");
-    assert!(args[u + 1].starts_with("/tmp/mq-img1."));
+    assert!(args[u + 1].starts_with("/tmp/mq-run.") && args[u + 1].ends_with("/img1"));
 
     // The kernel belongs first: mq says so.
     let r = t.mq(

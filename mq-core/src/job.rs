@@ -399,7 +399,7 @@ impl io::Write for EventSink<'_> {
 struct Leftovers {
     system: String,
     release: bool,
-    temp_files: Vec<String>,
+    temp_dir: Option<String>,
 }
 
 impl MachineQueue {
@@ -465,7 +465,7 @@ impl MachineQueue {
         let mut leftovers = Leftovers {
             system: system.name.clone(),
             release: !spec.reuse_held_lock,
-            temp_files: Vec::new(),
+            temp_dir: None,
         };
         let result = self.with_lock(spec, &system, input, cancel, events, &mut leftovers);
         let cleanup = self.clean_up(&leftovers, &spec.key);
@@ -557,30 +557,27 @@ impl MachineQueue {
             return Ok(empty(None));
         }
 
-        // Temporary files: the log, then one for each file to send.
+        // One temporary directory on the host: the log, and each file sent.
         let uploads: Vec<&PathBuf> = spec
             .files
             .iter()
             .chain(&spec.dtb)
             .chain(&spec.bitstream)
             .collect();
-        let names: Vec<String> = std::iter::once("log".to_string())
-            .chain((0..uploads.len()).map(|i| format!("img{i}")))
-            .collect();
-        let script = format!(
-            "for n in {}; do mktemp \"${{TMPDIR:-/tmp}}/mq-$n.XXXXXXXX\" || exit 1; done",
-            names.join(" ")
-        );
-        let out = host.run(&script)?;
-        leftovers.temp_files = out.stdout_text().lines().map(str::to_string).collect();
-        if !out.status.success() || leftovers.temp_files.len() != names.len() {
+        let out = host
+            .run("d=$(mktemp -d \"${TMPDIR:-/tmp}/mq-run.XXXXXXXX\") && printf '%s\\n' \"$d\"")?;
+        let dir = out.stdout_text().trim().to_string();
+        if !out.status.success() || dir.is_empty() {
             return Err(JobError::Check(format!(
-                "cannot make temporary files on the host: {}",
+                "cannot make a temporary directory on the host: {}",
                 out.stderr_text().trim()
             )));
         }
-        let log_remote = leftovers.temp_files[0].clone();
-        let remote_files = leftovers.temp_files[1..].to_vec();
+        leftovers.temp_dir = Some(dir.clone());
+        let log_remote = format!("{dir}/log");
+        let remote_files: Vec<String> = (0..uploads.len())
+            .map(|i| format!("{dir}/img{i}"))
+            .collect();
 
         let upload_started = Instant::now();
         for (local, remote) in uploads.iter().zip(&remote_files) {
@@ -772,11 +769,8 @@ impl MachineQueue {
                 quote(key)
             ));
         }
-        if !left.temp_files.is_empty() {
-            text.push_str(&format!(
-                "\n  temporary files left on the host: {}",
-                left.temp_files.join(" ")
-            ));
+        if let Some(dir) = &left.temp_dir {
+            text.push_str(&format!("\n  temporary files left on the host: {dir}"));
         }
         Err(text)
     }
@@ -804,11 +798,10 @@ fn clean_with<T: Transport>(
     left: &Leftovers,
     key: &str,
 ) -> Result<(), CleanupError> {
-    if !left.temp_files.is_empty() {
-        let files: Vec<&str> = left.temp_files.iter().map(String::as_str).collect();
+    if let Some(dir) = &left.temp_dir {
         let out = locks
             .transport()
-            .run(&format!("rm -f -- {}", mq_transport::quote_all(files)))
+            .run(&format!("rm -rf -- {}", quote(dir)))
             .map_err(CleanupError::Transport)?;
         if !out.status.success() {
             return Err(CleanupError::Lock(LockError::Remote {

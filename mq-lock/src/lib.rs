@@ -316,8 +316,9 @@ impl<T: Transport> LockClient<T> {
             .clone()
     }
 
-    fn needs_check(&self) -> bool {
-        self.cached().is_none()
+    /// The remote user if the preflight has run (scripts then skip it).
+    fn known(&self) -> Option<String> {
+        self.cached().map(|p| p.user)
     }
 
     fn remote(&self, context: &str, detail: impl Into<String>) -> LockError {
@@ -373,7 +374,7 @@ impl<T: Transport> LockClient<T> {
         }
         let (status, body, stderr) = self.run(
             "reading locks",
-            &script::records(&self.base, self.needs_check(), systems),
+            &script::records(&self.base, self.known().as_deref(), systems),
         )?;
         if !status.success() {
             return Err(self.remote("reading locks", stderr.trim()));
@@ -410,7 +411,7 @@ impl<T: Transport> LockClient<T> {
     pub fn dump_all(&self) -> Result<Vec<(String, Holder)>, LockError> {
         let (status, body, stderr) = self.run(
             "listing locks",
-            &script::dump_all(&self.base, self.needs_check()),
+            &script::dump_all(&self.base, self.known().as_deref()),
         )?;
         if !status.success() {
             return Err(self.remote(
@@ -447,7 +448,7 @@ impl<T: Transport> LockClient<T> {
                 new_timeout: &new_timeout,
                 force_fallback: options.force_fallback,
             },
-            self.needs_check(),
+            self.known().as_deref(),
         );
         let mut process = self.host.spawn_pty(&script, PtySize::default())?;
         let mut pending = Vec::new();
@@ -534,7 +535,7 @@ impl<T: Transport> LockClient<T> {
         check_key(key)?;
         let (status, body, stderr) = self.run(
             "releasing the lock",
-            &script::release(&self.base, system, key, force, self.needs_check()),
+            &script::release(&self.base, system, key, force, self.known().as_deref()),
         )?;
         match status.code() {
             Some(0) => Ok(()),
@@ -572,7 +573,7 @@ impl<T: Transport> LockClient<T> {
             &self.base,
             Some(system),
             key,
-            self.needs_check(),
+            self.known().as_deref(),
         ))
     }
 
@@ -599,7 +600,7 @@ impl<T: Transport> LockClient<T> {
         }
         let (status, body, stderr) = self.run(
             "cleaning up",
-            &script::cleanup(&self.base, key, systems, self.needs_check()),
+            &script::cleanup(&self.base, key, systems, self.known().as_deref()),
         )?;
         if !status.success() {
             return Err(self.remote("cleaning up", stderr.trim()));

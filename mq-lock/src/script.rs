@@ -42,14 +42,22 @@ pub(crate) fn key_path(base: &str, system: &str) -> String {
     format!("{base}/{system}.key")
 }
 
-/// Defines `b` (BASE) and, when `check` is set, checks BASE/VERSION and prints
-/// the preflight line (PROTOCOL.md's preflight, folded into the operation).
-pub(crate) fn preamble(base: &str, check: bool) -> String {
+/// Who we are on the host: `None` until the preflight has run (then every
+/// script runs it, folded in), `Some(user)` once it has.
+pub(crate) type Known<'a> = Option<&'a str>;
+
+/// Defines `b` (BASE) and `mq_me` (the remote user). Before the preflight has
+/// run, it checks BASE/VERSION and prints the preflight line (PROTOCOL.md's
+/// preflight, folded into the operation).
+pub(crate) fn preamble(base: &str, known: Known<'_>) -> String {
     let mut s = format!("b={}\n", quote(base));
-    if check {
+    if let Some(user) = known {
+        s.push_str(&format!("mq_me={}\n", quote(user)));
+    } else {
         s.push_str(&format!(
             "mq_v=$(cat \"$b/VERSION\" 2>/dev/null | tr -d '\\r')\n\
-             printf '{PREFLIGHT_MARK}%s %s\\n' \"$(whoami)\" \"$mq_v\"\n\
+             mq_me=$(whoami)\n\
+             printf '{PREFLIGHT_MARK}%s %s\\n' \"$mq_me\" \"$mq_v\"\n\
              [ \"$mq_v\" = {PROTOCOL_VERSION} ] || exit {}\n",
             code::VERSION
         ));
@@ -70,20 +78,20 @@ const RECORD_FN: &str = r#"mq_rec() {
 "#;
 
 /// The records of `systems`.
-pub(crate) fn records(base: &str, check: bool, systems: &[&str]) -> String {
+pub(crate) fn records(base: &str, known: Known<'_>, systems: &[&str]) -> String {
     let names: Vec<String> = systems.iter().map(|s| quote(s)).collect();
     format!(
         "{}{RECORD_FN}for s in {}; do mq_rec \"$s\"; done\n",
-        preamble(base, check),
+        preamble(base, known),
         names.join(" ")
     )
 }
 
 /// The records of every lock file in BASE.
-pub(crate) fn dump_all(base: &str, check: bool) -> String {
+pub(crate) fn dump_all(base: &str, known: Known<'_>) -> String {
     format!(
         "{}{RECORD_FN}cd \"$b\" || exit 3\nfor f in *.lock; do [ -e \"$f\" ] || continue; mq_rec \"${{f%.lock}}\"; done\n",
-        preamble(base, check)
+        preamble(base, known)
     )
 }
 
@@ -140,12 +148,12 @@ pub(crate) struct Acquire<'a> {
 /// the shell (the session leader), the terminal hangs up and `lockfile` dies
 /// with it, so an abandoned wait never takes the lock later. Once `lockfile`
 /// has succeeded, hangups are ignored until the key and timeout are written.
-pub(crate) fn acquire(a: &Acquire<'_>, check: bool) -> String {
+pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
     let lock = quote(&lock_path(a.base, a.system));
     let keyfile = quote(&key_path(a.base, a.system));
     let key = quote(a.key);
     let attempts = if a.retries < 0 { -1 } else { a.retries + 1 };
-    let mut s = preamble(a.base, check);
+    let mut s = preamble(a.base, known);
     if a.force_fallback {
         // A shell function is found before any program of the same name.
         s.push_str(&FALLBACK_FN.replace(
@@ -157,7 +165,7 @@ pub(crate) fn acquire(a: &Acquire<'_>, check: bool) -> String {
     }
     s.push_str(&format!(
         r#"f={lock}
-me=$(whoami)
+me=$mq_me
 o=$(stat --format=%U -- "$f" 2>/dev/null)
 if [ -n "$o" ] && [ "$o" = "$me" ]; then
   sk=$(cat -- {keyfile} 2>/dev/null)
@@ -166,15 +174,23 @@ if [ -n "$o" ] && [ "$o" = "$me" ]; then
 fi
 left={attempts}
 last=
+L=
+first=1
 while :; do
-  o=$(stat --format=%U -- "$f" 2>/dev/null)
-  if [ -n "$o" ]; then
-    h="$o $(stat --format=%y -- "$f" 2>/dev/null)"
-    [ "$h" = "$last" ] || printf '{holder}%s\n' "$h"
-    last=$h
+  # A lock that was free a moment ago is simply tried: its holder and
+  # reclaim timeout are read only once it turns out to be taken.
+  if [ -z "$first" ] || [ -n "$o" ]; then
+    o=$(stat --format=%U -- "$f" 2>/dev/null)
+    L=
+    if [ -n "$o" ]; then
+      h="$o $(stat --format=%y -- "$f" 2>/dev/null)"
+      [ "$h" = "$last" ] || printf '{holder}%s\n' "$h"
+      last=$h
+      n=$(cat -- "$f" 2>/dev/null)
+      case "$n" in ''|*[!0-9]*|0) ;; *) L="-l $n" ;; esac
+    fi
   fi
-  n=$(cat -- "$f" 2>/dev/null)
-  case "$n" in ''|*[!0-9]*|0) L= ;; *) L="-l $n" ;; esac
+  first=
   if [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
   umask 0111 && lockfile -{retry} $L -r "$r" {lock} && {{ trap '' HUP INT TERM; rm -f {keyfile} && printf '%s' {key} > {keyfile} && chmod a-w,g+r {keyfile} && chmod u+w {lock} && printf '%s' {timeout} > {lock} && chmod a-w {lock}; }} && {{ echo MQ-ACQUIRED; exit 0; }}
   [ "$left" -eq 0 ] && {{ echo MQ-GAVEUP; exit {gave_up}; }}
@@ -193,14 +209,20 @@ done
 
 /// The release script: owner and key checks unless `force`, then
 /// PROTOCOL.md's `rm -f KEY; sync; rm -f LOCK`.
-pub(crate) fn release(base: &str, system: &str, key: &str, force: bool, check: bool) -> String {
+pub(crate) fn release(
+    base: &str,
+    system: &str,
+    key: &str,
+    force: bool,
+    known: Known<'_>,
+) -> String {
     let lock = quote(&lock_path(base, system));
     let keyfile = quote(&key_path(base, system));
-    let mut s = preamble(base, check);
+    let mut s = preamble(base, known);
     if !force {
         s.push_str(&format!(
             r#"o=$(stat --format=%U -- {lock} 2>/dev/null)
-[ -n "$o" ] && [ "$o" = "$(whoami)" ] || {{ printf 'MQ-OWNER %s\n' "$o"; exit {not_yours}; }}
+[ -n "$o" ] && [ "$o" = "$mq_me" ] || {{ printf 'MQ-OWNER %s\n' "$o"; exit {not_yours}; }}
 [ "$(cat -- {keyfile} 2>/dev/null)" = {key} ] || exit {wrong_key}
 "#,
             key = quote(key),
@@ -242,10 +264,10 @@ pub(crate) fn cancel_pattern(base: &str, system: Option<&str>, key: &str) -> Str
 
 /// Kills my processes waiting on `system` (or on any system) with `key`.
 /// Prints `MQ-CANCELLED <n>`.
-pub(crate) fn cancel(base: &str, system: Option<&str>, key: &str, check: bool) -> String {
+pub(crate) fn cancel(base: &str, system: Option<&str>, key: &str, known: Known<'_>) -> String {
     format!(
-        "{}n=$(pgrep -c -u \"$(whoami)\" -f {pattern})\npkill -u \"$(whoami)\" -f {pattern}\nprintf 'MQ-CANCELLED %s\\n' \"${{n:-0}}\"\n",
-        preamble(base, check),
+        "{}n=$(pgrep -c -u \"$mq_me\" -f {pattern})\npkill -u \"$mq_me\" -f {pattern}\nprintf 'MQ-CANCELLED %s\\n' \"${{n:-0}}\"\n",
+        preamble(base, known),
         pattern = quote(&cancel_pattern(base, system, key)),
     )
 }
@@ -253,10 +275,10 @@ pub(crate) fn cancel(base: &str, system: Option<&str>, key: &str, check: bool) -
 /// Cancels my waits with `key` on any system, then releases every lock I hold
 /// whose key is `key` (among `systems`), printing `MQ-RELEASED <system>` for
 /// each: a CI job's cleanup after it was cancelled, in one round trip.
-pub(crate) fn cleanup(base: &str, key: &str, systems: &[&str], check: bool) -> String {
+pub(crate) fn cleanup(base: &str, key: &str, systems: &[&str], known: Known<'_>) -> String {
     let names: Vec<String> = systems.iter().map(|s| quote(s)).collect();
     format!(
-        r#"{cancel}me=$(whoami)
+        r#"{cancel}me=$mq_me
 for s in {names}; do
   f="$b/$s.lock"; k="$b/$s.key"
   [ "$(stat --format=%U -- "$f" 2>/dev/null)" = "$me" ] || continue
@@ -265,7 +287,7 @@ for s in {names}; do
   printf 'MQ-RELEASED %s\n' "$s"
 done
 "#,
-        cancel = cancel(base, None, key, check),
+        cancel = cancel(base, None, key, known),
         names = names.join(" "),
         key = quote(key),
     )
@@ -287,7 +309,7 @@ mod tests {
                 new_timeout: "0",
                 force_fallback: false,
             },
-            true,
+            None,
         );
         // PROTOCOL.md's text, as old clients search for it.
         let line = script
