@@ -461,6 +461,8 @@ impl<T: Transport> LockClient<T> {
                 .is_some_and(|c| c.load(Ordering::SeqCst))
             {
                 process.hangup()?;
+                drop(process);
+                self.undo_if_taken(system, &options.key);
                 return Err(LockError::Interrupted {
                     system: system.to_string(),
                 });
@@ -525,6 +527,25 @@ impl<T: Transport> LockClient<T> {
                     .collect::<Vec<_>>()
                     .join("; "),
             }),
+        }
+    }
+
+    /// After an interrupted wait: the hangup may have come just after
+    /// `lockfile` succeeded (the script finishes writing the key then, by
+    /// design). If the lock is ours with our key, give it back, so that an
+    /// interrupted acquire never leaves a lock behind. (Another wait of the
+    /// same user with the same key is the same holder as far as PROTOCOL.md
+    /// goes: its "already yours" rule cannot tell them apart either.)
+    fn undo_if_taken(&self, system: &str, key: &str) {
+        let Ok(user) = self.preflight().map(|p| p.user) else {
+            return;
+        };
+        // Give the script's last few commands a moment to finish.
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(LockState::Held(h)) = self.info(system) {
+            if h.owner == user && h.key == key {
+                let _ = self.release(system, key, false);
+            }
         }
     }
 
