@@ -74,6 +74,16 @@ impl Lab {
         }
     }
 
+    /// `mq run -s SYSTEM -c COMPLETION -f IMAGE... EXTRA...` as user 0.
+    fn run(&self, system: &str, completion: &str, images: &[&Path], extra: &[&str]) -> Run {
+        let mut args = vec!["run", "-s", system, "-c", completion];
+        for image in images {
+            args.extend(["-f", image.to_str().unwrap()]);
+        }
+        args.extend(extra);
+        self.mq(0, &args)
+    }
+
     /// Nothing of user `i` is left: no lock file, no temporary file.
     fn assert_clean(&self, i: usize) {
         let base_files = LabHost::files_of(&self.lab.base, self.user(i));
@@ -106,16 +116,11 @@ fn one_file_system_completes_with_log_and_exact_invocation() {
     );
     let log = t.home.path().join("console.log");
     let report = t.home.path().join("report.json");
-    let r = t.mq(
-        0,
+    let r = t.run(
+        "sabre",
+        "All is well in the universe",
+        &[&image],
         &[
-            "run",
-            "-s",
-            "sabre",
-            "-c",
-            "All is well in the universe",
-            "-f",
-            image.to_str().unwrap(),
             "-l",
             log.to_str().unwrap(),
             "--json-report",
@@ -171,19 +176,11 @@ fn two_file_system_gets_the_root_server_and_a_pool_picks_a_member() {
         "sel4test-driver",
         &["Starting test suite", "All is well in the universe"],
     );
-    let r = t.mq(
-        0,
-        &[
-            "run",
-            "-s",
-            "haswell3",
-            "-c",
-            "All is well in the universe",
-            "-f",
-            kernel.to_str().unwrap(),
-            "-f",
-            root.to_str().unwrap(),
-        ],
+    let r = t.run(
+        "haswell3",
+        "All is well in the universe",
+        &[&kernel, &root],
+        &[],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let args = t.lab.last_args("haswell3");
@@ -191,35 +188,14 @@ fn two_file_system_gets_the_root_server_and_a_pool_picks_a_member() {
     assert!(args[u + 1].starts_with("/tmp/mq-run.") && args[u + 1].ends_with("/img1"));
 
     // The kernel belongs first: mq says so.
-    let r = t.mq(
-        0,
-        &[
-            "run",
-            "-s",
-            "haswell3",
-            "-c",
-            "All is well",
-            "-f",
-            root.to_str().unwrap(),
-            "-f",
-            kernel.to_str().unwrap(),
-        ],
-    );
+    let r = t.run("haswell3", "All is well", &[&root, &kernel], &[]);
     assert!(r.stderr.contains("the kernel goes first"), "{}", r.stderr);
 
-    let r = t.mq(
-        0,
-        &[
-            "run",
-            "-s",
-            "x86_pool",
-            "-c",
-            "All is well in the universe",
-            "-f",
-            kernel.to_str().unwrap(),
-            "-f",
-            root.to_str().unwrap(),
-        ],
+    let r = t.run(
+        "x86_pool",
+        "All is well in the universe",
+        &[&kernel, &root],
+        &[],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let first = r.stdout.lines().next().unwrap();
@@ -308,20 +284,7 @@ fn error_text_and_timeout_give_their_codes() {
             "All is well in the universe",
         ],
     );
-    let r = t.mq(
-        0,
-        &[
-            "run",
-            "-s",
-            "sabre",
-            "-c",
-            "All is well",
-            "-e",
-            "FAILED",
-            "-f",
-            failing.to_str().unwrap(),
-        ],
-    );
+    let r = t.run("sabre", "All is well", &[&failing], &["-e", "FAILED"]);
     assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
     assert!(!r.stdout.contains("All is well"));
 
@@ -330,38 +293,14 @@ fn error_text_and_timeout_give_their_codes() {
         &["Booting all finished, dropped to user space", "@hang"],
     );
     let started = Instant::now();
-    let r = t.mq(
-        0,
-        &[
-            "run",
-            "-s",
-            "sabre",
-            "-c",
-            "All is well",
-            "-d",
-            "2",
-            "-f",
-            hanging.to_str().unwrap(),
-        ],
-    );
+    let r = t.run("sabre", "All is well", &[&hanging], &["-d", "2"]);
     assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("[[Timeout]]"));
     assert!(started.elapsed() < Duration::from_secs(10));
     t.assert_clean(0);
 
     let dying = t.image("dying.elf", &["U-Boot 2023.04", "@exit 9"]);
-    let r = t.mq(
-        0,
-        &[
-            "run",
-            "-s",
-            "sabre",
-            "-c",
-            "All is well",
-            "-f",
-            dying.to_str().unwrap(),
-        ],
-    );
+    let r = t.run("sabre", "All is well", &[&dying], &[]);
     assert_eq!(r.code, 9, "the runner's exit status, as mq.sh");
 }
 
