@@ -203,6 +203,10 @@ fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
         .value
         .as_ref()
         .map_or_else(|| "built-in fleet".to_string(), |d| d.display().to_string());
+    let ssh_config = config.ssh_config.value.as_ref().map_or_else(
+        || "~/.ssh/config, /etc/ssh/ssh_config".to_string(),
+        |f| f.display().to_string(),
+    );
     let rows = [
         ("host", config.host.value.as_str(), &config.host.source),
         ("base", config.base.value.as_str(), &config.base.source),
@@ -212,11 +216,17 @@ fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
             config.transport.value.name(),
             &config.transport.source,
         ),
+        ("ssh-config", ssh_config.as_str(), &config.ssh_config.source),
+        (
+            "tftpboot",
+            config.tftpboot.value.as_str(),
+            &config.tftpboot.source,
+        ),
     ];
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (name, value, source) in rows {
-        out.push_str(&format!("{name:<10} {value:<width$}  ({source})\n"));
+        out.push_str(&format!("{name:<11} {value:<width$}  ({source})\n"));
     }
     for warning in &config.warnings {
         out.push_str(&format!("warning: {warning}\n"));

@@ -395,7 +395,7 @@ fn configuration_precedence_through_the_binary() {
     assert_eq!(code, 1);
     assert!(err.contains("MQ_TRANSPORT='carrier-pigeon' is not a transport"));
     let (_, out, _) = sb.run(&["--transport", "local", "config"]);
-    assert!(out.contains("transport  local"), "{out}");
+    assert!(out.contains("transport   local"), "{out}");
 }
 
 #[test]
