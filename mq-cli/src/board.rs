@@ -76,6 +76,11 @@ pub fn lab_init(args: LabInitArgs) -> Result<(), Failure> {
         lab.kernel().display(),
         lab.rootserver().display()
     );
+    println!(
+        "  mq run -s qemu_arm_1 -c '{}' -f {}",
+        mq_lab::init::COMPLETION,
+        lab.arm_image().display()
+    );
     println!("  mq sem -info {}", lab.pool);
     Ok(())
 }

@@ -336,3 +336,51 @@ fn a_bad_lab_file_stops_the_runner_with_its_line() {
         "{err}"
     );
 }
+
+#[test]
+fn the_arm_board_runs_a_one_file_image() {
+    let Some(lab) = Lab::init() else { return };
+    let has_arm = Command::new("sh")
+        .args(["-c", "command -v qemu-system-aarch64"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_arm {
+        eprintln!("SKIPPED: no qemu-system-aarch64 (install qemu-system-arm)");
+        return;
+    }
+    let image = lab.path("images/sel4test-arm.img");
+    let (code, out, err) = output(lab.mq(&[
+        "run",
+        "-s",
+        "qemu_arm_1",
+        "-c",
+        "All is well in the universe",
+        "-d",
+        "60",
+        "-f",
+        image.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("ELF-loader started on CPU: ARM Ltd. Cortex-A53"),
+        "{out}"
+    );
+    assert_eq!(lab.qemu_pid("qemu-arm-1"), None);
+    // A one-file system refuses a second file, before anything happens.
+    let (code, out, _) = output(lab.mq(&[
+        "run",
+        "-s",
+        "qemu_arm_1",
+        "-c",
+        "x",
+        "-f",
+        image.to_str().unwrap(),
+        "-f",
+        image.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("Wrong number of files specified for system qemu_arm_1"),
+        "{out}"
+    );
+}

@@ -179,9 +179,69 @@ pub fn rootserver(completion: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The boot text of [`arm64_image`]: what seL4's ELF loader and kernel print.
+pub const ARM64_BANNER: &str = "ELF-loader started on CPU: ARM Ltd. Cortex-A53 (mq test image)\r\nJumping to kernel-image entry point...\r\nBootstrapping kernel\r\nBooting all finished, dropped to user space\r\nStarting test suite mq-lab\r\nTest LAB0001 passed\r\n";
+
+/// A raw AArch64 image for QEMU's `virt` machine (loaded at RAM + 0x80000 and
+/// entered at its first byte): prints [`ARM64_BANNER`] and `completion` on
+/// the PL011 UART at 0x0900_0000, then waits for interrupts for ever. Like
+/// seL4's Arm images it is one file: the test's text is inside it.
+pub fn arm64_image(completion: &str) -> Vec<u8> {
+    // A64 instructions are 32-bit words; labels are word indices.
+    let mut words: Vec<u32> = Vec::new();
+    let at = |words: &Vec<u32>| words.len() as i64;
+    words.push(0xD2A1_2001); //                 movz x1, #0x0900, lsl #16   ; UART0
+    let adr_at = at(&words);
+    words.push(0x1000_0002); //                 adr  x2, text (fixed below)
+    let next = at(&words);
+    words.push(0x3840_1443); //                 next: ldrb w3, [x2], #1
+    let cbz_at = at(&words);
+    words.push(0x3400_0003); //                 cbz  w3, done (fixed below)
+    let wait = at(&words);
+    words.push(0xB940_1824); //                 wait: ldr w4, [x1, #0x18]  ; UARTFR
+    let tbnz_at = at(&words);
+    words.push(0x3728_0004); //                 tbnz w4, #5, wait           ; TX FIFO full
+    words.push(0x3900_0023); //                 strb w3, [x1]               ; UARTDR
+    let b_at = at(&words);
+    words.push(0x1400_0000); //                 b    next
+    let done = at(&words);
+    words.push(0xD503_207F); //                 done: wfi
+    words.push(0x1400_0000 | (((done - at(&words)) as u32) & 0x03FF_FFFF)); // b done
+    let text = at(&words);
+
+    let rel = |from: i64, to: i64| to - from;
+    // adr: a byte offset split into immlo (bits 29-30) and immhi (bits 5-23).
+    let off = rel(adr_at, text) * 4;
+    words[adr_at as usize] |= (((off & 3) as u32) << 29) | ((((off >> 2) & 0x7FFFF) as u32) << 5);
+    words[cbz_at as usize] |= ((rel(cbz_at, done) as u32) & 0x7FFFF) << 5;
+    words[tbnz_at as usize] |= ((rel(tbnz_at, wait) as u32) & 0x3FFF) << 5;
+    words[b_at as usize] |= (rel(b_at, next) as u32) & 0x03FF_FFFF;
+
+    let mut image: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    image.extend_from_slice(ARM64_BANNER.as_bytes());
+    image.extend_from_slice(completion.as_bytes());
+    image.extend_from_slice(b"\r\n\0");
+    image
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arm64_image_branches_stay_inside_and_the_text_follows_the_code() {
+        let img = arm64_image("done!");
+        let word = |i: usize| u32::from_le_bytes(img[i * 4..i * 4 + 4].try_into().unwrap());
+        assert_eq!(word(0), 0xD2A1_2001, "movz x1, #0x0900, lsl #16");
+        // adr x2 points just past the last instruction (the final `b done`).
+        let adr = word(1);
+        let offset = (((adr >> 5) & 0x7FFFF) << 2 | ((adr >> 29) & 3)) as usize;
+        assert_eq!(4 + offset, 40, "ten instructions, then the text");
+        assert_eq!(&img[40..40 + 16], b"ELF-loader start");
+        assert!(img.ends_with(b"done!\r\n\0"));
+        // The final `b done` jumps back one instruction.
+        assert_eq!(word(9), 0x1400_0000 | 0x03FF_FFFF);
+    }
 
     #[test]
     fn multiboot_header_is_valid() {

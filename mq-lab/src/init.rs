@@ -1,14 +1,16 @@
 //! `mq lab init DIR`: a complete lab on this machine.
 //!
 //! ```text
-//! DIR/lab.conf                 the lab file: QEMU boards qemu-x86-1, qemu-x86-2
+//! DIR/lab.conf                 the lab file: QEMU boards qemu-x86-1, qemu-x86-2, qemu-arm-1
 //! DIR/base/VERSION             the lock directory (BASE), protocol 5
 //! DIR/tftpboot/BOARD/reboot    per-board wrappers: mq board reboot --lab ... --board BOARD
 //! DIR/state/                   running emulators' pids (for --shutdown)
-//! DIR/inventory/systems.tsv    systems qemu_x86_1, qemu_x86_2 (two-file x86 boards)
+//! DIR/inventory/systems.tsv    systems qemu_x86_1, qemu_x86_2 (two-file x86 boards) and
+//!                              qemu_arm_1 (a one-file AArch64 board)
 //! DIR/inventory/pools.tsv      pool qemu_x86_pool of both
 //! DIR/images/kernel.elf        a Multiboot kernel made by mq (see crate::image)
 //! DIR/images/rootserver        its module, ending in 'All is well in the universe'
+//! DIR/images/sel4test-arm.img  a one-file AArch64 image for qemu-arm-1, the same text
 //! DIR/mq.env                   the configuration that points mq at this lab
 //! ```
 
@@ -53,6 +55,10 @@ impl Lab {
     pub fn rootserver(&self) -> PathBuf {
         self.dir.join("images/rootserver")
     }
+    /// The Arm board's one-file image.
+    pub fn arm_image(&self) -> PathBuf {
+        self.dir.join("images/sel4test-arm.img")
+    }
     /// The environment that points mq at this lab through the local transport.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -79,7 +85,23 @@ fn dir(path: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-/// Writes a lab with `boards` QEMU x86 boards into `root`; `mq` is the
+/// PROTOCOL.md's `TFTPBOOT/MACHINE/reboot` for `machine`: mq's board runner.
+fn write_wrapper(root: &Path, lab_file: &Path, mq: &Path, machine: &str) -> std::io::Result<()> {
+    let wrapper = format!(
+        "#!/bin/sh\n# PROTOCOL.md's reboot for board {machine}: mq's board runner.\nexec {} board reboot --lab {} --board {} \"$@\"\n",
+        quote(&mq.display().to_string()),
+        quote(&lab_file.display().to_string()),
+        quote(machine)
+    );
+    dir(&root.join("tftpboot"), 0o755)?;
+    write(
+        &root.join("tftpboot").join(machine).join("reboot"),
+        wrapper.as_bytes(),
+        0o755,
+    )
+}
+
+/// Writes a lab with `boards` QEMU x86 boards and one QEMU Arm board into `root`; `mq` is the
 /// program the `reboot` wrappers run. Refuses a directory that already has a
 /// lab file.
 pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
@@ -126,6 +148,14 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
         )?;
         systems.push(system);
     }
+    // One Arm board, as most of the fleet is: QEMU's virt machine, one file.
+    conf.push_str(
+        "\n[board qemu-arm-1]\nkind = qemu\nqemu = qemu-system-aarch64\noptions = -machine virt -cpu cortex-a53 -m 128\nboot_timeout = 60\n",
+    );
+    systems_tsv.push_str(
+        "qemu_arm_1\tqemu-arm-1\tarm\tqemu-arm-virt\tarmv8-a\tqemu-virt\tcortex-a53\t1\t128MB\t?\t1\t1\tno\tno\n",
+    );
+    write_wrapper(&root, &lab_file, mq, "qemu-arm-1")?;
     let pool = "qemu_x86_pool".to_string();
     write(
         &root.join("inventory/systems.tsv"),
@@ -135,6 +165,11 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
     write(
         &root.join("inventory/pools.tsv"),
         format!("{pool}\t{}\n", systems.join("\t")).as_bytes(),
+        0o644,
+    )?;
+    write(
+        &root.join("images/sel4test-arm.img"),
+        &image::arm64_image(COMPLETION),
         0o644,
     )?;
     write(&root.join("images/kernel.elf"), &image::x86_kernel(), 0o644)?;
