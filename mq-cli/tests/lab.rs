@@ -384,3 +384,86 @@ fn the_arm_board_runs_a_one_file_image() {
         "{out}"
     );
 }
+
+#[test]
+fn a_command_board_is_staged_powered_watched_and_powered_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("board-state");
+    std::fs::create_dir(&state).unwrap();
+    let s = state.display();
+    let lab = dir.path().join("lab.conf");
+    std::fs::write(
+        &lab,
+        format!(
+            "[board bench1]\nkind = command\n\
+             power_on = echo on >> {s}/power\n\
+             power_off = echo off >> {s}/power\n\
+             stage = cp {{kernel}} {s}/staged\n\
+             console = sleep 0.2; cat {s}/staged; sleep 31.7\n"
+        ),
+    )
+    .unwrap();
+    let image = dir.path().join("image with spaces.elf");
+    std::fs::write(&image, "U-Boot 2023.04\nBooting all finished, dropped to user space\nAll is well in the universe\n").unwrap();
+    let log = dir.path().join("log");
+    let started = Instant::now();
+    let (code, out, err) = output({
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(["board", "reboot", "--lab"])
+            .arg(&lab)
+            .args([
+                "--board",
+                "bench1",
+                "-c",
+                "All is well in the universe",
+                "-t",
+                "20",
+                "-k",
+            ])
+            .arg(&image)
+            .arg("-l")
+            .arg(&log);
+        cmd
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped at the completion text"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("staged")).unwrap(),
+        std::fs::read_to_string(&image).unwrap()
+    );
+    // Off before staging, on for the run, off at the end.
+    assert_eq!(
+        std::fs::read_to_string(state.join("power")).unwrap(),
+        "off\non\noff\n"
+    );
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("All is well in the universe"));
+    assert!(
+        eventually(Duration::from_secs(3), || mq_testkit::processes_matching(
+            "sleep 31.7"
+        )
+        .is_empty()),
+        "the console command and its children are gone"
+    );
+
+    // A timeout prints the marker CI greps, with its code, and powers off.
+    std::fs::write(state.join("power"), "").unwrap();
+    let (code, out, _) = output({
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(["board", "reboot", "--lab"])
+            .arg(&lab)
+            .args(["--board", "bench1", "-c", "never", "-t", "2", "-k"])
+            .arg(&image);
+        cmd
+    });
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("[[Timeout]]"));
+    assert_eq!(
+        std::fs::read_to_string(state.join("power")).unwrap(),
+        "off\non\noff\n"
+    );
+}

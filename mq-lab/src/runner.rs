@@ -242,6 +242,8 @@ impl BoardConsole {
                 Ok(())
             });
         }
+        // Its own process group, so that stopping it stops whatever it started.
+        cmd.process_group(0);
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let input = child.stdin.take();
@@ -253,23 +255,22 @@ impl BoardConsole {
         })
     }
 
-    /// Stops the process: SIGTERM, then SIGKILL if it lingers (or at once).
+    /// Stops the process and its group: SIGTERM, then SIGKILL if it lingers
+    /// (or SIGKILL at once).
     fn stop(&mut self) {
-        if !self.gentle {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            return;
-        }
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        use nix::sys::signal::{killpg, Signal};
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if self.gentle {
+            let _ = killpg(group, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
+        let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
