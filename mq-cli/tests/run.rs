@@ -521,9 +521,13 @@ fn signals_during_wait_upload_and_console_leave_nothing_behind() {
             &["run", "-s", "sabre", "-c", "All is well", "-f", big],
             "Lock acquired",
         );
+        std::thread::sleep(Duration::from_millis(100));
+        let signalled = Instant::now();
         mq_testkit::signal(child.id(), signal);
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(130), "{signal:?}");
+        // The 400 MB upload stops at once rather than running to its end.
+        assert!(signalled.elapsed() < Duration::from_millis(1000), "{:?}", signalled.elapsed());
         t.assert_clean(0);
 
         // During the lock wait.

@@ -584,13 +584,19 @@ impl MachineQueue {
             if cancel.is_cancelled() {
                 return Err(JobError::Interrupted);
             }
-            host.upload(local, remote, &mut |done, total| {
+            let uploaded = host.upload(local, remote, &mut |done, total| {
                 events(JobEvent::Uploading {
                     file: local,
                     done,
                     total,
-                })
-            })?;
+                });
+                // ^C (or a harness's cancel) stops even a big upload at once.
+                !cancel.is_cancelled()
+            });
+            match uploaded {
+                Err(TransportError::Cancelled { .. }) => return Err(JobError::Interrupted),
+                other => other?,
+            }
         }
         let upload = upload_started.elapsed();
         if cancel.is_cancelled() {
@@ -693,7 +699,7 @@ impl MachineQueue {
         if let Some(path) = &spec.log {
             // The runner's log replaces what we saw, if there is one.
             let part = path.with_extension("mq-part");
-            let fetched = host.download(&log_remote, &part, &mut |_, _| {});
+            let fetched = host.download(&log_remote, &part, &mut |_, _| true);
             match fetched {
                 Ok(()) if std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) => {
                     std::fs::rename(&part, path).map_err(|e| {

@@ -98,7 +98,7 @@ fn main() {
         (0..5)
             .map(|_| {
                 time(|| {
-                    t.upload(&file, dest.to_str().unwrap(), &mut |_, _| {})
+                    t.upload(&file, dest.to_str().unwrap(), &mut |_, _| true)
                         .unwrap()
                 })
             })

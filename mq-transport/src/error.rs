@@ -165,6 +165,14 @@ pub enum TransportError {
         /// Why.
         source: io::Error,
     },
+    /// A copy was stopped by its progress callback.
+    #[error("{operation} {path} was cancelled")]
+    Cancelled {
+        /// `upload to` or `download of`.
+        operation: &'static str,
+        /// The remote path.
+        path: String,
+    },
     /// An injected fault (see [`crate::fault`]).
     #[error("injected fault: {0}")]
     Injected(String),
@@ -186,7 +194,9 @@ impl TransportError {
         !self.is_connection_lost()
             && !matches!(
                 self,
-                TransportError::RemoteFile { .. } | TransportError::LocalFile { .. }
+                TransportError::RemoteFile { .. }
+                    | TransportError::LocalFile { .. }
+                    | TransportError::Cancelled { .. }
             )
     }
 
@@ -197,6 +207,13 @@ impl TransportError {
         move |source| TransportError::LocalFile {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    pub(crate) fn cancelled(operation: &'static str, path: &str) -> TransportError {
+        TransportError::Cancelled {
+            operation,
+            path: path.to_string(),
         }
     }
 

@@ -160,7 +160,12 @@ impl<T: Transport> Transport for FaultTransport<T> {
         }))
     }
 
-    fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
         self.faults.begin("upload")?;
         let faults = Arc::clone(&self.faults);
         let mut last = 0;
@@ -168,7 +173,7 @@ impl<T: Transport> Transport for FaultTransport<T> {
         self.inner.upload(local, remote, &mut |done, total| {
             cut |= faults.pass(done - last) < done - last;
             last = done;
-            progress(done, total);
+            progress(done, total)
         })?;
         if cut {
             return Err(TransportError::Injected("connection cut (upload)".into()));
@@ -180,7 +185,7 @@ impl<T: Transport> Transport for FaultTransport<T> {
         &self,
         remote: &str,
         local: &Path,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         self.faults.begin("download")?;
         let faults = Arc::clone(&self.faults);
@@ -189,7 +194,7 @@ impl<T: Transport> Transport for FaultTransport<T> {
         self.inner.download(remote, local, &mut |done, total| {
             cut |= faults.pass(done.saturating_sub(last)) < done.saturating_sub(last);
             last = done;
-            progress(done, total);
+            progress(done, total)
         })?;
         if cut {
             return Err(TransportError::Injected("connection cut (download)".into()));

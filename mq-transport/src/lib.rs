@@ -128,16 +128,24 @@ pub trait Transport: Send + Sync {
     fn spawn_pty(&self, command: &str, size: PtySize) -> Result<Box<dyn PtyProcess>>;
 
     /// Copies the local file `local` to `remote`, streamed, calling
-    /// `progress(bytes_done, bytes_total)` as it goes.
-    fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()>;
+    /// `progress(bytes_done, bytes_total)` as it goes; when that returns
+    /// `false` the copy stops with [`TransportError::Cancelled`] (the partial
+    /// remote file is the caller's to remove).
+    fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()>;
 
     /// Copies the remote file `remote` to `local`, streamed, calling
-    /// `progress(bytes_done, bytes_total)` as it goes.
+    /// `progress(bytes_done, bytes_total)` as it goes; when that returns
+    /// `false` the copy stops with [`TransportError::Cancelled`].
     fn download(
         &self,
         remote: &str,
         local: &Path,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()>;
 
     /// The user commands run as on the host.
@@ -228,7 +236,7 @@ macro_rules! forward_transport {
                 &self,
                 local: &Path,
                 remote: &str,
-                progress: &mut dyn FnMut(u64, u64),
+                progress: &mut dyn FnMut(u64, u64) -> bool,
             ) -> Result<()> {
                 (**self).upload(local, remote, progress)
             }
@@ -236,7 +244,7 @@ macro_rules! forward_transport {
                 &self,
                 remote: &str,
                 local: &Path,
-                progress: &mut dyn FnMut(u64, u64),
+                progress: &mut dyn FnMut(u64, u64) -> bool,
             ) -> Result<()> {
                 (**self).download(remote, local, progress)
             }

@@ -51,16 +51,19 @@ fn status_of(status: std::process::ExitStatus) -> ExitStatus {
     }
 }
 
-/// Copies `from` to `to` in chunks, reporting progress against `total`.
+/// Copies `from` to `to` in chunks, reporting progress against `total`;
+/// `Ok(false)` when the progress callback asked to stop.
 pub(crate) fn copy_with_progress(
     from: &mut dyn Read,
     to: &mut dyn Write,
     total: u64,
-    progress: &mut dyn FnMut(u64, u64),
-) -> io::Result<u64> {
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> io::Result<bool> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut done = 0u64;
-    progress(0, total);
+    if !progress(0, total) {
+        return Ok(false);
+    }
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => break,
@@ -70,22 +73,31 @@ pub(crate) fn copy_with_progress(
         };
         to.write_all(&buf[..n])?;
         done += n as u64;
-        progress(done, total.max(done));
+        if !progress(done, total.max(done)) {
+            return Ok(false);
+        }
     }
     to.flush()?;
-    Ok(done)
+    Ok(true)
 }
 
-fn copy_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+fn copy_file(from: &Path, to: &Path, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<()> {
     let mut src = File::open(from).map_err(TransportError::local_file(from))?;
     let total = src
         .metadata()
         .map_err(TransportError::local_file(from))?
         .len();
     let mut dst = File::create(to).map_err(TransportError::local_file(to))?;
-    copy_with_progress(&mut src, &mut dst, total, progress)
+    let finished = copy_with_progress(&mut src, &mut dst, total, progress)
         .map_err(TransportError::local_file(to))?;
-    Ok(())
+    if finished {
+        Ok(())
+    } else {
+        Err(TransportError::cancelled(
+            "copy to",
+            &to.display().to_string(),
+        ))
+    }
 }
 
 impl Transport for LocalTransport {
@@ -151,7 +163,12 @@ impl Transport for LocalTransport {
         }))
     }
 
-    fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
         copy_file(local, Path::new(remote), progress)
     }
 
@@ -159,7 +176,7 @@ impl Transport for LocalTransport {
         &self,
         remote: &str,
         local: &Path,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         copy_file(Path::new(remote), local, progress)
     }

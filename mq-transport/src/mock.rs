@@ -156,7 +156,12 @@ impl Transport for MockTransport {
         }))
     }
 
-    fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
         self.record(Call::Upload {
             local: local.to_path_buf(),
             remote: remote.to_string(),
@@ -164,15 +169,18 @@ impl Transport for MockTransport {
         let size = std::fs::metadata(local)
             .map_err(TransportError::local_file(local))?
             .len();
-        progress(size, size);
-        Ok(())
+        if progress(size, size) {
+            Ok(())
+        } else {
+            Err(TransportError::cancelled("upload to", remote))
+        }
     }
 
     fn download(
         &self,
         remote: &str,
         local: &Path,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         self.record(Call::Download {
             remote: remote.to_string(),
@@ -189,8 +197,11 @@ impl Transport for MockTransport {
         }
         std::fs::write(local, &output.stdout).map_err(TransportError::local_file(local))?;
         let size = output.stdout.len() as u64;
-        progress(size, size);
-        Ok(())
+        if progress(size, size) {
+            Ok(())
+        } else {
+            Err(TransportError::cancelled("download of", remote))
+        }
     }
 
     fn user(&self) -> &str {

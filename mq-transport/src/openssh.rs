@@ -254,7 +254,12 @@ impl Transport for OpensshTransport {
         }))
     }
 
-    fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
         let local_error = TransportError::local_file(local);
         let mut file = File::open(local).map_err(local_error)?;
         let total = file.metadata().map_err(local_error)?.len();
@@ -265,6 +270,11 @@ impl Transport for OpensshTransport {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let copied = copy_with_progress(&mut file, &mut stdin, total, progress);
         drop(stdin);
+        if let Ok(false) = copied {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TransportError::cancelled("upload to", remote));
+        }
         let out = child
             .wait_with_output()
             .map_err(|e| TransportError::io("running ssh", e))?;
@@ -282,7 +292,7 @@ impl Transport for OpensshTransport {
         &self,
         remote: &str,
         local: &Path,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         let local_error = TransportError::local_file(local);
         let mut file = File::create(local).map_err(local_error)?;
@@ -299,7 +309,14 @@ impl Transport for OpensshTransport {
         loop {
             match stdout.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => sink.feed(&buf[..n]),
+                Ok(n) => {
+                    if !sink.feed(&buf[..n]) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        let _ = std::fs::remove_file(local);
+                        return Err(TransportError::cancelled("download of", remote));
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(TransportError::io("reading from ssh", e)),
             }

@@ -56,7 +56,7 @@ fn cuts_an_upload() {
     t.cut_after_bytes(100_000);
     let dest = dir.path().join("g");
     let err = t
-        .upload(&file, dest.to_str().unwrap(), &mut |_, _| {})
+        .upload(&file, dest.to_str().unwrap(), &mut |_, _| true)
         .unwrap_err();
     assert!(err.is_connection_lost());
 }
@@ -94,11 +94,11 @@ fn mock_records_and_answers_from_its_script() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("image");
     std::fs::write(&local, b"elf").unwrap();
-    m.upload(&local, "/tmp/remote-image", &mut |_, _| {})
+    m.upload(&local, "/tmp/remote-image", &mut |_, _| true)
         .unwrap();
     m.answer("/tmp/log", "console log", 0);
     let back = dir.path().join("log");
-    m.download("/tmp/log", &back, &mut |_, _| {}).unwrap();
+    m.download("/tmp/log", &back, &mut |_, _| true).unwrap();
     assert_eq!(std::fs::read(&back).unwrap(), b"console log");
 
     assert_eq!(

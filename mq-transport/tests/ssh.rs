@@ -89,7 +89,7 @@ fn proxy_jump_through_one_and_two_hops() {
     let file = home.path().join("payload");
     fs::write(&file, vec![7u8; 3 << 20]).unwrap();
     let remote = home.path().join("payload.remote");
-    t.upload(&file, remote.to_str().unwrap(), &mut |_, _| {})
+    t.upload(&file, remote.to_str().unwrap(), &mut |_, _| true)
         .unwrap();
     assert_eq!(fs::read(&remote).unwrap().len(), 3 << 20);
 }

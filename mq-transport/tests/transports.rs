@@ -65,10 +65,20 @@ impl Transport for Master {
     ) -> mq_transport::Result<Box<dyn mq_transport::PtyProcess>> {
         self.0.spawn_pty(command, size)
     }
-    fn upload(&self, l: &Path, r: &str, p: &mut dyn FnMut(u64, u64)) -> mq_transport::Result<()> {
+    fn upload(
+        &self,
+        l: &Path,
+        r: &str,
+        p: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> mq_transport::Result<()> {
         self.0.upload(l, r, p)
     }
-    fn download(&self, r: &str, l: &Path, p: &mut dyn FnMut(u64, u64)) -> mq_transport::Result<()> {
+    fn download(
+        &self,
+        r: &str,
+        l: &Path,
+        p: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> mq_transport::Result<()> {
         self.0.download(r, l, p)
     }
     fn user(&self) -> &str {
@@ -174,6 +184,7 @@ fn big_and_binary_files(f: &Fixture) {
         t.upload(local, remote, &mut |done, total| {
             calls += 1;
             last = (done, total);
+            true
         })
         .unwrap();
         let size = std::fs::metadata(local).unwrap().len();
@@ -190,14 +201,47 @@ fn big_and_binary_files(f: &Fixture) {
 
         let back = f.dir.path().join("downloaded");
         let mut last = (0, 0);
-        t.download(remote, &back, &mut |done, total| last = (done, total))
-            .unwrap();
+        t.download(remote, &back, &mut |done, total| {
+            last = (done, total);
+            true
+        })
+        .unwrap();
         assert_eq!(last, (size, size));
         assert_eq!(sha256_file(&back), sha256_file(local));
     }
+    // A progress callback that says stop cancels the copy mid-way, and the
+    // connection stays usable.
+    let remote = remote_dir.path().join("cancelled");
+    let mut seen = 0;
+    let err = t
+        .upload(&big, remote.to_str().unwrap(), &mut |done, _| {
+            seen = done;
+            done < 2 << 20
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, mq_transport::TransportError::Cancelled { .. }),
+        "{err}"
+    );
+    assert!(seen < 8 << 20, "stopped early, after {seen} bytes");
+    let back = f.dir.path().join("cancelled-download");
+    let uploaded = remote_dir.path().join("uploaded");
+    let err = t
+        .download(uploaded.to_str().unwrap(), &back, &mut |done, _| {
+            done < 1 << 20
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, mq_transport::TransportError::Cancelled { .. }),
+        "{err}"
+    );
+    assert!(
+        t.run("true").unwrap().status.success(),
+        "the connection is still usable"
+    );
     // Binary-safe capture of stdout.
     let remote = remote_dir.path().join("uploaded-small");
-    t.upload(&small, remote.to_str().unwrap(), &mut |_, _| {})
+    t.upload(&small, remote.to_str().unwrap(), &mut |_, _| true)
         .unwrap();
     let out = t
         .run(&format!("cat {}", quote(remote.to_str().unwrap())))
@@ -207,11 +251,11 @@ fn big_and_binary_files(f: &Fixture) {
     let missing = t.download(
         "/nonexistent/mq-file",
         &f.dir.path().join("x"),
-        &mut |_, _| {},
+        &mut |_, _| true,
     );
     let message = missing.unwrap_err().to_string();
     assert!(message.contains("/nonexistent/mq-file"), "{message}");
-    let bad = t.upload(&small, "/nonexistent/dir/file", &mut |_, _| {});
+    let bad = t.upload(&small, "/nonexistent/dir/file", &mut |_, _| true);
     assert!(bad
         .unwrap_err()
         .to_string()

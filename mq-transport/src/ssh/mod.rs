@@ -723,7 +723,12 @@ impl Transport for SshTransport {
         }))
     }
 
-    fn upload(&self, local: &Path, remote: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    fn upload(
+        &self,
+        local: &Path,
+        remote: &str,
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<()> {
         let local_error = TransportError::local_file(local);
         let mut file = File::open(local).map_err(local_error)?;
         let total = file.metadata().map_err(local_error)?.len();
@@ -731,15 +736,20 @@ impl Transport for SshTransport {
         let mut stderr = Vec::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut done = 0u64;
-        progress(0, total);
-        loop {
+        let mut go_on = progress(0, total);
+        while go_on {
             let n = file.read(&mut buf).map_err(local_error)?;
             if n == 0 {
                 break;
             }
             self.write_all(&mut channel, &buf[..n], &mut stderr)?;
             done += n as u64;
-            progress(done, total.max(done));
+            go_on = progress(done, total.max(done));
+        }
+        if !go_on {
+            // Closing the channel ends the remote `cat` (and its partial file).
+            let _ = self.conn.retry("cancelling the upload", || channel.close());
+            return Err(TransportError::cancelled("upload to", remote));
         }
         self.conn
             .retry("ending the upload", || channel.send_eof())?;
@@ -752,21 +762,33 @@ impl Transport for SshTransport {
         &self,
         remote: &str,
         local: &Path,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         let local_error = TransportError::local_file(local);
         let mut file = File::create(local).map_err(local_error)?;
         let mut channel = self.open(&download_command(remote), None)?;
         let mut stderr = Vec::new();
         let mut sink = SizedDownload::new(&mut file, progress);
-        self.drain(
+        let drained = self.drain(
             &mut channel,
             &mut |chunk| {
-                sink.feed(chunk);
-                Ok(())
+                if sink.feed(chunk) {
+                    Ok(())
+                } else {
+                    Err(TransportError::cancelled("download of", remote))
+                }
             },
             &mut stderr,
-        )?;
+        );
+        if let Err(e) = drained {
+            if matches!(e, TransportError::Cancelled { .. }) {
+                let _ = self
+                    .conn
+                    .retry("cancelling the download", || channel.close());
+                let _ = std::fs::remove_file(local);
+            }
+            return Err(e);
+        }
         let write_error = sink.error.take();
         let status = self.finish(&mut channel)?;
         if let Some(e) = write_error {
@@ -799,7 +821,7 @@ pub(crate) fn download_command(remote: &str) -> String {
 /// Consumes the output of [`download_command`] into a file.
 pub(crate) struct SizedDownload<'a> {
     file: &'a mut dyn Write,
-    progress: &'a mut dyn FnMut(u64, u64),
+    progress: &'a mut dyn FnMut(u64, u64) -> bool,
     header: Vec<u8>,
     total: Option<u64>,
     done: u64,
@@ -808,7 +830,10 @@ pub(crate) struct SizedDownload<'a> {
 }
 
 impl<'a> SizedDownload<'a> {
-    pub(crate) fn new(file: &'a mut dyn Write, progress: &'a mut dyn FnMut(u64, u64)) -> Self {
+    pub(crate) fn new(
+        file: &'a mut dyn Write,
+        progress: &'a mut dyn FnMut(u64, u64) -> bool,
+    ) -> Self {
         SizedDownload {
             file,
             progress,
@@ -819,11 +844,12 @@ impl<'a> SizedDownload<'a> {
         }
     }
 
-    pub(crate) fn feed(&mut self, mut chunk: &[u8]) {
+    /// Takes a chunk; `false` when the progress callback asks to stop.
+    pub(crate) fn feed(&mut self, mut chunk: &[u8]) -> bool {
         if self.total.is_none() {
             let Some(newline) = chunk.iter().position(|&b| b == b'\n') else {
                 self.header.extend_from_slice(chunk);
-                return;
+                return true;
             };
             self.header.extend_from_slice(&chunk[..newline]);
             chunk = &chunk[newline + 1..];
@@ -832,7 +858,9 @@ impl<'a> SizedDownload<'a> {
                 .parse()
                 .unwrap_or(0);
             self.total = Some(size);
-            (self.progress)(0, size);
+            if !(self.progress)(0, size) {
+                return false;
+            }
         }
         if self.error.is_none() {
             if let Err(e) = self.file.write_all(chunk) {
@@ -840,7 +868,7 @@ impl<'a> SizedDownload<'a> {
             }
         }
         self.done += chunk.len() as u64;
-        (self.progress)(self.done, self.total.unwrap_or(0).max(self.done));
+        (self.progress)(self.done, self.total.unwrap_or(0).max(self.done))
     }
 }
 
