@@ -527,7 +527,11 @@ fn signals_during_wait_upload_and_console_leave_nothing_behind() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(130), "{signal:?}");
         // The 400 MB upload stops at once rather than running to its end.
-        assert!(signalled.elapsed() < Duration::from_millis(1000), "{:?}", signalled.elapsed());
+        assert!(
+            signalled.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            signalled.elapsed()
+        );
         t.assert_clean(0);
 
         // During the lock wait.
