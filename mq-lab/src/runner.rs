@@ -179,7 +179,7 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         keep_alive,
         interrupt: Some(interrupt),
         // Let the completion line end before the board goes off.
-        line_grace: Some(Duration::from_millis(200)),
+        line_grace: Some(Duration::from_secs(1)),
         ..SessionOptions::default()
     };
     let started = Instant::now();
