@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use mq_core::job::{check_job, Cancel, JobError, JobEvent, JobSpec};
-use mq_core::{Config, MachineQueue, QueueError};
+use mq_core::{Config, MachineQueue};
 
 use crate::flags::{LockOptions, RunArgs};
 use crate::sem::{self, WaitDisplay, EXIT_INTERRUPTED};
@@ -112,10 +112,7 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     let mut printer = Printer::new(interactive);
     let result = queue.run_job(spec, input, &cancel, &mut |event| printer.event(event));
     printer.finish();
-    result.map_err(|e| match e {
-        JobError::Queue(QueueError::Lock(l)) => sem::failure(QueueError::Lock(l)),
-        other => job_failure(other),
-    })
+    result.map_err(job_failure)
 }
 
 /// Prints a job's events with mq.sh's lines.

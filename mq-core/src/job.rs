@@ -259,6 +259,14 @@ pub fn check_job(spec: &JobSpec, inventory: &crate::Inventory) -> Result<(), Job
 
 /// The checks of PROTOCOL.md that need neither host nor inventory.
 pub fn check_spec(spec: &JobSpec) -> Result<(), JobError> {
+    check_options(spec)?;
+    pattern_matcher(spec)?;
+    Ok(())
+}
+
+/// [`check_spec`] but for the patterns, which [`pattern_matcher`] checks by
+/// compiling them.
+fn check_options(spec: &JobSpec) -> Result<(), JobError> {
     match (spec.reservation, &spec.completion) {
         (false, None) => {
             return Err(JobError::Check(
@@ -286,9 +294,12 @@ pub fn check_spec(spec: &JobSpec) -> Result<(), JobError> {
             "-b (device tree) needs -L (boot Linux)".into(),
         ));
     }
-    mq_lock::check_key(&spec.key).map_err(|e| JobError::Check(format!("-k: {e}")))?;
-    console_matcher(spec).map_err(|e| JobError::Check(e.to_string()))?;
-    Ok(())
+    mq_lock::check_key(&spec.key).map_err(|e| JobError::Check(format!("-k: {e}")))
+}
+
+/// The console matcher of a job, or the check failure of a bad pattern.
+fn pattern_matcher(spec: &JobSpec) -> Result<mq_console::Matcher, JobError> {
+    console_matcher(spec).map_err(|e| JobError::Check(e.to_string()))
 }
 
 /// The checks that depend on the chosen system.
@@ -413,7 +424,9 @@ impl MachineQueue {
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
         let started = Instant::now();
-        check_spec(spec)?;
+        check_options(spec)?;
+        // Compiled once: checked here, used on the console.
+        let matcher = pattern_matcher(spec)?;
         let choice = self.choose(&spec.target)?;
         let system = self
             .inventory()
@@ -467,7 +480,15 @@ impl MachineQueue {
             release: !spec.reuse_held_lock,
             temp_dir: None,
         };
-        let result = self.with_lock(spec, &system, input, cancel, events, &mut leftovers);
+        let result = self.with_lock(
+            spec,
+            &system,
+            matcher,
+            input,
+            cancel,
+            events,
+            &mut leftovers,
+        );
         let cleanup = self.clean_up(&leftovers, &spec.key);
         let (mut report, run_error) = match result {
             Ok(report) => (Some(report), None),
@@ -507,10 +528,14 @@ impl MachineQueue {
         }
     }
 
+    // The job's parts are passed as they are rather than bundled into a
+    // struct used only here.
+    #[allow(clippy::too_many_arguments)]
     fn with_lock(
         &self,
         spec: &JobSpec,
         system: &System,
+        matcher: mq_console::Matcher,
         input: Option<Box<dyn Read + Send>>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
@@ -669,7 +694,6 @@ impl MachineQueue {
             interrupt: Some(cancel.flag()),
             ..SessionOptions::default()
         };
-        let matcher = console_matcher(spec).map_err(|e| JobError::Check(e.to_string()))?;
         let mut session = Session::new(matcher, options).tee(EventSink(events));
         if let Some(file) = local_log.as_mut() {
             session = session.tee(file);

@@ -600,12 +600,7 @@ impl<T: Transport> LockClient<T> {
 
     fn cancelled(&self, script: &str) -> Result<usize, LockError> {
         let (status, body, stderr) = self.run("cancelling waits", script)?;
-        let text = String::from_utf8_lossy(&body);
-        let count = text
-            .lines()
-            .find_map(|l| l.strip_prefix("MQ-CANCELLED "))
-            .and_then(|n| n.trim().parse().ok());
-        match count {
+        match cancelled_count(&String::from_utf8_lossy(&body)) {
             Some(n) if status.success() => Ok(n),
             _ => Err(self.remote("cancelling waits", stderr.trim())),
         }
@@ -627,11 +622,7 @@ impl<T: Transport> LockClient<T> {
             return Err(self.remote("cleaning up", stderr.trim()));
         }
         let text = String::from_utf8_lossy(&body);
-        let cancelled = text
-            .lines()
-            .find_map(|l| l.strip_prefix("MQ-CANCELLED "))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
+        let cancelled = cancelled_count(&text).unwrap_or(0);
         let released = text
             .lines()
             .filter_map(|l| l.strip_prefix("MQ-RELEASED "))
@@ -639,6 +630,13 @@ impl<T: Transport> LockClient<T> {
             .collect();
         Ok((cancelled, released))
     }
+}
+
+/// The count of the cancel script's `MQ-CANCELLED <n>` line.
+fn cancelled_count(text: &str) -> Option<usize> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("MQ-CANCELLED "))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Parses the NUL-separated records of the scripts.

@@ -15,9 +15,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use crate::local::{copy_with_progress, read_fd};
-use crate::ssh::{copy_result, download_command, SizedDownload};
+use crate::ssh::{copy_result, download_command, upload_command, SizedDownload};
 use crate::{
-    quote, ExitStatus, Output, PtyProcess, PtySize, ReadOutcome, Result, Transport, TransportError,
+    ExitStatus, Output, PtyProcess, PtySize, ReadOutcome, Result, Transport, TransportError,
 };
 
 /// How long the shared master outlives its last user.
@@ -263,10 +263,7 @@ impl Transport for OpensshTransport {
         let local_error = TransportError::local_file(local);
         let mut file = File::open(local).map_err(local_error)?;
         let total = file.metadata().map_err(local_error)?.len();
-        let mut child = self.spawn(
-            self.remote(&format!("cat > {}", quote(remote))),
-            Stdio::piped(),
-        )?;
+        let mut child = self.spawn(self.remote(&upload_command(remote)), Stdio::piped())?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         let copied = copy_with_progress(&mut file, &mut stdin, total, progress);
         drop(stdin);

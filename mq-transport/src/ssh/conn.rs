@@ -118,13 +118,15 @@ impl Conn {
     /// or `deadline` passes (returns `false` then). Sends keepalives; a socket
     /// that hangs up, or a keepalive that cannot be sent, is a lost connection.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<bool> {
-        let mut flags = match self.session.block_directions() {
-            BlockDirections::Inbound => PollFlags::POLLIN,
-            BlockDirections::Outbound => PollFlags::POLLOUT,
-            BlockDirections::Both => PollFlags::POLLIN | PollFlags::POLLOUT,
-            BlockDirections::None => PollFlags::POLLIN,
-        };
-        flags |= PollFlags::POLLIN;
+        // Always readable (the peer may speak first); writable when libssh2
+        // waits to send.
+        let mut flags = PollFlags::POLLIN;
+        if matches!(
+            self.session.block_directions(),
+            BlockDirections::Outbound | BlockDirections::Both
+        ) {
+            flags |= PollFlags::POLLOUT;
+        }
         self.poll_with(&[], flags, deadline)
             .map(|ready| ready.is_some())
     }

@@ -732,7 +732,7 @@ impl Transport for SshTransport {
         let local_error = TransportError::local_file(local);
         let mut file = File::open(local).map_err(local_error)?;
         let total = file.metadata().map_err(local_error)?.len();
-        let mut channel = self.open(&format!("cat > {}", quote(remote)), None)?;
+        let mut channel = self.open(&upload_command(remote), None)?;
         let mut stderr = Vec::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut done = 0u64;
@@ -809,6 +809,11 @@ impl Transport for SshTransport {
     fn describe(&self) -> String {
         self.description.clone()
     }
+}
+
+/// The remote command of an upload: the bytes arrive on its stdin.
+pub(crate) fn upload_command(remote: &str) -> String {
+    format!("cat > {}", quote(remote))
 }
 
 /// The remote command of a download: the size first, on a line of its own
