@@ -35,6 +35,14 @@ pub const RECLAIM_MARGIN: u64 = 300;
 /// How often cleanup reconnects after a lost connection.
 pub const CLEANUP_ATTEMPTS: u32 = 3;
 
+/// The line [`MAKE_TEMP_DIR`] prints before the directory's path.
+const TEMP_DIR_MARK: &str = "mq-temp-dir ";
+
+/// Makes a run's temporary directory on the host (the log and each file
+/// sent go in it) and prints its path after [`TEMP_DIR_MARK`].
+const MAKE_TEMP_DIR: &str =
+    "d=$(mktemp -d \"${TMPDIR:-/tmp}/mq-run.XXXXXXXX\") && printf 'mq-temp-dir %s\\n' \"$d\"";
+
 /// What to run; the same options as `mq run`.
 #[derive(Debug, Clone)]
 pub struct JobSpec {
@@ -448,6 +456,8 @@ impl MachineQueue {
         }
 
         let lock_started = Instant::now();
+        // What the host said when asked for a temporary directory.
+        let mut temp_dir: Option<Vec<String>> = None;
         if spec.reuse_held_lock {
             self.check_holder(&system.name, &spec.key)?;
         } else {
@@ -462,13 +472,18 @@ impl MachineQueue {
                 cancel: Some(cancel.flag()),
                 force_fallback: false,
             };
-            self.locks().acquire(&system.name, &options, &mut |e| {
-                let WaitEvent::Holder { owner, since } = e;
-                events(JobEvent::Waiting {
-                    owner: &owner,
-                    since: &since,
-                });
-            })?;
+            // A run's temporary directory is made in the acquire's round trip.
+            let then = if spec.reservation { "" } else { MAKE_TEMP_DIR };
+            let said = self
+                .locks()
+                .acquire_then(&system.name, &options, then, &mut |e| {
+                    let WaitEvent::Holder { owner, since } = e;
+                    events(JobEvent::Waiting {
+                        owner: &owner,
+                        since: &since,
+                    });
+                })?;
+            temp_dir = Some(said);
             events(JobEvent::Acquired {
                 system: &system.name,
                 waited: lock_started.elapsed(),
@@ -487,9 +502,10 @@ impl MachineQueue {
             input,
             cancel,
             events,
+            temp_dir,
             &mut leftovers,
         );
-        let cleanup = self.clean_up(&leftovers, &spec.key);
+        let cleanup = self.clean_up(leftovers, &spec.key);
         let (mut report, run_error) = match result {
             Ok(report) => (Some(report), None),
             Err(e) => (None, Some(e)),
@@ -539,6 +555,7 @@ impl MachineQueue {
         input: Option<Box<dyn Read + Send>>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
+        temp_dir: Option<Vec<String>>,
         leftovers: &mut Leftovers,
     ) -> Result<JobReport, JobError> {
         let host = self.transport();
@@ -589,15 +606,25 @@ impl MachineQueue {
             .chain(&spec.dtb)
             .chain(&spec.bitstream)
             .collect();
-        let out = host
-            .run("d=$(mktemp -d \"${TMPDIR:-/tmp}/mq-run.XXXXXXXX\") && printf '%s\\n' \"$d\"")?;
-        let dir = out.stdout_text().trim().to_string();
-        if !out.status.success() || dir.is_empty() {
-            return Err(JobError::Check(format!(
-                "cannot make a temporary directory on the host: {}",
-                out.stderr_text().trim()
-            )));
-        }
+        // Made while acquiring; with -n (no acquire) in a round trip of its own.
+        let said = match temp_dir {
+            Some(said) => said,
+            None => {
+                let out = host.run(&format!("{MAKE_TEMP_DIR} 2>&1"))?;
+                out.stdout_text().lines().map(str::to_string).collect()
+            }
+        };
+        let dir = said
+            .iter()
+            .find_map(|l| l.strip_prefix(TEMP_DIR_MARK))
+            .filter(|d| d.starts_with('/'))
+            .ok_or_else(|| {
+                JobError::Check(format!(
+                    "cannot make a temporary directory on the host: {}",
+                    said.join("; ")
+                ))
+            })?
+            .to_string();
         leftovers.temp_dir = Some(dir.clone());
         let log_remote = format!("{dir}/log");
         let remote_files: Vec<String> = (0..uploads.len())
@@ -763,11 +790,11 @@ impl MachineQueue {
         })
     }
 
-    /// Removes the temporary files and releases the lock; reconnects up to
-    /// [`CLEANUP_ATTEMPTS`] times if the connection is gone. On failure, says
-    /// exactly what is left and how to release it.
-    fn clean_up(&self, left: &Leftovers, key: &str) -> Result<(), String> {
-        let mut last_error = match clean_with(self.locks(), left, key) {
+    /// Removes the temporary files and releases the lock (one round trip);
+    /// reconnects up to [`CLEANUP_ATTEMPTS`] times if the connection is gone.
+    /// On failure, says exactly what is left and how to release it.
+    fn clean_up(&self, mut left: Leftovers, key: &str) -> Result<(), String> {
+        let mut last_error = match clean_with(self.locks(), &mut left, key) {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
@@ -779,7 +806,7 @@ impl MachineQueue {
             match open_transport(self.config()) {
                 Ok(transport) => {
                     let locks = LockClient::new(transport, &self.config().base.value);
-                    match clean_with(&locks, left, key) {
+                    match clean_with(&locks, &mut left, key) {
                         Ok(()) => return Ok(()),
                         Err(e) => last_error = e,
                     }
@@ -823,33 +850,47 @@ fn is_connection_lost(e: &CleanupError) -> bool {
     }
 }
 
+/// Removes the temporary directory and releases the lock, in one round trip
+/// when there are both; clears from `left` what is done.
 fn clean_with<T: Transport>(
     locks: &LockClient<T>,
-    left: &Leftovers,
+    left: &mut Leftovers,
     key: &str,
 ) -> Result<(), CleanupError> {
-    if let Some(dir) = &left.temp_dir {
-        let out = locks
-            .transport()
-            .run(&format!("rm -rf -- {}", quote(dir)))
-            .map_err(CleanupError::Transport)?;
-        if !out.status.success() {
-            return Err(CleanupError::Lock(LockError::Remote {
-                context: "removing temporary files".into(),
-                host: locks.transport().describe(),
-                detail: out.stderr_text(),
-            }));
-        }
-    }
-    if left.release {
-        match locks.release(&left.system, key, false) {
+    // Prints nothing when the directory is gone.
+    let remove = left.temp_dir.as_ref().map(|dir| {
+        let dir = quote(dir);
+        format!("rm -rf -- {dir} 2>&1; [ -e {dir} ] && echo mq: still there: {dir}")
+    });
+    let said = if left.release {
+        match locks.release_after(&left.system, key, false, remove.as_deref().unwrap_or("")) {
+            Ok(said) => said,
             // Not ours any more (taken over after its reclaim timeout, or
-            // released by hand): nothing of ours to release.
-            Ok(()) | Err(LockError::NotYours { .. }) => {}
+            // released by hand): nothing of ours to release. The directory
+            // went first, in the same script.
+            Err(LockError::NotYours { .. }) => String::new(),
             Err(e) => return Err(CleanupError::Lock(e)),
         }
+    } else if let Some(remove) = &remove {
+        let out = locks
+            .transport()
+            .run(remove)
+            .map_err(CleanupError::Transport)?;
+        out.stdout_text()
+    } else {
+        String::new()
+    };
+    left.release = false;
+    if said.trim().is_empty() {
+        left.temp_dir = None;
+        Ok(())
+    } else {
+        Err(CleanupError::Lock(LockError::Remote {
+            context: "removing temporary files".into(),
+            host: locks.transport().describe(),
+            detail: said.trim().to_string(),
+        }))
     }
-    Ok(())
 }
 
 /// A reservation lasts until a line (Enter) or the end of `input`, or a cancel.

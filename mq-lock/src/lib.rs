@@ -432,6 +432,20 @@ impl<T: Transport> LockClient<T> {
         options: &AcquireOptions,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<(), LockError> {
+        self.acquire_then(system, options, "", events).map(|_| ())
+    }
+
+    /// [`acquire`](Self::acquire), then runs `then` (`sh` commands) on the
+    /// host in the same round trip, with the lock held, and returns the lines
+    /// they printed (stdout and stderr: they run on a terminal). Their
+    /// failure does not give the lock back: the lines say what happened.
+    pub fn acquire_then(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        then: &str,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<Vec<String>, LockError> {
         check_system(system)?;
         check_key(&options.key)?;
         let new_timeout = options
@@ -447,12 +461,14 @@ impl<T: Transport> LockClient<T> {
                 retries: options.retries,
                 new_timeout: &new_timeout,
                 force_fallback: options.force_fallback,
+                then,
             },
             self.known().as_deref(),
         );
         let mut process = self.host.spawn_pty(&script, PtySize::default())?;
         let mut pending = Vec::new();
         let mut said = Vec::new();
+        let mut then_said = None::<Vec<String>>;
         let mut buf = [0u8; 4096];
         loop {
             if options
@@ -490,6 +506,10 @@ impl<T: Transport> LockClient<T> {
                         owner: owner.to_string(),
                         since: since.to_string(),
                     });
+                } else if text == "MQ-ACQUIRED" {
+                    then_said = Some(Vec::new());
+                } else if let Some(lines) = then_said.as_mut() {
+                    lines.push(text);
                 } else if !text.is_empty() {
                     said.push(text);
                 }
@@ -497,7 +517,7 @@ impl<T: Transport> LockClient<T> {
         }
         let status = process.wait()?;
         match status.code() {
-            Some(0) => Ok(()),
+            Some(0) => Ok(then_said.unwrap_or_default()),
             Some(script::code::OWN) => Err(LockError::AlreadyYours {
                 system: system.into(),
                 with_key: false,
@@ -552,14 +572,35 @@ impl<T: Transport> LockClient<T> {
     /// Releases `system`'s lock: without `force`, only if it is ours and holds
     /// `key` (PROTOCOL.md's release).
     pub fn release(&self, system: &str, key: &str, force: bool) -> Result<(), LockError> {
+        self.release_after(system, key, force, "").map(|_| ())
+    }
+
+    /// Runs `before` (`sh` commands, e.g. removing a job's temporary files)
+    /// on the host, then [`release`](Self::release)s, in one round trip.
+    /// Returns what `before` printed on stdout (lines starting `MQ-` are
+    /// reserved). It runs whether or not the lock turns out to be ours.
+    pub fn release_after(
+        &self,
+        system: &str,
+        key: &str,
+        force: bool,
+        before: &str,
+    ) -> Result<String, LockError> {
         check_system(system)?;
         check_key(key)?;
         let (status, body, stderr) = self.run(
             "releasing the lock",
-            &script::release(&self.base, system, key, force, self.known().as_deref()),
+            &script::release(
+                &self.base,
+                system,
+                key,
+                force,
+                before,
+                self.known().as_deref(),
+            ),
         )?;
         match status.code() {
-            Some(0) => Ok(()),
+            Some(0) => Ok(String::from_utf8_lossy(&body).into_owned()),
             Some(script::code::NOT_YOURS) => {
                 let owner = String::from_utf8_lossy(&body)
                     .lines()

@@ -54,8 +54,11 @@ pub(crate) fn preamble(base: &str, known: Known<'_>) -> String {
     if let Some(user) = known {
         s.push_str(&format!("mq_me={}\n", quote(user)));
     } else {
+        // `read` is the shell's own: no process for the version. A file
+        // written on Windows ends its line with CR, which is dropped.
         s.push_str(&format!(
-            "mq_v=$(cat \"$b/VERSION\" 2>/dev/null | tr -d '\\r')\n\
+            "mq_v=\n{{ IFS= read -r mq_v < \"$b/VERSION\"; }} 2>/dev/null\n\
+             mq_v=${{mq_v%\"$(printf '\\r')\"}}\n\
              mq_me=$(whoami)\n\
              printf '{PREFLIGHT_MARK}%s %s\\n' \"$mq_me\" \"$mq_v\"\n\
              [ \"$mq_v\" = {PROTOCOL_VERSION} ] || exit {}\n",
@@ -66,14 +69,15 @@ pub(crate) fn preamble(base: &str, known: Known<'_>) -> String {
 }
 
 /// A shell function printing the NUL-separated record of one system's lock,
-/// or nothing when it is free. Owner and time as PROTOCOL.md (`stat`).
+/// or nothing when it is free. Owner and time as PROTOCOL.md (`stat`, once
+/// for both: a user name has no space); contents read by the shell itself.
 const RECORD_FN: &str = r#"mq_rec() {
   f="$b/$1.lock"
-  u=$(stat --format=%U -- "$f" 2>/dev/null) || return 0
-  t=$(stat --format=%y -- "$f" 2>/dev/null)
-  c=$(cat -- "$f" 2>/dev/null)
-  k=$(cat -- "$b/$1.key" 2>/dev/null)
-  printf '%s\000%s\000%s\000%s\000%s\000' "$1" "$u" "$t" "$c" "$k"
+  [ -e "$f" ] || return 0
+  ut=$(stat --format='%U %y' -- "$f" 2>/dev/null) || return 0
+  c=; { IFS= read -r c < "$f"; } 2>/dev/null
+  k=; { IFS= read -r k < "$b/$1.key"; } 2>/dev/null
+  printf '%s\000%s\000%s\000%s\000%s\000' "$1" "${ut%% *}" "${ut#* }" "$c" "$k"
 }
 "#;
 
@@ -136,6 +140,9 @@ pub(crate) struct Acquire<'a> {
     pub new_timeout: &'a str,
     /// Use the plain-sh emulation even where `lockfile` exists (tests).
     pub force_fallback: bool,
+    /// Shell commands run once the lock is held, in the same round trip
+    /// (e.g. making a job's temporary directory); empty for none.
+    pub then: &'a str,
 }
 
 /// The acquire script. It refuses a lock already ours (PROTOCOL.md step 1),
@@ -166,7 +173,9 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
     s.push_str(&format!(
         r#"f={lock}
 me=$mq_me
-o=$(stat --format=%U -- "$f" 2>/dev/null)
+mq_um=$(umask)
+o=
+[ -e "$f" ] && o=$(stat --format=%U -- "$f" 2>/dev/null)
 if [ -n "$o" ] && [ "$o" = "$me" ]; then
   sk=$(cat -- {keyfile} 2>/dev/null)
   if [ "$sk" = 0 ] && [ {key} = 0 ]; then echo MQ-OWN; exit {own}; fi
@@ -192,7 +201,8 @@ while :; do
   fi
   first=
   if [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
-  umask 0111 && lockfile -{retry} $L -r "$r" {lock} && {{ trap '' HUP INT TERM; rm -f {keyfile} && printf '%s' {key} > {keyfile} && chmod a-w,g+r {keyfile} && chmod u+w {lock} && printf '%s' {timeout} > {lock} && chmod a-w {lock}; }} && {{ echo MQ-ACQUIRED; exit 0; }}
+  umask 0111 && lockfile -{retry} $L -r "$r" {lock} && {{ trap '' HUP INT TERM; rm -f {keyfile} && printf '%s' {key} > {keyfile} && chmod a-w,g+r {keyfile} && chmod u+w {lock} && printf '%s' {timeout} > {lock} && chmod a-w {lock}; }} && {{ echo MQ-ACQUIRED; {then}
+exit 0; }}
   [ "$left" -eq 0 ] && {{ echo MQ-GAVEUP; exit {gave_up}; }}
   sleep {retry}
 done
@@ -203,27 +213,41 @@ done
         retry = a.retry_seconds,
         timeout = quote(a.new_timeout),
         gave_up = code::GAVE_UP,
+        // The user's own umask again, not PROTOCOL.md's 0111.
+        then = if a.then.is_empty() {
+            String::new()
+        } else {
+            format!("umask \"$mq_um\"; {}", a.then)
+        },
     ));
     s
 }
 
-/// The release script: owner and key checks unless `force`, then
-/// PROTOCOL.md's `rm -f KEY; sync; rm -f LOCK`.
+/// The release script: `before` (shell commands, e.g. removing a job's
+/// temporary files, in the same round trip), then owner and key checks
+/// unless `force`, then PROTOCOL.md's `rm -f KEY; sync; rm -f LOCK`.
 pub(crate) fn release(
     base: &str,
     system: &str,
     key: &str,
     force: bool,
+    before: &str,
     known: Known<'_>,
 ) -> String {
     let lock = quote(&lock_path(base, system));
     let keyfile = quote(&key_path(base, system));
     let mut s = preamble(base, known);
+    if !before.is_empty() {
+        s.push_str(before);
+        s.push('\n');
+    }
     if !force {
         s.push_str(&format!(
-            r#"o=$(stat --format=%U -- {lock} 2>/dev/null)
+            r#"o=
+[ -e {lock} ] && o=$(stat --format=%U -- {lock} 2>/dev/null)
 [ -n "$o" ] && [ "$o" = "$mq_me" ] || {{ printf 'MQ-OWNER %s\n' "$o"; exit {not_yours}; }}
-[ "$(cat -- {keyfile} 2>/dev/null)" = {key} ] || exit {wrong_key}
+k=; {{ IFS= read -r k < {keyfile}; }} 2>/dev/null
+[ "$k" = {key} ] || exit {wrong_key}
 "#,
             key = quote(key),
             not_yours = code::NOT_YOURS,
@@ -231,7 +255,9 @@ pub(crate) fn release(
         ));
     }
     s.push_str(&format!(
-        "rm -f {keyfile}; sync; rm -f {lock}\n[ -e {lock} ] && exit {}\nexit 0\n",
+        // rm's own status: the lock file may well exist again at once,
+        // taken by a waiter.
+        "rm -f {keyfile}; sync; rm -f {lock} || exit {}\nexit 0\n",
         code::STILL_THERE
     ));
     s
@@ -308,6 +334,7 @@ mod tests {
                 retries: -1,
                 new_timeout: "0",
                 force_fallback: false,
+                then: "",
             },
             None,
         );

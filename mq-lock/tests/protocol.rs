@@ -622,3 +622,55 @@ fn interrupting_a_wait_kills_it_remotely() {
     assert_eq!(lab.lock_owner("s"), None);
     let _ = alice.transport().describe();
 }
+
+#[test]
+fn commands_ride_along_with_acquire_and_release() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let bob = client(&lab, 1);
+    let dir = lab.base.join("scratch");
+    let q = mq_transport::quote(dir.to_str().unwrap());
+
+    // Run once the lock is held, with the user's umask (not PROTOCOL.md's
+    // 0111), on the acquire's terminal: stdout and stderr both come back.
+    let said = alice
+        .acquire_then(
+            "s",
+            &waiting("k"),
+            &format!("mkdir {q} && : > {q}/f && echo made; ls /nonexistent-mq"),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(said[0], "made", "{said:?}");
+    assert!(said[1].contains("nonexistent-mq"), "{said:?}");
+    assert!(dir.join("f").is_file(), "files can be made in it");
+    assert_eq!(
+        lab.lock_owner("s").as_deref(),
+        Some(lab.users[0].name.as_str())
+    );
+
+    // A failing command does not give the lock back.
+    alice.release("s", "k", false).unwrap();
+    let said = alice
+        .acquire_then("s", &waiting("k"), "false", &mut |_| {})
+        .unwrap();
+    assert!(said.is_empty(), "{said:?}");
+    assert!(lab.lock_owner("s").is_some());
+
+    // Someone else's lock: refused, but the command still ran first.
+    let mark = lab.base.join("bob-was-here");
+    let m = mq_transport::quote(mark.to_str().unwrap());
+    let err = bob
+        .release_after("s", "k", false, &format!(": > {m}"))
+        .unwrap_err();
+    assert!(matches!(err, LockError::NotYours { .. }), "{err}");
+    assert!(mark.exists());
+    assert!(lab.lock_owner("s").is_some());
+
+    // Ours: the command's output, then the lock is gone.
+    let said = alice
+        .release_after("s", "k", false, "echo removed")
+        .unwrap();
+    assert_eq!(said, "removed\n");
+    assert_eq!(alice.info("s").unwrap(), LockState::Free);
+}
