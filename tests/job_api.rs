@@ -68,6 +68,14 @@ fn a_harness_gets_events_and_a_typed_report() {
     assert_eq!(report.markers.len(), 1);
     assert!(String::from_utf8_lossy(&console).contains("All is well in the universe"));
     assert_eq!(lab.lock_owner("sabre"), None);
+    // The phases are measured, and fit in the whole.
+    let phases = report.lock_wait + report.upload + report.run + report.finish;
+    assert!(
+        report.run > std::time::Duration::ZERO
+            && report.finish > std::time::Duration::ZERO
+            && phases <= report.total,
+        "{report:?}"
+    );
 }
 
 #[test]

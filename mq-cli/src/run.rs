@@ -104,7 +104,7 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     let inventory = config.load_inventory()?;
     check_job(spec, &inventory).map_err(job_failure)?;
     let cancel = Cancel::from_flag(sem::interrupt_flag());
-    let queue = MachineQueue::connect(config).map_err(sem::failure)?;
+    let queue = MachineQueue::connect_with(config, inventory).map_err(sem::failure)?;
 
     let interactive = spec.keep_alive && std::io::stdin().is_terminal();
     let input: Option<Box<dyn std::io::Read + Send>> = (spec.reservation || spec.keep_alive)

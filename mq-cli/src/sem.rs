@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mq_core::{AcquireOptions, Config, LockError, LockState, MachineQueue, QueueError, WaitEvent};
+use mq_core::{
+    AcquireOptions, Config, Inventory, LockError, LockState, MachineQueue, QueueError, WaitEvent,
+};
 
 use crate::flags::{LockArgs, LockOptions, SemArgs, UnlockArgs};
 use crate::{Failure, EXIT_USAGE};
@@ -131,10 +133,10 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
-fn connect(config: Config) -> Result<MachineQueue, Failure> {
+fn connect(config: Config, inventory: Inventory) -> Result<MachineQueue, Failure> {
     // Names are checked against the inventory before connecting by the
-    // callers; here the connection (and the inventory) fail as mq.sh says.
-    MachineQueue::connect(config).map_err(failure)
+    // callers; here the connection fails as mq.sh says.
+    MachineQueue::connect_with(config, inventory).map_err(failure)
 }
 
 /// Prints a pool's choice as mq.sh's sem does: the name alone.
@@ -173,7 +175,7 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
             .resolve(name)
             .map_err(|e| Failure::stdout(e.to_string(), EXIT_USAGE))?;
     }
-    let queue = connect(config)?;
+    let queue = connect(config, inventory)?;
     if let Some(name) = &args.info {
         let system = choose(&queue, name)?;
         let state = queue.info(&system).map_err(failure)?;
@@ -244,11 +246,11 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
 /// `mq lock SYSTEM`.
 pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
     let checked = check(&args.options)?;
-    config
-        .load_inventory()?
+    let inventory = config.load_inventory()?;
+    inventory
         .resolve(&args.system)
         .map_err(|e| Failure::stdout(e.to_string(), EXIT_USAGE))?;
-    let queue = connect(config)?;
+    let queue = connect(config, inventory)?;
     let system = choose(&queue, &args.system)?;
     wait(&queue, &system, &checked)
 }
@@ -267,7 +269,7 @@ pub fn unlock(args: UnlockArgs, config: Config) -> Result<(), Failure> {
         };
         return Err(Failure::stdout(message, EXIT_USAGE));
     }
-    let queue = connect(config)?;
+    let queue = connect(config, inventory)?;
     match queue.release(&args.system, &args.key, args.force) {
         Ok(()) => Ok(()),
         Err(QueueError::Lock(e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }))) => {

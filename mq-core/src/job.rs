@@ -166,8 +166,10 @@ pub struct JobReport {
     pub lock_wait: Duration,
     /// Time spent uploading images.
     pub upload: Duration,
-    /// Time spent on the console.
+    /// Time spent on the console: the board runner from start to exit.
     pub run: Duration,
+    /// Time after the console ended: log fetch, temporary files, release.
+    pub finish: Duration,
     /// Time from start to finish.
     pub total: Duration,
     /// What the console showed (`None` for a reservation).
@@ -505,7 +507,9 @@ impl MachineQueue {
             temp_dir,
             &mut leftovers,
         );
+        let cleanup_started = Instant::now();
         let cleanup = self.clean_up(leftovers, &spec.key);
+        let cleanup_took = cleanup_started.elapsed();
         let (mut report, run_error) = match result {
             Ok(report) => (Some(report), None),
             Err(e) => (None, Some(e)),
@@ -522,6 +526,7 @@ impl MachineQueue {
         let mut report = report.take().expect("a report when there is no error");
         report.pool = choice.pool;
         report.lock_wait = lock_wait;
+        report.finish += cleanup_took;
         report.total = started.elapsed();
         Ok(report)
     }
@@ -570,6 +575,7 @@ impl MachineQueue {
             lock_wait: Duration::ZERO,
             upload: Duration::ZERO,
             run: Duration::ZERO,
+            finish: Duration::ZERO,
             total: Duration::ZERO,
             outcome,
             remote_status: None,
@@ -743,6 +749,7 @@ impl MachineQueue {
         }
         let status = process.wait()?;
         let run = run_started.elapsed();
+        let console_ended = Instant::now();
         if matches!(report.outcome, Outcome::Interrupted) && !report.detached {
             return Err(JobError::Interrupted);
         }
@@ -786,6 +793,7 @@ impl MachineQueue {
             console_bytes: report.bytes,
             upload,
             run,
+            finish: console_ended.elapsed(),
             ..empty(None)
         })
     }

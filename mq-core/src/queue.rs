@@ -76,6 +76,12 @@ impl MachineQueue {
     /// Loads the inventory and opens ONE connection to the configured host.
     pub fn connect(config: Config) -> Result<MachineQueue, QueueError> {
         let inventory = config.load_inventory()?;
+        MachineQueue::connect_with(config, inventory)
+    }
+
+    /// Opens ONE connection to the configured host, with an inventory the
+    /// caller has already loaded.
+    pub fn connect_with(config: Config, inventory: Inventory) -> Result<MachineQueue, QueueError> {
         let transport = open_transport(&config).map_err(|source| QueueError::Unreachable {
             host: config.host.value.clone(),
             source: Box::new(source),

@@ -96,33 +96,8 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupt));
     }
     let mut console = match &board.kind {
-        BoardKind::Qemu {
-            program,
-            options,
-            append,
-        } => {
-            let mut cmd = Command::new(program);
-            cmd.args(options)
-                .args([
-                    "-display",
-                    "none",
-                    "-serial",
-                    "stdio",
-                    "-monitor",
-                    "none",
-                    "-no-reboot",
-                ])
-                .arg("-kernel")
-                .arg(kernel);
-            if let Some(root) = &args.rootserver {
-                cmd.arg("-initrd").arg(root);
-            }
-            if let (true, Some(append)) = (args.linux, append) {
-                cmd.arg("-append").arg(append);
-            }
-            if let Some(dtb) = &args.dtb {
-                cmd.arg("-dtb").arg(dtb);
-            }
+        BoardKind::Qemu { program, .. } => {
+            let cmd = qemu_command(board, args).expect("a qemu board");
             let mut console = BoardConsole::spawn(cmd, args.keep_alive)
                 .map_err(|e| RunnerError(format!("cannot start {program}: {e}")))?;
             // An emulator has nothing to save: power it off at once.
@@ -210,6 +185,44 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         started.elapsed().as_secs_f64()
     );
     Ok(report.outcome.exit_code())
+}
+
+/// The emulator command line of a `qemu` board for `args` (`None` for other
+/// kinds): the board's options, no display, the console on stdio, `-k` as
+/// `-kernel`, `-u` as `-initrd`, `-b` as `-dtb`, with `-L` the board's
+/// kernel command line.
+pub fn qemu_command(board: &Board, args: &RebootArgs) -> Option<Command> {
+    let BoardKind::Qemu {
+        program,
+        options,
+        append,
+    } = &board.kind
+    else {
+        return None;
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(options).args([
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ]);
+    if let Some(kernel) = &args.kernel {
+        cmd.arg("-kernel").arg(kernel);
+    }
+    if let Some(root) = &args.rootserver {
+        cmd.arg("-initrd").arg(root);
+    }
+    if let (true, Some(append)) = (args.linux, append) {
+        cmd.arg("-append").arg(append);
+    }
+    if let Some(dtb) = &args.dtb {
+        cmd.arg("-dtb").arg(dtb);
+    }
+    Some(cmd)
 }
 
 /// The board's serial console: a child process's stdout (and stdin).

@@ -58,7 +58,7 @@ pub(crate) fn preamble(base: &str, known: Known<'_>) -> String {
         // written on Windows ends its line with CR, which is dropped.
         s.push_str(&format!(
             "mq_v=\n{{ IFS= read -r mq_v < \"$b/VERSION\"; }} 2>/dev/null\n\
-             mq_v=${{mq_v%\"$(printf '\\r')\"}}\n\
+             mq_v=${{mq_v%'\r'}}\n\
              mq_me=$(whoami)\n\
              printf '{PREFLIGHT_MARK}%s %s\\n' \"$mq_me\" \"$mq_v\"\n\
              [ \"$mq_v\" = {PROTOCOL_VERSION} ] || exit {}\n",
@@ -173,8 +173,7 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
     s.push_str(&format!(
         r#"f={lock}
 me=$mq_me
-mq_um=$(umask)
-o=
+{save_umask}o=
 [ -e "$f" ] && o=$(stat --format=%U -- "$f" 2>/dev/null)
 if [ -n "$o" ] && [ "$o" = "$me" ]; then
   sk=$(cat -- {keyfile} 2>/dev/null)
@@ -214,6 +213,11 @@ done
         timeout = quote(a.new_timeout),
         gave_up = code::GAVE_UP,
         // The user's own umask again, not PROTOCOL.md's 0111.
+        save_umask = if a.then.is_empty() {
+            ""
+        } else {
+            "mq_um=$(umask)\n"
+        },
         then = if a.then.is_empty() {
             String::new()
         } else {

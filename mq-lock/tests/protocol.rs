@@ -597,6 +597,16 @@ fn wrong_version_is_refused_before_anything_changes() {
     assert!(err
         .to_string()
         .starts_with("Local version of mq.sh appears to differ from version on"));
+
+    // Written on Windows, or without its newline: still version 5.
+    for text in ["5\r\n", "5"] {
+        std::fs::write(lab.base.join("VERSION"), text).unwrap();
+        assert_eq!(
+            client(&lab, 0).info("s").unwrap(),
+            LockState::Free,
+            "{text:?}"
+        );
+    }
 }
 
 #[test]
