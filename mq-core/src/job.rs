@@ -35,13 +35,21 @@ pub const RECLAIM_MARGIN: u64 = 300;
 /// How often cleanup reconnects after a lost connection.
 pub const CLEANUP_ATTEMPTS: u32 = 3;
 
-/// The line [`MAKE_TEMP_DIR`] prints before the directory's path.
-const TEMP_DIR_MARK: &str = "mq-temp-dir ";
+/// What [`MAKE_TEMP_DIR`] prints before the directory's path.
+macro_rules! temp_dir_mark {
+    () => {
+        "mq-temp-dir "
+    };
+}
+const TEMP_DIR_MARK: &str = temp_dir_mark!();
 
 /// Makes a run's temporary directory on the host (the log and each file
 /// sent go in it) and prints its path after [`TEMP_DIR_MARK`].
-const MAKE_TEMP_DIR: &str =
-    "d=$(mktemp -d \"${TMPDIR:-/tmp}/mq-run.XXXXXXXX\") && printf 'mq-temp-dir %s\\n' \"$d\"";
+const MAKE_TEMP_DIR: &str = concat!(
+    "d=$(mktemp -d \"${TMPDIR:-/tmp}/mq-run.XXXXXXXX\") && printf '",
+    temp_dir_mark!(),
+    "%s\\n' \"$d\""
+);
 
 /// What to run; the same options as `mq run`.
 #[derive(Debug, Clone)]

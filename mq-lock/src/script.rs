@@ -156,6 +156,12 @@ pub(crate) struct Acquire<'a> {
 /// with it, so an abandoned wait never takes the lock later. Once `lockfile`
 /// has succeeded, hangups are ignored until the key and timeout are written.
 pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
+    // `then` runs with the user's own umask again, not PROTOCOL.md's 0111.
+    let (save_umask, then) = if a.then.is_empty() {
+        ("", String::new())
+    } else {
+        ("mq_um=$(umask)\n", format!("umask \"$mq_um\"; {}", a.then))
+    };
     let lock = quote(&lock_path(a.base, a.system));
     let keyfile = quote(&key_path(a.base, a.system));
     let key = quote(a.key);
@@ -212,17 +218,6 @@ done
         retry = a.retry_seconds,
         timeout = quote(a.new_timeout),
         gave_up = code::GAVE_UP,
-        // The user's own umask again, not PROTOCOL.md's 0111.
-        save_umask = if a.then.is_empty() {
-            ""
-        } else {
-            "mq_um=$(umask)\n"
-        },
-        then = if a.then.is_empty() {
-            String::new()
-        } else {
-            format!("umask \"$mq_um\"; {}", a.then)
-        },
     ));
     s
 }
