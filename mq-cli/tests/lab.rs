@@ -16,7 +16,7 @@ fn qemu_installed() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: no qemu-system-x86_64 (install qemu-system-x86)");
+        mq_testkit::skip::<()>("no qemu-system-x86_64 (install qemu-system-x86)");
     }
     ok
 }
@@ -345,7 +345,7 @@ fn the_arm_board_runs_a_one_file_image() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_arm {
-        eprintln!("SKIPPED: no qemu-system-aarch64 (install qemu-system-arm)");
+        mq_testkit::skip::<()>("no qemu-system-aarch64 (install qemu-system-arm)");
         return;
     }
     let image = lab.path("images/sel4test-arm.img");

@@ -79,7 +79,11 @@ pub enum TransportError {
         line: usize,
     },
     /// No identity was accepted.
-    #[error("permission denied for {user}@{host} (tried: {})", if tried.is_empty() { "no identities found".to_string() } else { tried.join(", ") })]
+    #[error(
+        "permission denied for {user}@{host} (tried: {}){}",
+        if tried.is_empty() { "no identities found".to_string() } else { tried.join(", ") },
+        untried_text(untried)
+    )]
     AuthFailed {
         /// The user.
         user: String,
@@ -87,6 +91,9 @@ pub enum TransportError {
         host: String,
         /// What was tried.
         tried: Vec<String>,
+        /// Ways to authenticate the configuration asks for that mq did not
+        /// try, each with its file and line and why.
+        untried: Vec<String>,
     },
     /// A key file is encrypted and no agent holds it.
     #[error(
@@ -102,7 +109,7 @@ pub enum TransportError {
     /// The SSH configuration asks for something this transport cannot do.
     #[error(
         "the SSH configuration for {host} asks for what libssh2 cannot do:\n  {}\n\
-         hint: use the system ssh client instead (MQ_TRANSPORT=openssh)",
+         hint: use the system ssh client instead (--transport openssh or MQ_TRANSPORT=openssh)",
         directives.join("\n  ")
     )]
     Unsupported {
@@ -223,6 +230,17 @@ impl TransportError {
             source,
         }
     }
+}
+
+fn untried_text(untried: &[String]) -> String {
+    if untried.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nnot tried:\n  {}\nhint: --transport openssh (MQ_TRANSPORT=openssh) uses the system ssh client, \
+         which can; `mq config --ssh` shows how mq reads the configuration",
+        untried.join("\n  ")
+    )
 }
 
 /// Shorthand for transport results.

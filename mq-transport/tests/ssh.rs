@@ -392,31 +392,75 @@ fn connection_refused_and_handshake_timeout() {
 }
 
 #[test]
-fn unsupported_directives_are_refused_with_their_line() {
-    let Some(server) = SshServer::start() else {
+fn preferences_are_skipped_requirements_refused_algorithms_applied() {
+    let Some(server) = SshServer::start_with(ServerOptions {
+        extra_config: vec!["LogLevel DEBUG1".into()],
+    }) else {
         return;
     };
     let home = tempfile::tempdir().unwrap();
-    let text = format!("{}  GSSAPIAuthentication yes\n", server.config_block("lab"));
-    let config = write(&home.path().join("config"), &text);
-    let err = connect("lab", &config, home.path()).unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, TransportError::Unsupported { .. }));
-    assert!(
-        message.contains(&format!(
-            "{}:12: GSSAPIAuthentication yes",
-            config.display()
-        )),
-        "{message}"
+    // GSSAPI is a preference (Debian's stock ssh_config): skipped, listed
+    // with its line, and the connection is made.
+    let text = format!(
+        "{}  GSSAPIAuthentication yes\n  Ciphers aes256-ctr\n",
+        server.config_block("lab")
     );
-    assert!(message.contains("MQ_TRANSPORT=openssh"));
-
-    // Ignored directives do not stop the connection, and are listed.
-    let text = format!("{}  Ciphers aes256-ctr\n", server.config_block("lab"));
     let config = write(&home.path().join("config"), &text);
     let t = connect("lab", &config, home.path()).unwrap();
-    assert_eq!(t.notes().len(), 1);
-    assert!(t.notes()[0].contains("Ciphers aes256-ctr"));
+    assert_eq!(
+        t.notes(),
+        [format!(
+            "{}:12: GSSAPIAuthentication yes (libssh2 has no GSSAPI)",
+            config.display()
+        )]
+    );
+    assert_eq!(t.run("echo ok").unwrap().stdout, b"ok\n");
+    assert!(
+        server.log().contains("cipher: aes256-ctr"),
+        "the configured cipher was negotiated: {}",
+        server.log()
+    );
+    drop(t);
+
+    // A cipher list libssh2 cannot meet at all names its line.
+    let text = format!("{}  Ciphers 3des-cbc\n", server.config_block("lab"));
+    let config = write(&home.path().join("config"), &text);
+    let err = connect("lab", &config, home.path()).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "{}:12: none of these algorithms",
+            config.display()
+        )),
+        "{err}"
+    );
+
+    // What would change how mq connects is refused with its line.
+    let text = format!(
+        "{}  ProxyCommand nc %h %p\n  ProxyUseFdpass yes\n",
+        server.config_block("lab")
+    );
+    let config = write(&home.path().join("config"), &text);
+    let err = connect("lab", &config, home.path()).unwrap_err();
+    assert!(matches!(err, TransportError::Unsupported { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("{}:13: ProxyUseFdpass yes", config.display())),
+        "{err}"
+    );
+    assert!(err.to_string().contains("MQ_TRANSPORT=openssh"));
+
+    // PubkeyAuthentication no: no key is offered, and the error says so.
+    let text = format!("{}  PubkeyAuthentication no\n", server.config_block("lab"));
+    let config = write(&home.path().join("config"), &text);
+    let err = connect("lab", &config, home.path()).unwrap_err();
+    assert!(matches!(err, TransportError::AuthFailed { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "{}:12: PubkeyAuthentication no (no key is offered)",
+            config.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]

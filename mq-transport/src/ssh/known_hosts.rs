@@ -65,16 +65,34 @@ pub enum Verdict {
 pub fn entries_for(files: &[PathBuf], name: &str) -> Vec<Entry> {
     let mut found = Vec::new();
     for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
-        };
-        for (i, raw) in text.lines().enumerate() {
-            if let Some(entry) = parse_line(raw, name, file, i + 1) {
-                found.push(entry);
-            }
+        if let Ok(text) = std::fs::read_to_string(file) {
+            found.extend(entries_in(&text, name, file));
         }
     }
     found
+}
+
+/// Every (non-CA) key that known_hosts text (a file's, or what
+/// KnownHostsCommand printed, named `source`) records for `name`.
+pub fn entries_in(text: &str, name: &str, source: &Path) -> Vec<Entry> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, raw)| parse_line(raw, name, source, i + 1))
+        .collect()
+}
+
+/// The line of a RevokedHostKeys file (public keys, one a line) that revokes
+/// `key`, if one does.
+pub fn revoked_in(file: &Path, key: &[u8]) -> Option<usize> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .position(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .and_then(|b64| STANDARD.decode(b64).ok())
+                .is_some_and(|blob| blob == key)
+        })
+        .map(|i| i + 1)
 }
 
 fn parse_line(raw: &str, name: &str, file: &Path, line: usize) -> Option<Entry> {
@@ -181,8 +199,9 @@ pub fn preferred_methods(entries: &[Entry]) -> Vec<&'static str> {
     methods
 }
 
-/// Appends a plain entry for `name` to `file` (creating it and its directory).
-pub fn record(file: &Path, name: &str, key: &[u8]) -> std::io::Result<()> {
+/// Appends an entry for `name` to `file` (creating it and its directory),
+/// with the name hashed as OpenSSH's HashKnownHosts does when `hash` is set.
+pub fn record(file: &Path, name: &str, key: &[u8], hash: bool) -> std::io::Result<()> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -198,7 +217,26 @@ pub fn record(file: &Path, name: &str, key: &[u8]) -> std::io::Result<()> {
     if needs_newline {
         f.write_all(b"\n")?;
     }
+    let name = if hash {
+        hash_name(name)?
+    } else {
+        name.to_string()
+    };
     writeln!(f, "{name} {key_type} {}", STANDARD.encode(key))
+}
+
+/// `|1|salt|HMAC-SHA1(salt, name)` with a fresh 20-byte salt.
+fn hash_name(name: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut salt = [0u8; 20];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    let mut mac = Hmac::<Sha1>::new_from_slice(&salt).expect("HMAC takes any key length");
+    mac.update(name.as_bytes());
+    Ok(format!(
+        "|1|{}|{}",
+        STANDARD.encode(salt),
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]
@@ -292,10 +330,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sub/known_hosts");
         let key = blob("ssh-ed25519", b"new");
-        record(&file, "[127.0.0.1]:2200", &key).unwrap();
-        record(&file, "other", &blob("ssh-ed25519", b"x")).unwrap();
-        let entries = entries_for(&[file], "[127.0.0.1]:2200");
+        record(&file, "[127.0.0.1]:2200", &key, false).unwrap();
+        record(&file, "other", &blob("ssh-ed25519", b"x"), false).unwrap();
+        let entries = entries_for(std::slice::from_ref(&file), "[127.0.0.1]:2200");
         assert_eq!(verify(&entries, &key), Verdict::Known);
+
+        // HashKnownHosts: the name is not in the file, yet it is found.
+        let hashed_key = blob("ssh-ed25519", b"hashed");
+        record(&file, "secret.lab", &hashed_key, true).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("secret.lab"));
+        assert!(text.lines().last().unwrap().starts_with("|1|"));
+        let entries = entries_for(std::slice::from_ref(&file), "secret.lab");
+        assert_eq!(verify(&entries, &hashed_key), Verdict::Known);
+    }
+
+    #[test]
+    fn command_output_and_revoked_key_files() {
+        let key = blob("ssh-ed25519", b"k");
+        let text = format!("lab ssh-ed25519 {}\n", STANDARD.encode(&key));
+        let entries = entries_in(&text, "lab", Path::new("cmd"));
+        assert_eq!(verify(&entries, &key), Verdict::Known);
+        let dir = tempfile::tempdir().unwrap();
+        let revoked = dir.path().join("revoked");
+        std::fs::write(
+            &revoked,
+            format!(
+                "ssh-ed25519 {} a\nssh-ed25519 {} b\n",
+                STANDARD.encode(blob("ssh-ed25519", b"x")),
+                STANDARD.encode(&key)
+            ),
+        )
+        .unwrap();
+        assert_eq!(revoked_in(&revoked, &key), Some(2));
+        assert_eq!(revoked_in(&revoked, &blob("ssh-ed25519", b"y")), None);
     }
 
     #[test]

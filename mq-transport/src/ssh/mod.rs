@@ -34,7 +34,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use ssh2::{MethodType, Session};
 
-use self::config::{Context, HostConfig, Jump, StrictHostKeyChecking};
+use self::config::algorithms::{self as algs, AlgorithmKind};
+use self::config::{
+    AddressFamily, ConfigFiles, Context, HostConfig, Jump, Request, Resolver, StrictHostKeyChecking,
+};
 use self::conn::Conn;
 use self::known_hosts::Verdict;
 use crate::{
@@ -54,47 +57,40 @@ pub struct SshOptions {
     /// `host`, `user@host` or `user@host:port`; `host` is looked up in the
     /// configuration as a `Host` alias.
     pub destination: String,
-    /// Configuration files, read in order (first value wins). Default: the
-    /// user's `~/.ssh/config`, then `/etc/ssh/ssh_config`.
-    pub config_files: Vec<PathBuf>,
-    /// The local home directory, for `~` and the default key files.
+    /// Which configuration files are read (OpenSSH's own by default).
+    pub config_files: ConfigFiles,
+    /// The local home directory, for `~` and the default key files (as
+    /// OpenSSH: the passwd entry's, not `$HOME`).
     pub home: PathBuf,
     /// The local user name (the login name when the configuration sets none).
     pub local_user: String,
     /// The ssh-agent socket (`SSH_AUTH_SOCK`), if any.
     pub agent_socket: Option<PathBuf>,
+    /// How the configuration is resolved: `ssh -G` where an `ssh` client is
+    /// on PATH, else mq's own parser.
+    pub resolver: Resolver,
 }
 
 impl SshOptions {
-    /// Options for `destination` with this process's environment: `HOME`,
-    /// `SSH_AUTH_SOCK`, the user name, and the default configuration files.
+    /// Options for `destination` with this process's user, `SSH_AUTH_SOCK`,
+    /// and OpenSSH's configuration files.
     pub fn new(destination: &str) -> SshOptions {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let local_user = nix::unistd::User::from_uid(nix::unistd::getuid())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "root".into());
+        let context = Context::current();
         SshOptions {
             destination: destination.to_string(),
-            config_files: vec![
-                home.join(".ssh/config"),
-                PathBuf::from("/etc/ssh/ssh_config"),
-            ],
+            config_files: ConfigFiles::Default,
             agent_socket: std::env::var_os("SSH_AUTH_SOCK")
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
-            home,
-            local_user,
+            home: context.home,
+            local_user: context.local_user,
+            resolver: Resolver::detect(),
         }
     }
 
     /// Reads only `file`, as `ssh -F file` does.
     pub fn config_file(mut self, file: impl Into<PathBuf>) -> SshOptions {
-        self.config_files = vec![file.into()];
+        self.config_files = ConfigFiles::Only(file.into());
         self
     }
 
@@ -104,26 +100,45 @@ impl SshOptions {
         self
     }
 
+    /// Resolves the configuration with `resolver`.
+    pub fn resolver(mut self, resolver: Resolver) -> SshOptions {
+        self.resolver = resolver;
+        self
+    }
+
     fn context(&self) -> Context {
         Context {
             home: self.home.clone(),
             local_user: self.local_user.clone(),
+            ..Context::current()
         }
     }
 
-    /// The configuration for `destination`, with `user@` and `:port` from the
-    /// destination taking precedence, as on ssh's command line.
-    fn resolve(&self, destination: &str) -> Result<HostConfig> {
-        let jump = Jump::parse(destination).ok_or_else(|| TransportError::Config {
+    /// How mq will reach the destination: its configuration, resolved as
+    /// for connecting (what `mq config --ssh` shows).
+    pub fn host_config(&self) -> Result<HostConfig> {
+        let jump = Jump::parse(&self.destination).ok_or_else(|| TransportError::Config {
             file: "destination".into(),
             line: 0,
-            message: format!("'{destination}' is not [user@]host[:port]"),
+            message: format!("'{}' is not [user@]host[:port]", self.destination),
         })?;
-        let mut config = config::resolve(&jump.host, &self.config_files, &self.context())?;
-        if let Some(user) = jump.user {
-            config.user = Some(user);
+        self.resolve(&jump)
+    }
+
+    /// The configuration for a host, with `user@` and `:port` given for it
+    /// taking precedence, as on ssh's command line.
+    fn resolve(&self, target: &Jump) -> Result<HostConfig> {
+        let request = Request {
+            host: &target.host,
+            user: target.user.as_deref(),
+            port: target.port,
+            files: &self.config_files,
+        };
+        let mut config = config::resolve(&request, &self.context(), &self.resolver)?;
+        if let Some(user) = &target.user {
+            config.user = Some(user.clone());
         }
-        if let Some(port) = jump.port {
+        if let Some(port) = target.port {
             config.port = port;
         }
         Ok(config)
@@ -150,8 +165,8 @@ impl SshTransport {
     /// Connects to `options.destination` (the host itself, or through its
     /// jump hosts or proxy command), verifies its key and authenticates.
     pub fn connect(options: &SshOptions) -> Result<SshTransport> {
-        let config = options.resolve(&options.destination)?;
-        let notes = config.ignored.iter().map(|d| d.to_string()).collect();
+        let config = options.host_config()?;
+        let notes = config.skipped.iter().map(|d| d.to_string()).collect();
         let user = config
             .user
             .clone()
@@ -166,8 +181,9 @@ impl SshTransport {
         })
     }
 
-    /// Directives of the configuration that were read but not applied (not
-    /// fatal: see the module docs), one line each with file and line.
+    /// Directives of the configuration that were written but are not
+    /// followed (preferences libssh2 cannot follow: see [`config`]), one
+    /// line each with file and line.
     pub fn notes(&self) -> &[String] {
         &self.notes
     }
@@ -203,7 +219,8 @@ fn connect_host(options: &SshOptions, config: &HostConfig, depth: usize) -> Resu
         // each later hop, then the target, is reached through the one before.
         let mut previous: Option<Arc<Conn>> = None;
         for hop in hops.iter().chain(std::iter::once(last)) {
-            let hop_config = jump_config(options, hop)?;
+            // A hop's own `Host` settings, with its `user@` and `:port` on top.
+            let hop_config = options.resolve(hop)?;
             let conn = match previous.take() {
                 None => connect_host(options, &hop_config, depth + 1)?,
                 Some(via) => {
@@ -227,7 +244,7 @@ fn connect_host(options: &SshOptions, config: &HostConfig, depth: usize) -> Resu
         let fd = socket.as_raw_fd();
         (Box::new(socket), fd)
     } else {
-        let stream = tcp_connect(&config.hostname, config.port, timeout)?;
+        let stream = tcp_connect(config, timeout)?;
         // A peer that vanishes without a word fails the socket after the
         // same span that keepalives allow, instead of TCP's 15 minutes.
         let sock = socket2::SockRef::from(&stream);
@@ -237,19 +254,6 @@ fn connect_host(options: &SshOptions, config: &HostConfig, depth: usize) -> Resu
         (Box::new(stream), fd)
     };
     establish(options, config, stream, fd, keep)
-}
-
-/// The configuration of a jump host: its own `Host` settings, with the hop's
-/// `user@` and `:port` on top.
-fn jump_config(options: &SshOptions, hop: &Jump) -> Result<HostConfig> {
-    let mut config = config::resolve(&hop.host, &options.config_files, &options.context())?;
-    if let Some(user) = &hop.user {
-        config.user = Some(user.clone());
-    }
-    if let Some(port) = hop.port {
-        config.port = port;
-    }
-    Ok(config)
 }
 
 /// A socket libssh2 can use, owned by its session.
@@ -264,7 +268,8 @@ impl AsRawFd for BoxedSocket {
     }
 }
 
-fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+fn tcp_connect(config: &HostConfig, timeout: Duration) -> Result<TcpStream> {
+    let (host, port) = (config.hostname.as_str(), config.port);
     let endpoint = format!("{host}:{port}");
     let addrs = (host, port)
         .to_socket_addrs()
@@ -272,8 +277,16 @@ fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
             endpoint: endpoint.clone(),
             source,
         })?;
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    for addr in addrs {
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "no address of the AddressFamily configured",
+    );
+    let family_ok = |addr: &std::net::SocketAddr| match config.address_family {
+        AddressFamily::Any => true,
+        AddressFamily::Inet => addr.is_ipv4(),
+        AddressFamily::Inet6 => addr.is_ipv6(),
+    };
+    for addr in addrs.filter(family_ok) {
         match TcpStream::connect_timeout(&addr, timeout) {
             Ok(stream) => return Ok(stream),
             Err(e) => last = e,
@@ -320,85 +333,13 @@ fn establish(
         .cloned()
         .collect();
     let entries = known_hosts::entries_for(&files, &lookup);
-    let preferred = known_hosts::preferred_methods(&entries);
-    if !preferred.is_empty() {
-        let supported = session
-            .supported_algs(MethodType::HostKey)
-            .unwrap_or_default();
-        let mut order: Vec<&str> = preferred
-            .iter()
-            .copied()
-            .filter(|m| supported.contains(m))
-            .collect();
-        let rest: Vec<&str> = supported
-            .iter()
-            .copied()
-            .filter(|m| !order.contains(m))
-            .collect();
-        order.extend(rest);
-        if !order.is_empty() {
-            let _ = session.method_pref(MethodType::HostKey, &order.join(","));
-        }
-    }
+    apply_algorithms(&session, config, &entries)?;
 
     session.handshake().map_err(|e| TransportError::Handshake {
         endpoint: endpoint.clone(),
         detail: e.message().to_string(),
     })?;
-
-    let (key, _) = session
-        .host_key()
-        .ok_or_else(|| TransportError::Handshake {
-            endpoint: endpoint.clone(),
-            detail: "the server presented no host key".into(),
-        })?;
-    let key = key.to_vec();
-    let key_type = known_hosts::key_type(&key).unwrap_or_else(|| "unknown".into());
-    let fingerprint = known_hosts::fingerprint(&key);
-    let user_file = config
-        .user_known_hosts
-        .first()
-        .cloned()
-        .unwrap_or_else(|| options.home.join(".ssh/known_hosts"));
-    match known_hosts::verify(&entries, &key) {
-        Verdict::Known => {}
-        Verdict::Revoked(entry) => {
-            return Err(TransportError::HostKeyRevoked {
-                host: lookup,
-                fingerprint,
-                known_hosts: entry.file,
-                line: entry.line,
-            })
-        }
-        Verdict::Changed(entry) => {
-            return Err(TransportError::HostKeyMismatch {
-                host: lookup,
-                key_type,
-                fingerprint,
-                known_hosts: entry.file,
-                line: entry.line,
-            })
-        }
-        Verdict::Unknown => match config.strict_host_key_checking {
-            StrictHostKeyChecking::Yes | StrictHostKeyChecking::Ask => {
-                return Err(TransportError::UnknownHostKey {
-                    host: lookup,
-                    key_type,
-                    fingerprint,
-                    known_hosts: user_file,
-                    policy: config.strict_host_key_checking.name().to_string(),
-                })
-            }
-            StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No => {
-                known_hosts::record(&user_file, &lookup, &key).map_err(|source| {
-                    TransportError::LocalFile {
-                        path: user_file.clone(),
-                        source,
-                    }
-                })?;
-            }
-        },
-    }
+    check_host_key(&session, options, config, &endpoint, &lookup, entries)?;
 
     let user = config
         .user
@@ -415,6 +356,208 @@ fn establish(
         alive,
         config.server_alive_count_max,
         keep,
+    ))
+}
+
+/// Hands the configured algorithm lists to libssh2, in the configuration's
+/// order, keeping what libssh2 supports; host key types recorded in
+/// known_hosts go first (as OpenSSH does), so the server shows a key mq can
+/// check. A list libssh2 cannot meet at all is an error naming its line.
+fn apply_algorithms(
+    session: &Session,
+    config: &HostConfig,
+    entries: &[known_hosts::Entry],
+) -> Result<()> {
+    let methods: [(AlgorithmKind, &[MethodType]); 5] = [
+        (AlgorithmKind::Kex, &[MethodType::Kex]),
+        (AlgorithmKind::HostKeys, &[MethodType::HostKey]),
+        (
+            AlgorithmKind::Ciphers,
+            &[MethodType::CryptCs, MethodType::CryptSc],
+        ),
+        (AlgorithmKind::Macs, &[MethodType::MacCs, MethodType::MacSc]),
+        (AlgorithmKind::PubkeyAccepted, &[MethodType::SignAlgo]),
+    ];
+    for (kind, types) in methods {
+        let wanted = config.algorithm_list(kind);
+        for &method in types {
+            let supported = session.supported_algs(method).unwrap_or_default();
+            if supported.is_empty() {
+                continue;
+            }
+            let mut usable = algs::usable(wanted, &supported);
+            if usable.is_empty() {
+                return Err(unmet_algorithms(config, kind, &supported));
+            }
+            match kind {
+                AlgorithmKind::HostKeys => {
+                    // mq checks plain keys against known_hosts; a certificate
+                    // would be a key it has no record of.
+                    usable.retain(|m| !m.ends_with("-cert-v01@openssh.com"));
+                    let known = known_hosts::preferred_methods(entries);
+                    usable.sort_by_key(|m| !known.contains(&m.as_str()));
+                }
+                AlgorithmKind::Kex => {
+                    // libssh2's protocol markers (ext-info-c, strict key
+                    // exchange against Terrapin) are not algorithms anyone
+                    // configures: keep them.
+                    usable.extend(
+                        supported
+                            .iter()
+                            .filter(|m| m.starts_with("ext-info-") || m.starts_with("kex-strict-"))
+                            .map(|m| m.to_string()),
+                    );
+                }
+                _ => {}
+            }
+            // libssh2 keeps the previous preference when it refuses one,
+            // which can only happen for names filtered above.
+            let _ = session.method_pref(method, &usable.join(","));
+        }
+    }
+    Ok(())
+}
+
+fn unmet_algorithms(
+    config: &HostConfig,
+    kind: AlgorithmKind,
+    supported: &[&str],
+) -> TransportError {
+    let (file, line, text) = match config.algorithm_origin(kind) {
+        Some(o) => (o.file.clone(), o.line, o.text.clone()),
+        None => (
+            "ssh configuration".to_string(),
+            0,
+            format!(
+                "{} {}",
+                kind.keyword(),
+                config.algorithm_list(kind).join(",")
+            ),
+        ),
+    };
+    TransportError::Config {
+        file,
+        line,
+        message: format!(
+            "none of these algorithms is supported by libssh2: {text} (libssh2 has: {}); \
+             --transport openssh uses the system ssh client",
+            supported.join(",")
+        ),
+    }
+}
+
+/// Checks the key the server presented against known_hosts (and
+/// KnownHostsCommand, RevokedHostKeys), recording an unknown one where
+/// StrictHostKeyChecking allows.
+fn check_host_key(
+    session: &Session,
+    options: &SshOptions,
+    config: &HostConfig,
+    endpoint: &str,
+    lookup: &str,
+    mut entries: Vec<known_hosts::Entry>,
+) -> Result<()> {
+    let (key, _) = session
+        .host_key()
+        .ok_or_else(|| TransportError::Handshake {
+            endpoint: endpoint.to_string(),
+            detail: "the server presented no host key".into(),
+        })?;
+    let key = key.to_vec();
+    let key_type = known_hosts::key_type(&key).unwrap_or_else(|| "unknown".into());
+    let fingerprint = known_hosts::fingerprint(&key);
+    if let Some(command) = &config.known_hosts_command {
+        entries.extend(known_hosts_command(options, config, command, lookup, &key)?);
+    }
+    for file in &config.revoked_host_keys {
+        if let Some(line) = known_hosts::revoked_in(file, &key) {
+            return Err(TransportError::HostKeyRevoked {
+                host: lookup.to_string(),
+                fingerprint,
+                known_hosts: file.clone(),
+                line,
+            });
+        }
+    }
+    let user_file = config
+        .user_known_hosts
+        .first()
+        .cloned()
+        .unwrap_or_else(|| options.home.join(".ssh/known_hosts"));
+    match known_hosts::verify(&entries, &key) {
+        Verdict::Known => Ok(()),
+        Verdict::Revoked(entry) => Err(TransportError::HostKeyRevoked {
+            host: lookup.to_string(),
+            fingerprint,
+            known_hosts: entry.file,
+            line: entry.line,
+        }),
+        Verdict::Changed(entry) => Err(TransportError::HostKeyMismatch {
+            host: lookup.to_string(),
+            key_type,
+            fingerprint,
+            known_hosts: entry.file,
+            line: entry.line,
+        }),
+        Verdict::Unknown => match config.strict_host_key_checking {
+            StrictHostKeyChecking::Yes | StrictHostKeyChecking::Ask => {
+                Err(TransportError::UnknownHostKey {
+                    host: lookup.to_string(),
+                    key_type,
+                    fingerprint,
+                    known_hosts: user_file,
+                    policy: config.strict_host_key_checking.name().to_string(),
+                })
+            }
+            StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No => {
+                known_hosts::record(&user_file, lookup, &key, config.hash_known_hosts)
+                    .map_err(TransportError::local_file(&user_file))
+            }
+        },
+    }
+}
+
+/// Runs KnownHostsCommand as OpenSSH does (split into words, no shell,
+/// tokens expanded in each) and reads its output as known_hosts lines.
+fn known_hosts_command(
+    options: &SshOptions,
+    config: &HostConfig,
+    command: &str,
+    lookup: &str,
+    key: &[u8],
+) -> Result<Vec<known_hosts::Entry>> {
+    let user = config
+        .user
+        .clone()
+        .unwrap_or_else(|| options.local_user.clone());
+    let tokens = config::command_tokens(config, &options.context(), &user)
+        .with('H', lookup)
+        .with('I', "HOSTNAME")
+        .with('K', &base64::engine::general_purpose::STANDARD.encode(key))
+        .with('t', &known_hosts::key_type(key).unwrap_or_default())
+        .with('f', &known_hosts::fingerprint(key));
+    let words: Vec<String> = config::split_words(command)
+        .unwrap_or_default()
+        .iter()
+        .map(|w| tokens.expand(w))
+        .collect();
+    let Some((program, args)) = words.split_first() else {
+        return Ok(Vec::new());
+    };
+    let output = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| TransportError::io(format!("running KnownHostsCommand {program}"), e))?;
+    if !output.status.success() {
+        // OpenSSH goes on with the files alone when the command fails.
+        return Ok(Vec::new());
+    }
+    let name = PathBuf::from(format!("KnownHostsCommand {program}"));
+    Ok(known_hosts::entries_in(
+        &String::from_utf8_lossy(&output.stdout),
+        lookup,
+        &name,
     ))
 }
 
@@ -477,8 +620,11 @@ impl<'a> SshStrings<'a> {
     }
 }
 
-/// ssh-agent identities first, then the configured key files (or the default
-/// ones when none is configured).
+/// ssh-agent identities first, then the configured key files (OpenSSH's
+/// default ones when none is configured), each only if PubkeyAuthentication
+/// is on and PubkeyAcceptedAlgorithms accepts its type. When none is
+/// accepted, the error says what was tried and what the configuration asks
+/// for that mq did not try (GSSAPI, certificates, tokens...).
 fn authenticate(
     session: &Session,
     options: &SshOptions,
@@ -486,90 +632,140 @@ fn authenticate(
     user: &str,
 ) -> Result<()> {
     let mut tried = Vec::new();
-    let key_files: Vec<PathBuf> = if config.identity_files.is_empty() {
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
+    let mut untried = config.untried_authentication();
+    if config.pubkey_authentication {
+        if try_agent(session, options, config, user, &mut tried) {
+            return Ok(());
+        }
+        let files = try_key_files(session, config, user, &mut tried);
+        match files {
+            KeyFiles::Accepted => return Ok(()),
+            KeyFiles::Encrypted(path) => return Err(TransportError::EncryptedKey { path }),
+            KeyFiles::Refused => {}
+        }
+        for key in config
+            .identity_files
             .iter()
-            .map(|name| options.home.join(".ssh").join(name))
-            .collect()
-    } else {
-        config.identity_files.clone()
-    };
+            .filter(|k| inspect_key(k) == Some(KeyFile::SecurityKey))
+        {
+            untried.push(format!(
+                "{}: security-key identity (libssh2 has no security-key support)",
+                key.display()
+            ));
+        }
+    }
+    Err(TransportError::AuthFailed {
+        user: user.to_string(),
+        host: config.hostname.clone(),
+        tried,
+        untried,
+    })
+}
 
+/// Whether PubkeyAcceptedAlgorithms lets a key of `key_type` be offered
+/// (an RSA key under any of its signature algorithms).
+fn key_type_accepted(config: &HostConfig, key_type: &str) -> bool {
+    let accepted = config.algorithm_list(AlgorithmKind::PubkeyAccepted);
+    accepted.is_empty()
+        || accepted.iter().any(|a| match key_type {
+            "ssh-rsa" => matches!(a.as_str(), "rsa-sha2-512" | "rsa-sha2-256" | "ssh-rsa"),
+            other => a == other,
+        })
+}
+
+/// Offers the agent's identities (only the configured ones under
+/// IdentitiesOnly); true when one was accepted.
+fn try_agent(
+    session: &Session,
+    options: &SshOptions,
+    config: &HostConfig,
+    user: &str,
+    tried: &mut Vec<String>,
+) -> bool {
     let agent_path = match config.identity_agent.as_deref() {
         Some(none) if none.eq_ignore_ascii_case("none") => None,
         Some("SSH_AUTH_SOCK") | None => options.agent_socket.clone(),
         Some(path) => Some(PathBuf::from(path)),
     };
-    if let Some(path) = agent_path {
-        if let Ok(mut agent) = session.agent() {
-            let usable = agent.set_identity_path(&path).is_ok()
-                && agent.connect().is_ok()
-                && agent.list_identities().is_ok();
-            if usable {
-                let wanted: Vec<Vec<u8>> = key_files
-                    .iter()
-                    .filter_map(|k| public_blob(&k.with_extension("pub")))
-                    .collect();
-                for identity in agent.identities().unwrap_or_default() {
-                    if config.identities_only && !wanted.iter().any(|w| w == identity.blob()) {
-                        continue;
-                    }
-                    tried.push(format!("agent key '{}'", identity.comment()));
-                    if agent.userauth(user, &identity).is_ok() && session.authenticated() {
-                        let _ = agent.disconnect();
-                        return Ok(());
-                    }
-                }
-                let _ = agent.disconnect();
-            }
+    let Some(path) = agent_path else {
+        return false;
+    };
+    let Ok(mut agent) = session.agent() else {
+        return false;
+    };
+    let usable = agent.set_identity_path(&path).is_ok()
+        && agent.connect().is_ok()
+        && agent.list_identities().is_ok();
+    if !usable {
+        return false;
+    }
+    let wanted: Vec<Vec<u8>> = config
+        .identity_files
+        .iter()
+        .filter_map(|k| public_blob(&k.with_extension("pub")))
+        .collect();
+    let mut accepted = false;
+    for identity in agent.identities().unwrap_or_default() {
+        if config.identities_only && !wanted.iter().any(|w| w == identity.blob()) {
+            continue;
+        }
+        let key_type = known_hosts::key_type(identity.blob()).unwrap_or_default();
+        if !key_type_accepted(config, &key_type) {
+            continue;
+        }
+        tried.push(format!("agent key '{}'", identity.comment()));
+        if agent.userauth(user, &identity).is_ok() && session.authenticated() {
+            accepted = true;
+            break;
         }
     }
+    let _ = agent.disconnect();
+    accepted
+}
 
+/// What offering the key files came to.
+enum KeyFiles {
+    Accepted,
+    /// None was accepted; this one needs a passphrase mq does not ask for.
+    Encrypted(PathBuf),
+    Refused,
+}
+
+fn try_key_files(
+    session: &Session,
+    config: &HostConfig,
+    user: &str,
+    tried: &mut Vec<String>,
+) -> KeyFiles {
     let mut encrypted = None;
-    let mut security_keys = Vec::new();
-    for key in &key_files {
-        let Some(kind) = inspect_key(key) else {
-            continue;
-        };
-        match kind {
-            KeyFile::Encrypted => {
+    for key in &config.identity_files {
+        match inspect_key(key) {
+            Some(KeyFile::Plain) => {}
+            Some(KeyFile::Encrypted) => {
                 encrypted.get_or_insert_with(|| key.clone());
                 continue;
             }
-            KeyFile::SecurityKey => {
-                security_keys.push(format!(
-                    "{}: security-key identity (not supported by libssh2)",
-                    key.display()
-                ));
-                continue;
-            }
-            KeyFile::Plain => {}
+            Some(KeyFile::SecurityKey) | None => continue,
         }
         let public = key.with_extension("pub");
         let public = public.exists().then_some(public);
+        let key_type = public
+            .as_deref()
+            .and_then(public_blob)
+            .and_then(|blob| known_hosts::key_type(&blob));
+        if key_type.is_some_and(|t| !key_type_accepted(config, &t)) {
+            continue;
+        }
         tried.push(key.display().to_string());
         if session
             .userauth_pubkey_file(user, public.as_deref(), key, None)
             .is_ok()
             && session.authenticated()
         {
-            return Ok(());
+            return KeyFiles::Accepted;
         }
     }
-    if let Some(path) = encrypted {
-        return Err(TransportError::EncryptedKey { path });
-    }
-    if !security_keys.is_empty() {
-        return Err(TransportError::Unsupported {
-            host: config.alias.clone(),
-            directives: security_keys,
-        });
-    }
-    Err(TransportError::AuthFailed {
-        user: user.to_string(),
-        host: config.hostname.clone(),
-        tried,
-    })
+    encrypted.map_or(KeyFiles::Refused, KeyFiles::Encrypted)
 }
 
 /// The key blob of an OpenSSH public key file.
