@@ -101,7 +101,7 @@ pub enum Command {
     Features(FeaturesArgs),
 
     /// Show the effective configuration and where each value came from
-    Config(JsonArgs),
+    Config(ConfigArgs),
 
     /// Print a shell completion script (commands, flags, system and pool names)
     #[command(
@@ -143,6 +143,18 @@ pub struct JsonArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Show how mq reaches the lab host over SSH (as `ssh -G` resolves it):
+    /// host, user, jump hosts, identities, known_hosts, algorithms, and every
+    /// directive skipped or refused with its file and line
+    #[arg(long)]
+    pub ssh: bool,
 }
 
 #[derive(Debug, Args)]

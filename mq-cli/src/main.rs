@@ -11,6 +11,7 @@ mod legacy;
 mod listing;
 mod run;
 mod sem;
+mod ssh_view;
 mod table;
 
 use std::fmt;
@@ -142,6 +143,9 @@ fn config(global: &GlobalArgs) -> Result<Config, Failure> {
 fn run(cli: Cli) -> Result<(), Failure> {
     let config = config(&cli.global)?;
     if let Command::Config(args) = &cli.command {
+        if args.ssh {
+            return ssh_view::show(&config, args.json);
+        }
         // Shown even when the inventory is bad: that is when it helps most.
         show_config(&config, args.json)?;
         config.load_inventory()?;

@@ -83,7 +83,9 @@ pub fn failure(error: QueueError) -> Failure {
         QueueError::Unreachable { host, source } => Failure {
             // Scripts grep this exact line on stdout (PROTOCOL.md).
             stdout: Some(format!("Unable to ssh to {host}")),
-            message: format!("mq: {source}"),
+            message: format!(
+                "mq: {source}\nhint: `mq config --ssh` shows how mq reads your SSH configuration for {host}"
+            ),
             code: EXIT_USAGE,
         },
         QueueError::UnknownTarget(e) => Failure::stdout(e.to_string(), EXIT_USAGE),

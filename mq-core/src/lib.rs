@@ -38,5 +38,6 @@ pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarg
 pub use job::{Cancel, JobError, JobEvent, JobReport, JobSpec};
 pub use mq_console::{Outcome, EXIT_INFRASTRUCTURE};
 pub use mq_lock::{check_key, AcquireOptions, Holder, LockError, LockState, WaitEvent};
+pub use mq_transport::ssh;
 pub use mq_transport::{Transport, TransportError};
 pub use queue::{Choice, MachineQueue, QueueError};

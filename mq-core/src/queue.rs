@@ -45,17 +45,21 @@ pub struct Choice {
     pub pool: Option<String>,
 }
 
+/// The SSH options the configuration gives for its lab host (the `ssh`
+/// transport's, and what `mq config --ssh` shows).
+pub fn ssh_options(config: &Config) -> SshOptions {
+    let options = SshOptions::new(&config.host.value);
+    match &config.ssh_config.value {
+        Some(file) => options.config_file(file),
+        None => options,
+    }
+}
+
 /// Opens the transport the configuration asks for.
 pub fn open_transport(config: &Config) -> Result<Arc<dyn Transport>, TransportError> {
     let host = &config.host.value;
     Ok(match config.transport.value {
-        TransportKind::Ssh => {
-            let mut options = SshOptions::new(host);
-            if let Some(file) = &config.ssh_config.value {
-                options = options.config_file(file);
-            }
-            Arc::new(SshTransport::connect(&options)?)
-        }
+        TransportKind::Ssh => Arc::new(SshTransport::connect(&ssh_options(config))?),
         TransportKind::Openssh => {
             let mut options = OpensshOptions::new(host);
             options.config_file = config.ssh_config.value.clone();

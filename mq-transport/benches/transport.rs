@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mq_testkit::SshServer;
+use mq_transport::ssh::config::Resolver;
 use mq_transport::{SshOptions, SshTransport, Transport};
 
 const ROUNDS: usize = 15;
@@ -75,6 +76,28 @@ fn main() {
             .collect(),
     );
 
+    // What resolving the configuration costs: ssh -G (the default where ssh
+    // is installed) against the built-in parser.
+    let built_in_options = options.clone().resolver(Resolver::BuiltIn);
+    let first_built_in = median(
+        (0..ROUNDS)
+            .map(|_| {
+                time(|| {
+                    let t = SshTransport::connect(&built_in_options).unwrap();
+                    assert!(t.run("true").unwrap().status.success());
+                })
+            })
+            .collect(),
+    );
+    let resolve = |o: &SshOptions| {
+        median(
+            (0..ROUNDS)
+                .map(|_| time(|| drop(o.host_config().unwrap())))
+                .collect(),
+        )
+    };
+    let (resolve_g, resolve_built_in) = (resolve(&options), resolve(&built_in_options));
+
     let t = SshTransport::connect(&options).unwrap();
     t.run("true").unwrap();
     let further = median(
@@ -120,6 +143,17 @@ fn main() {
         "SshTransport connect + 1 command     {:8.2} ms  ratio {:.2} (target <= 1.2)",
         ms(first),
         first.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "  the same with the built-in parser  {:8.2} ms  ratio {:.2}",
+        ms(first_built_in),
+        first_built_in.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "resolving the configuration: ssh -G {:.2} ms, built-in {:.2} ms  ({:.3} of the floor)",
+        ms(resolve_g),
+        ms(resolve_built_in),
+        resolve_g.as_secs_f64() / floor.as_secs_f64()
     );
     println!(
         "each further command (of 20)         {:8.2} ms  ratio {:.3} (target <= 0.2)",

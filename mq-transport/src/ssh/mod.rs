@@ -1,22 +1,23 @@
 //! [`SshTransport`]: one SSH connection over libssh2, every step a channel on it.
 //!
 //! What the connection does is read from the user's OpenSSH client
-//! configuration ([`config`]): HostName, User, Port, IdentityFile,
-//! IdentitiesOnly, IdentityAgent, ProxyJump (any number of hops, all
-//! in-process), ProxyCommand, UserKnownHostsFile, GlobalKnownHostsFile,
-//! HostKeyAlias, StrictHostKeyChecking, ServerAliveInterval,
-//! ServerAliveCountMax, ConnectTimeout, Compression. Directives that would
-//! change the connection and cannot be honoured (GSSAPI, PKCS#11 and
-//! security-key providers, `Match exec`) refuse the connection with their file
-//! and line; see [`config`] for the full list.
+//! configuration, resolved by `ssh -G` where an `ssh` client exists and by
+//! mq's own parser otherwise ([`config`] says what is followed, evaluated,
+//! skipped and refused). All of it is applied here: the jump chain (all
+//! in-process) or proxy command, AddressFamily, the algorithm lists (through
+//! libssh2's method preferences), host keys (known_hosts files,
+//! KnownHostsCommand, RevokedHostKeys, HashKnownHosts when recording), and
+//! authentication (agent, then key files, under IdentitiesOnly,
+//! PubkeyAuthentication and PubkeyAcceptedAlgorithms).
 //!
 //! Decisions where OpenSSH would ask or has no setting:
 //! * StrictHostKeyChecking `ask` (the default) is `yes`: mq never prompts.
 //!   `no` records and accepts an unknown host but, like every setting,
 //!   refuses a changed key.
-//! * ServerAliveInterval defaults to 15 s (OpenSSH: off), ServerAliveCountMax
-//!   to 3: a lab host that vanishes is reported after about 45 s instead of
-//!   never. ConnectTimeout defaults to 30 s.
+//! * ServerAliveInterval defaults to 15 s (OpenSSH: off, or 300 s in batch
+//!   mode, which then applies), ServerAliveCountMax to 3: a lab host that
+//!   vanishes is reported after about 45 s instead of never. ConnectTimeout
+//!   defaults to 30 s.
 
 pub mod config;
 mod conn;
@@ -125,9 +126,9 @@ impl SshOptions {
         self.resolve(&jump)
     }
 
-    /// The configuration for a host, with `user@` and `:port` given for it
-    /// taking precedence, as on ssh's command line.
-    fn resolve(&self, target: &Jump) -> Result<HostConfig> {
+    /// The configuration for a host (a jump host, say), with `user@` and
+    /// `:port` given for it taking precedence, as on ssh's command line.
+    pub fn resolve(&self, target: &Jump) -> Result<HostConfig> {
         let request = Request {
             host: &target.host,
             user: target.user.as_deref(),
@@ -359,15 +360,52 @@ fn establish(
     ))
 }
 
-/// Hands the configured algorithm lists to libssh2, in the configuration's
-/// order, keeping what libssh2 supports; host key types recorded in
-/// known_hosts go first (as OpenSSH does), so the server shows a key mq can
-/// check. A list libssh2 cannot meet at all is an error naming its line.
+/// Hands the configured algorithm lists to libssh2 (see
+/// [`method_preferences`]).
 fn apply_algorithms(
     session: &Session,
     config: &HostConfig,
     entries: &[known_hosts::Entry],
 ) -> Result<()> {
+    for (_, method, list) in method_preferences(session, config, entries)? {
+        // libssh2 keeps its previous preference when it refuses one, which
+        // can only happen for names it listed as supported itself.
+        let _ = session.method_pref(method, &list.join(","));
+    }
+    Ok(())
+}
+
+/// What libssh2 will offer for each algorithm list of `config` (what `mq
+/// config --ssh` shows), without libssh2's protocol markers.
+pub fn offered_algorithms(config: &HostConfig) -> Result<Vec<(AlgorithmKind, Vec<String>)>> {
+    let session = Session::new().map_err(|e| TransportError::Ssh {
+        context: "creating a session".into(),
+        detail: e.message().to_string(),
+    })?;
+    let mut offered: Vec<(AlgorithmKind, Vec<String>)> = Vec::new();
+    for (kind, _, mut list) in method_preferences(&session, config, &[])? {
+        list.retain(|m| !is_protocol_marker(m));
+        if !offered.iter().any(|(k, _)| *k == kind) {
+            offered.push((kind, list));
+        }
+    }
+    Ok(offered)
+}
+
+fn is_protocol_marker(name: &str) -> bool {
+    name.starts_with("ext-info-") || name.starts_with("kex-strict-")
+}
+
+/// The configured algorithm lists, in the configuration's order, keeping
+/// what libssh2 supports, for each of libssh2's method types; host key types
+/// recorded in known_hosts go first (as OpenSSH does), so the server shows a
+/// key mq can check. A list libssh2 cannot meet at all is an error naming
+/// its line.
+fn method_preferences(
+    session: &Session,
+    config: &HostConfig,
+    entries: &[known_hosts::Entry],
+) -> Result<Vec<(AlgorithmKind, MethodType, Vec<String>)>> {
     let methods: [(AlgorithmKind, &[MethodType]); 5] = [
         (AlgorithmKind::Kex, &[MethodType::Kex]),
         (AlgorithmKind::HostKeys, &[MethodType::HostKey]),
@@ -378,6 +416,7 @@ fn apply_algorithms(
         (AlgorithmKind::Macs, &[MethodType::MacCs, MethodType::MacSc]),
         (AlgorithmKind::PubkeyAccepted, &[MethodType::SignAlgo]),
     ];
+    let mut preferences = Vec::new();
     for (kind, types) in methods {
         let wanted = config.algorithm_list(kind);
         for &method in types {
@@ -404,18 +443,16 @@ fn apply_algorithms(
                     usable.extend(
                         supported
                             .iter()
-                            .filter(|m| m.starts_with("ext-info-") || m.starts_with("kex-strict-"))
+                            .filter(|m| is_protocol_marker(m))
                             .map(|m| m.to_string()),
                     );
                 }
                 _ => {}
             }
-            // libssh2 keeps the previous preference when it refuses one,
-            // which can only happen for names filtered above.
-            let _ = session.method_pref(method, &usable.join(","));
+            preferences.push((kind, method, usable));
         }
     }
-    Ok(())
+    Ok(preferences)
 }
 
 fn unmet_algorithms(

@@ -349,7 +349,8 @@ pub struct HostConfig {
     pub alias: String,
     /// The name or address to connect to.
     pub hostname: String,
-    /// The login user (`None`: the local user).
+    /// The login user (the local user when the configuration sets none, as
+    /// OpenSSH does; `None` only for a configuration made by hand).
     pub user: Option<String>,
     /// The port.
     pub port: u16,
@@ -695,7 +696,7 @@ pub(crate) fn build(
 
     Ok(HostConfig {
         alias: alias.to_string(),
-        user,
+        user: Some(remote_user),
         port,
         identity_files,
         certificate_files: paths("certificatefile", s.all("certificatefile"))?,

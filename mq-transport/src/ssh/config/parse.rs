@@ -101,6 +101,14 @@ pub(crate) fn resolve(request: &Request<'_>, ctx: &Context, run_exec: bool) -> R
         }
     }
     parsed.settings.set("hostname", host);
+    // OpenSSH: "in batch mode, ServerAliveInterval defaults to 300 seconds".
+    let batch = parsed
+        .settings
+        .get("batchmode")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "yes" | "true"));
+    if batch && !parsed.settings.has("serveraliveinterval") {
+        parsed.settings.set("serveraliveinterval", "300");
+    }
     Ok(parsed)
 }
 
@@ -584,8 +592,12 @@ fn apply_directive(line: &Line, out: &mut Parsed) -> Result<()> {
         }
         "ignoreunknown" => out.settings.set(k, line.args.join(",")),
         _ if accumulates => {
+            // OpenSSH registers a file or name once, however often it is
+            // written (the second pass reads the same lines again).
             for arg in &line.args {
-                out.settings.push(k, arg.clone());
+                if !out.settings.all(k).contains(arg) {
+                    out.settings.push(k, arg.clone());
+                }
             }
         }
         _ => out.settings.set(k, line.args.join(" ")),
@@ -819,9 +831,9 @@ mod tests {
             resolve_for("good.lab", text).user.as_deref(),
             Some("labuser")
         );
-        assert_eq!(resolve_for("bad.lab", text).user, None);
+        assert_eq!(resolve_for("bad.lab", text).user.as_deref(), Some("me"));
         assert_eq!(resolve_for("other", text).user.as_deref(), Some("labuser"));
-        assert_eq!(resolve_for("elsewhere", text).user, None);
+        assert_eq!(resolve_for("elsewhere", text).user.as_deref(), Some("me"));
         // A comma is part of the pattern, and case counts.
         assert_eq!(resolve_for("a", "Host a,b\n  Port 7\n").port, 22);
         assert_eq!(resolve_for("lab", "Host LAB\n  Port 7\n").port, 22);
