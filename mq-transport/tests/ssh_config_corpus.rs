@@ -380,3 +380,28 @@ fn where_openssh_refuses_mq_refuses() {
     );
     c.check("KnownHostsCommand, wrong key", &config, "lab", false);
 }
+
+#[test]
+fn lines_mq_used_to_refuse_though_openssh_connects() {
+    let Some(c) = Corpus::start() else { return };
+    let config = c.write(
+        "refused-before",
+        &format!(
+            "Host lab\n{}  IdentityFile ${{HOME}}/.ssh/mq-test-%C-%l-%L-%i-%k\n\
+             Host *\n  SecurityKeyProvider internal\n\
+             Match exec \"true\" host *.corp.example.com\n  Port 1\n\
+             Match canonical all\n  ForwardAgent yes\n\
+             Match final all\n  ForwardX11 no\n",
+            c.lab_lines()
+        ),
+    );
+    let g = c.check("refused before", &config, "lab", true).unwrap();
+    let home = std::env::var("HOME").unwrap();
+    assert!(
+        g.identity_files
+            .iter()
+            .any(|p| p.starts_with(&home) && !p.to_string_lossy().contains('%')),
+        "tokens and ${{HOME}} expanded: {:?}",
+        g.identity_files
+    );
+}
