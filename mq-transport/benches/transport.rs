@@ -65,30 +65,24 @@ fn main() {
     let floor = median((0..ROUNDS).map(|_| time(ssh_true)).collect());
 
     let options = SshOptions::new("lab").config_file(&config).agent(None);
-    let first = median(
-        (0..ROUNDS)
-            .map(|_| {
-                time(|| {
-                    let t = SshTransport::connect(&options).unwrap();
-                    assert!(t.run("true").unwrap().status.success());
+    let connect_and_run = |o: &SshOptions| {
+        median(
+            (0..ROUNDS)
+                .map(|_| {
+                    time(|| {
+                        let t = SshTransport::connect(o).unwrap();
+                        assert!(t.run("true").unwrap().status.success());
+                    })
                 })
-            })
-            .collect(),
-    );
+                .collect(),
+        )
+    };
+    let first = connect_and_run(&options);
 
     // What resolving the configuration costs: ssh -G (the default where ssh
     // is installed) against the built-in parser.
     let built_in_options = options.clone().resolver(Resolver::BuiltIn);
-    let first_built_in = median(
-        (0..ROUNDS)
-            .map(|_| {
-                time(|| {
-                    let t = SshTransport::connect(&built_in_options).unwrap();
-                    assert!(t.run("true").unwrap().status.success());
-                })
-            })
-            .collect(),
-    );
+    let first_built_in = connect_and_run(&built_in_options);
     let resolve = |o: &SshOptions| {
         median(
             (0..ROUNDS)
