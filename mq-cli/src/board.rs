@@ -59,28 +59,24 @@ pub fn lab_init(args: LabInitArgs) -> Result<(), Failure> {
     let lab = mq_lab::init::init(&args.dir, args.boards, &mq)
         .map_err(|e| Failure::new(format!("mq lab: {}: {e}", args.dir.display()), EXIT_USAGE))?;
     let dir = lab.dir.display();
-    println!(
-        "A lab with {} QEMU x86 board(s) is ready in {dir}.",
-        lab.systems.len()
-    );
-    println!();
-    println!("Point mq at it (the local transport; or set MQ_HOST and use SSH to this machine):");
-    println!("  . {dir}/mq.env");
-    println!();
-    println!("Then, for example:");
-    println!("  mq systems");
-    println!(
-        "  mq run -s {} -c '{}' -f {} -f {}",
+    let text = format!(
+        "A lab with {} QEMU x86 board(s) is ready in {dir}.\n\n\
+         Point mq at it (the local transport; or set MQ_HOST and use SSH to this machine):\n  \
+         . {dir}/mq.env\n\n\
+         Then, for example:\n  \
+         mq systems\n  \
+         mq run -s {} -c '{}' -f {} -f {}\n  \
+         mq run -s qemu_arm_1 -c '{}' -f {}\n  \
+         mq sem -info {}",
+        lab.systems.len(),
         lab.systems[0],
         mq_lab::init::COMPLETION,
         lab.kernel().display(),
-        lab.rootserver().display()
-    );
-    println!(
-        "  mq run -s qemu_arm_1 -c '{}' -f {}",
+        lab.rootserver().display(),
         mq_lab::init::COMPLETION,
-        lab.arm_image().display()
+        lab.arm_image().display(),
+        lab.pool
     );
-    println!("  mq sem -info {}", lab.pool);
+    crate::say(text);
     Ok(())
 }

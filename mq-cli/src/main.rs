@@ -87,7 +87,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             if let Some(line) = &failure.stdout {
-                println!("{line}");
+                say(line);
             }
             if !failure.message.is_empty() {
                 eprintln!("{failure}");
@@ -243,6 +243,13 @@ fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("mq: cannot encode JSON: {e}"), EXIT_USAGE))?;
     text.push('\n');
     emit(&text)
+}
+
+/// Prints one line on stdout. A reader that went away (`mq sem -info X |
+/// true`) is not worth a panic or a message: like other Unix tools, mq goes
+/// on quietly (and a command that holds a board still releases it).
+pub fn say(line: impl fmt::Display) {
+    let _ = emit(&format!("{line}\n"));
 }
 
 fn emit(text: &str) -> Result<(), Failure> {

@@ -28,14 +28,24 @@ pub(crate) struct Checked {
     pub(crate) timeout: u64,
 }
 
+/// The longest span any option takes, in seconds (ten years): beyond it a
+/// number is a typo, and the host's shell arithmetic and mq's clocks stay
+/// far from overflowing.
+pub(crate) const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
+/// The most retries `-t` takes (procmail's lockfile counts them in an int).
+pub(crate) const MAX_RETRIES: i64 = i32::MAX as i64 - 1;
+
 pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
+    // mq.sh's default is 0 (never reclaimable), so 0 is accepted too.
     let timeout = match &options.timeout {
         None => 0,
         Some(text) => match text.parse::<u64>() {
-            Ok(n) if n > 0 => n,
+            Ok(n) if n <= MAX_SECONDS => n,
             _ => {
                 return Err(Failure::stdout(
-                    "-T <timeout> requires a positive integer",
+                    format!(
+                        "-T <timeout> requires a whole number of seconds, 0 (never reclaimed) to {MAX_SECONDS}"
+                    ),
                     EXIT_USAGE,
                 ))
             }
@@ -44,11 +54,11 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
     let retry_seconds = match &options.retry {
         None => 1,
         Some(text) => match text.parse::<u32>() {
-            Ok(n) if n > 0 => n,
+            Ok(n) if n > 0 && u64::from(n) <= MAX_SECONDS => n,
             _ => {
                 return Err(Failure::new(
                     format!(
-                        "mq: -w {text}: the retry period is a positive whole number of seconds"
+                        "mq: -w {text}: the retry period is a whole number of seconds, 1 to {MAX_SECONDS}"
                     ),
                     EXIT_USAGE,
                 ))
@@ -58,13 +68,13 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
     let retries = match &options.retries {
         None => -1,
         Some(text) => match text.parse::<i64>() {
-            Ok(n) if n >= -1 => n,
-            _ => {
-                return Err(Failure::new(
-                    format!("mq: -t {text}: retries are a whole number, or -1 for ever"),
-                    EXIT_USAGE,
-                ))
-            }
+            Ok(n) if (-1..=MAX_RETRIES).contains(&n) => n,
+            _ => return Err(Failure::new(
+                format!(
+                    "mq: -t {text}: retries are a whole number up to {MAX_RETRIES}, or -1 for ever"
+                ),
+                EXIT_USAGE,
+            )),
         },
     };
     mq_core::check_key(&options.key)
@@ -145,7 +155,7 @@ fn connect(config: Config, inventory: Inventory) -> Result<MachineQueue, Failure
 fn choose(queue: &MachineQueue, name: &str) -> Result<String, Failure> {
     let choice = queue.choose(name).map_err(failure)?;
     if choice.pool.is_some() {
-        println!("{}", choice.system);
+        crate::say(&choice.system);
     }
     Ok(choice.system)
 }
@@ -182,17 +192,17 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
         let system = choose(&queue, name)?;
         let state = queue.info(&system).map_err(failure)?;
         if args.json {
-            println!("{}", json_state(&system, &state));
+            crate::say(json_state(&system, &state));
         } else {
-            println!("{}", state.info_line(&system));
+            crate::say(state.info_line(&system));
         }
     } else if let Some(name) = &args.mr_info {
         let system = choose(&queue, name)?;
         let state = queue.info(&system).map_err(failure)?;
         if args.json {
-            println!("{}", json_state(&system, &state));
+            crate::say(json_state(&system, &state));
         } else {
-            println!("{}", state.mr_info_line(&system));
+            crate::say(state.mr_info_line(&system));
         }
     } else if args.dumpall {
         let all = queue.dump_all().map_err(failure)?;
@@ -201,10 +211,10 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
                 .iter()
                 .map(|(s, h)| json_state(s, &LockState::Held(h.clone())))
                 .collect();
-            println!("{}", serde_json::Value::Array(items));
+            crate::say(serde_json::Value::Array(items));
         } else {
             for (system, holder) in &all {
-                println!("{}", holder.mr_info_line(system));
+                crate::say(holder.mr_info_line(system));
             }
         }
     } else if let Some(name) = &args.signal {
@@ -215,7 +225,7 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
             Err(QueueError::Lock(
                 e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }),
             )) => {
-                println!("{e}");
+                crate::say(e);
             }
             Err(e) => return Err(failure(e)),
         }
@@ -234,7 +244,7 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     } else if args.cleanup {
         let (cancelled, released) = queue.cleanup(&checked.key).map_err(failure)?;
         for system in &released {
-            println!("Released {system}");
+            crate::say(format!("Released {system}"));
         }
         eprintln!(
             "mq: cancelled {cancelled} wait(s) and released {} lock(s) with key '{}'",

@@ -255,13 +255,86 @@ fn every_check_fails_before_anything_happens_on_the_host() {
         ),
         (
             vec!["run", "-s", "sabre", "-c", "x", "-d", "soon", "-f", one],
-            "-d soon: the timeout is a whole number of seconds, or -1 for none",
+            "-d soon: the timeout is a whole number of seconds up to 315360000, or -1 for none",
         ),
         (vec!["run", "-c", "x", "-f", one], "mq run needs -s SYSTEM"),
+        (
+            vec![
+                "run",
+                "-s",
+                "sabre",
+                "-c",
+                "x",
+                "-f",
+                one,
+                "-l",
+                "/nonexistent/dir/c.log",
+            ],
+            "cannot write the log /nonexistent/dir/c.log: /nonexistent/dir:",
+        ),
+        (
+            vec!["run", "-s", "sabre", "-c", "x", "-f", one, "-l", "/tmp"],
+            "cannot write the log /tmp: it is a directory",
+        ),
+        (
+            vec![
+                "run",
+                "-s",
+                "sabre",
+                "-c",
+                "x",
+                "-d",
+                "9223372036854775807",
+                "-f",
+                one,
+            ],
+            "-d 9223372036854775807: the timeout is a whole number of seconds up to 315360000",
+        ),
+        (
+            vec![
+                "run",
+                "-s",
+                "sabre",
+                "-c",
+                "x",
+                "-d",
+                "18446744073709551615",
+                "-f",
+                one,
+            ],
+            "-d 18446744073709551615: the timeout is a whole number",
+        ),
     ] {
         let r = t.mq(0, &args);
         assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
         assert!(r.stdout.starts_with(expected), "{args:?}: {}", r.stdout);
+    }
+    // Numbers out of range are refused with a message, never a panic.
+    for args in [
+        vec![
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "x",
+            "-t",
+            "9223372036854775807",
+            "-f",
+            one,
+        ],
+        vec!["sem", "-wait", "sabre", "-t", "9223372036854775807"],
+        vec!["sem", "-wait", "sabre", "-w", "0"],
+        vec!["sem", "-wait", "sabre", "-T", "99999999999999"],
+    ] {
+        let r = t.mq(0, &args);
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("whole number") || r.stdout.contains("whole number"),
+            "{args:?}: {}{}",
+            r.stdout,
+            r.stderr
+        );
     }
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
@@ -271,6 +344,48 @@ fn every_check_fails_before_anything_happens_on_the_host() {
     );
     assert!(LabHost::files_of(&t.lab.base, t.user(0)).is_empty());
     assert!(!t.lab.board_file("sabre", "last-args"));
+}
+
+#[test]
+fn the_log_is_written_through_the_path_the_user_named() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image("one.elf", &["booting", "All is well in the universe"]);
+    let done = "All is well in the universe";
+    // A symlink stays a symlink; the file it names gets the log.
+    let target = t.home.path().join("real.log");
+    let link = t.home.path().join("link.log");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = t.run("sabre", done, &[&image], &["-l", link.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(std::fs::read_to_string(&target).unwrap().contains(done));
+
+    // A FIFO stays a FIFO, and its reader gets the console once.
+    let fifo = t.home.path().join("console.fifo");
+    mq_testkit::sh("mkfifo", &[fifo.to_str().unwrap()]);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let r = t.run("sabre", done, &[&image], &["-l", fifo.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let read = reader.join().unwrap();
+    assert_eq!(read.matches(done).count(), 1, "{read}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A device stays a device, and nothing is made beside it.
+    let r = t.run("sabre", done, &[&image], &["-l", "/dev/null"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(!Path::new("/dev/null.mq-part").exists());
+    t.assert_clean(0);
 }
 
 #[test]

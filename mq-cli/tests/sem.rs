@@ -373,3 +373,25 @@ fn waiting_shows_the_holder() {
     );
     assert!(!err.contains('\r'));
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let Some(t) = Sem::start(1) else { return };
+    assert_eq!(t.mq(0, &["sem", "-wait", "sabre"]).code, 0);
+    for args in [
+        vec!["sem", "-info", "sabre"],
+        vec!["sem", "-info", "sabre", "--json"],
+        vec!["sem", "dumpall"],
+        vec!["sem", "-mr-info", "x86_pool"],
+        vec!["systems"],
+    ] {
+        // A reader that is gone before mq writes a byte (`mq ... | true`).
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = t.command(0, &args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert_eq!(t.mq(0, &["sem", "-signal", "sabre"]).code, 0);
+}

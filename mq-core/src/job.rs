@@ -306,6 +306,16 @@ fn check_options(spec: &JobSpec) -> Result<(), JobError> {
                 file.display()
             )));
         }
+        // Readable now, not only after waiting for a busy board.
+        if let Err(e) = std::fs::File::open(file) {
+            return Err(JobError::Check(format!(
+                "cannot read {}: {e}",
+                file.display()
+            )));
+        }
+    }
+    if let Some(log) = &spec.log {
+        check_log_path(log)?;
     }
     if spec.dtb.is_some() && !spec.linux {
         return Err(JobError::Check(
@@ -313,6 +323,86 @@ fn check_options(spec: &JobSpec) -> Result<(), JobError> {
         ));
     }
     mq_lock::check_key(&spec.key).map_err(|e| JobError::Check(format!("-k: {e}")))
+}
+
+/// Where `-l FILE` may be written: an existing file (or device, FIFO,
+/// symlink to one) that is not a directory and that this user may write, or
+/// a new name in a directory this user may write. Checked before any lock is
+/// taken, without creating or changing anything.
+fn check_log_path(path: &Path) -> Result<(), JobError> {
+    use nix::unistd::{access, AccessFlags};
+    let refuse = |why: String| {
+        Err(JobError::Check(format!(
+            "cannot write the log {}: {why}",
+            path.display()
+        )))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => refuse("it is a directory".into()),
+        Ok(_) => match access(path, AccessFlags::W_OK) {
+            Ok(()) => Ok(()),
+            Err(e) => refuse(e.desc().to_lowercase()),
+        },
+        Err(_) => {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match std::fs::metadata(parent) {
+                Ok(meta) if meta.is_dir() => {
+                    match access(parent, AccessFlags::W_OK | AccessFlags::X_OK) {
+                        Ok(()) => Ok(()),
+                        Err(e) => {
+                            refuse(format!("{}: {}", parent.display(), e.desc().to_lowercase()))
+                        }
+                    }
+                }
+                Ok(_) => refuse(format!("{} is not a directory", parent.display())),
+                Err(e) => refuse(format!("{}: {e}", parent.display())),
+            }
+        }
+    }
+}
+
+/// After the run, the runner's own log (complete even where the console
+/// lost bytes) replaces what mq wrote live, written through the path the
+/// user named as `scp` would: the same file truncated and rewritten, never a
+/// new file renamed over it. A device, FIFO or socket keeps what it was
+/// given live (rewriting it would repeat the console).
+fn replace_with_runner_log(
+    host: &dyn Transport,
+    log_remote: &str,
+    path: &Path,
+    file: &mut std::fs::File,
+    events: &mut dyn FnMut(JobEvent<'_>),
+) -> Result<(), JobError> {
+    use std::io::{Seek, Write};
+    let fetched = match host.run(&format!("cat {}", quote(log_remote))) {
+        Ok(out) if out.status.success() => out.stdout,
+        Ok(out) => {
+            let text = format!(
+                "kept the console as seen: the runner's log could not be read: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            events(JobEvent::Warning(&text));
+            return Ok(());
+        }
+        Err(e) if e.is_connection_lost() => return Err(e.into()),
+        Err(e) => {
+            let text =
+                format!("kept the console as seen: the runner's log could not be fetched: {e}");
+            events(JobEvent::Warning(&text));
+            return Ok(());
+        }
+    };
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    if fetched.is_empty() || !regular {
+        return Ok(());
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(&fetched))
+        .map_err(|e| JobError::Check(format!("cannot write the log {}: {e}", path.display())))
 }
 
 /// The console matcher of a job, or the check failure of a bad pattern.
@@ -762,28 +852,8 @@ impl MachineQueue {
             return Err(JobError::Interrupted);
         }
 
-        if let Some(path) = &spec.log {
-            // The runner's log replaces what we saw, if there is one.
-            let part = path.with_extension("mq-part");
-            let fetched = host.download(&log_remote, &part, &mut |_, _| true);
-            match fetched {
-                Ok(()) if std::fs::metadata(&part).is_ok_and(|m| m.len() > 0) => {
-                    std::fs::rename(&part, path).map_err(|e| {
-                        JobError::Check(format!("cannot write the log {}: {e}", path.display()))
-                    })?;
-                }
-                Ok(()) => {
-                    let _ = std::fs::remove_file(&part);
-                }
-                Err(e) if e.is_connection_lost() => return Err(e.into()),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&part);
-                    let text = format!(
-                        "kept the console as seen: the runner's log could not be fetched: {e}"
-                    );
-                    events(JobEvent::Warning(&text));
-                }
-            }
+        if let (Some(path), Some(file)) = (&spec.log, local_log.as_mut()) {
+            replace_with_runner_log(host, &log_remote, path, file, events)?;
         }
         // Detaching from an interactive console after the completion text
         // hangs the runner up; the run itself completed.
