@@ -355,7 +355,7 @@ pub struct RunArgs {
     pub system: Option<String>,
 
     /// An image file (repeat: kernel first)
-    #[arg(short = 'f', value_name = "FILE")]
+    #[arg(short = 'f', value_name = "FILE", allow_hyphen_values = true)]
     pub files: Vec<PathBuf>,
 
     /// Seconds between attempts to take the lock (default 1; mq.sh's is 8)

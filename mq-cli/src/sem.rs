@@ -69,12 +69,14 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
         None => -1,
         Some(text) => match text.parse::<i64>() {
             Ok(n) if (-1..=MAX_RETRIES).contains(&n) => n,
-            _ => return Err(Failure::new(
-                format!(
+            _ => {
+                return Err(Failure::new(
+                    format!(
                     "mq: -t {text}: retries are a whole number up to {MAX_RETRIES}, or -1 for ever"
                 ),
-                EXIT_USAGE,
-            )),
+                    EXIT_USAGE,
+                ))
+            }
         },
     };
     mq_core::check_key(&options.key)
@@ -218,7 +220,9 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
             }
         }
     } else if let Some(name) = &args.signal {
-        let system = choose(&queue, name)?;
+        let Some(system) = signalled(&queue, name, &checked.key, args.force)? else {
+            return Ok(());
+        };
         match queue.release(&system, &checked.key, args.force) {
             Ok(()) => {}
             // mq.sh prints these and exits 0; scripts rely on it.
@@ -253,6 +257,49 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The system `sem -signal NAME` releases: NAME itself, or for a pool the
+/// one member this user holds with the key (printed first, as a pool's
+/// choice is). `None` when the pool has no such member (said, exit 0 like
+/// mq.sh's other refusals to signal).
+fn signalled(
+    queue: &MachineQueue,
+    name: &str,
+    key: &str,
+    force: bool,
+) -> Result<Option<String>, Failure> {
+    if queue.inventory().pool(name).is_none() {
+        return Ok(Some(name.to_string()));
+    }
+    if force {
+        return Err(Failure::new(
+            format!(
+                "mq: -signal -f needs a system, not the pool {name}: name the board to release"
+            ),
+            EXIT_USAGE,
+        ));
+    }
+    let held = queue.held_in_pool(name, key).map_err(failure)?;
+    match held.as_slice() {
+        [one] => {
+            crate::say(one);
+            Ok(Some(one.clone()))
+        }
+        [] => {
+            crate::say(format!(
+                "You do not hold any member of pool {name} with key '{key}'"
+            ));
+            Ok(None)
+        }
+        many => Err(Failure::new(
+            format!(
+                "mq: you hold {} of pool {name} with key '{key}': name the one to release",
+                many.join(", ")
+            ),
+            EXIT_USAGE,
+        )),
+    }
 }
 
 /// `mq lock SYSTEM`.

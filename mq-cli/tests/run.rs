@@ -774,3 +774,25 @@ fn a_run_with_a_timeout_writes_a_reclaim_timeout_into_its_lock() {
     assert_eq!(out.status.code(), Some(4));
     t.assert_clean(0);
 }
+
+#[test]
+fn an_image_named_with_a_leading_dash() {
+    let Some(t) = Lab::start(1) else { return };
+    t.image("-dash.elf", &["All is well in the universe"]);
+    let out = t
+        .command(
+            0,
+            &["run", "-s", "sabre", "-c", "All is well", "-f", "-dash.elf"],
+        )
+        .current_dir(t.images.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.assert_clean(0);
+}

@@ -395,3 +395,50 @@ fn a_closed_stdout_ends_quietly() {
     }
     assert_eq!(t.mq(0, &["sem", "-signal", "sabre"]).code, 0);
 }
+
+#[test]
+fn signalling_a_pool_releases_the_member_held() {
+    let Some(t) = Sem::start(2) else { return };
+    let r = t.mq(0, &["sem", "-wait", "x86_pool", "-k", "ci-7"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let member = r.stdout.trim().to_string();
+    // Another user holds another member: not ours to release.
+    let other = t.mq(1, &["sem", "-wait", "x86_pool", "-k", "ci-7"]);
+    assert_eq!(other.code, 0);
+    let other = other.stdout.trim().to_string();
+    assert_ne!(member, other);
+
+    let r = t.mq(0, &["sem", "-signal", "x86_pool", "-k", "ci-7"]);
+    assert_eq!(
+        (r.code, r.stdout.clone()),
+        (0, format!("{member}\n")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        t.lab.lock_owner(&member),
+        None,
+        "the member held was released"
+    );
+    assert_eq!(t.lab.lock_owner(&other).as_deref(), Some(t.user(1)));
+
+    let r = t.mq(0, &["sem", "-signal", "x86_pool", "-k", "ci-7"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "You do not hold any member of pool x86_pool with key 'ci-7'\n"
+        )
+    );
+    assert_eq!(t.mq(1, &["sem", "-signal", &other, "-k", "ci-7"]).code, 0);
+}
+
+#[test]
+fn a_zero_reclaim_timeout_is_mq_sh_s_default() {
+    let Some(t) = Sem::start(1) else { return };
+    let r = t.mq(0, &["sem", "-wait", "sabre", "-T", "0"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let content = std::fs::read_to_string(t.lab.base.join("sabre.lock")).unwrap();
+    assert_eq!(content.trim(), "0");
+    assert_eq!(t.mq(0, &["sem", "-signal", "sabre"]).code, 0);
+}

@@ -367,7 +367,7 @@ pub mod dot_mq {
                 "BASE" => &mut dot.base,
                 _ => continue,
             };
-            match shell_word(rest) {
+            match shell_word(rest).and_then(|value| tilde(rest, value)) {
                 Ok(value) if value.is_empty() => dot
                     .warnings
                     .push(format!("{name}:{number}: empty {var}= ignored")),
@@ -378,6 +378,22 @@ pub mod dot_mq {
             }
         }
         dot
+    }
+
+    /// A leading unquoted `~` as the shell expands it in an assignment: `~`
+    /// and `~/...` are `$HOME`; `~user` is refused like other expansions.
+    fn tilde(raw: &str, value: String) -> Result<String, &'static str> {
+        if !raw.starts_with('~') {
+            return Ok(value);
+        }
+        let rest = &value[1..];
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return Err("the value needs shell expansion (~user)");
+        }
+        match std::env::var("HOME") {
+            Ok(home) if !home.is_empty() => Ok(format!("{home}{rest}")),
+            _ => Err("the value starts with ~ and HOME is not set"),
+        }
     }
 
     /// The first shell word of `text`, with quotes removed; refuses anything
@@ -439,6 +455,12 @@ pub mod dot_mq {
             assert_eq!(value("export HOST=lab # comment"), Some("lab".into()));
             assert_eq!(value("  HOST=lab; echo hi"), Some("lab".into()));
             assert_eq!(value("HOST=a'b c'd"), Some("ab cd".into()));
+            // A leading unquoted ~ is $HOME, as the shell has it; quoted, it
+            // stays; ~user is not guessed at.
+            let home = std::env::var("HOME").unwrap();
+            assert_eq!(value("HOST=~/base"), Some(format!("{home}/base")));
+            assert_eq!(value("HOST='~/base'"), Some("~/base".into()));
+            assert_eq!(value("HOST=~other/base"), None);
         }
 
         #[test]

@@ -153,6 +153,25 @@ impl MachineQueue {
         }
     }
 
+    /// The members of `pool` this connection's user holds with `key` (one
+    /// round trip), for releasing "the pool" as the member one holds.
+    pub fn held_in_pool(&self, pool: &str, key: &str) -> Result<Vec<String>, QueueError> {
+        let Target::Pool(pool) = self.inventory.resolve(pool)? else {
+            return Ok(Vec::new());
+        };
+        let members: Vec<&str> = pool.members.iter().map(String::as_str).collect();
+        let me = self.transport().user().to_string();
+        Ok(self
+            .locks
+            .info_many(&members)?
+            .into_iter()
+            .filter(
+                |(_, state)| matches!(state, LockState::Held(h) if h.owner == me && h.key == key),
+            )
+            .map(|(system, _)| system)
+            .collect())
+    }
+
     /// The lock state of a system.
     pub fn info(&self, system: &str) -> Result<LockState, QueueError> {
         Ok(self.locks.info(system)?)
