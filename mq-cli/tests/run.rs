@@ -65,6 +65,22 @@ impl Lab {
         cmd
     }
 
+    /// `mq ARGS` on this machine as the lab host (the local transport): the
+    /// same lock directory and boards, no SSH.
+    fn local(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("MQ_TRANSPORT", "local")
+            .env("MQ_BASE", self.lab.base_str())
+            .env("MQ_TFTPBOOT", self.lab.root.path().join("tftpboot"))
+            .env_remove("MQ_HOST")
+            .env_remove("MQ_INVENTORY")
+            .env_remove("MQ_SSH_CONFIG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
     fn mq(&self, i: usize, args: &[&str]) -> Run {
         let out = self.command(i, args).output().unwrap();
         Run {
@@ -577,8 +593,11 @@ fn hostile_texts_arrive_intact_and_run_nothing() {
 }
 
 fn spawn_and_wait_for(t: &Lab, args: &[&str], text: &str) -> (Child, String) {
-    let mut child = t
-        .command(0, args)
+    spawn_command_and_wait_for(t.command(0, args), text)
+}
+
+fn spawn_command_and_wait_for(mut command: Command, text: &str) -> (Child, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -795,4 +814,90 @@ fn an_image_named_with_a_leading_dash() {
         String::from_utf8_lossy(&out.stderr)
     );
     t.assert_clean(0);
+}
+
+#[test]
+fn sigkill_on_the_local_transport_ends_the_job_and_the_wait() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image(
+        "long.elf",
+        &[
+            "Booting all finished, dropped to user space",
+            "@sleep 30",
+            "All is well in the universe",
+        ],
+    );
+    // On the console: the board's terminal hangs up and the runner ends.
+    let run = [
+        "run",
+        "-s",
+        "sabre",
+        "-c",
+        "All is well",
+        "-f",
+        image.to_str().unwrap(),
+    ];
+    let (mut child, _) = spawn_command_and_wait_for(t.local(&run), "dropped to user space");
+    let pid_file = t.lab.root.path().join("tftpboot/sabre/pid");
+    let board: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    mq_testkit::signal(child.id(), Signal::SIGKILL);
+    child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || !mq_testkit::alive(board)),
+        "the board's runner outlived a SIGKILLed mq"
+    );
+    assert!(
+        t.lab.board_file("sabre", "hup"),
+        "the runner saw its terminal hang up"
+    );
+    assert_eq!(
+        t.local(&["sem", "-signal", "sabre", "-f"])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+
+    // While waiting: the wait dies with mq and never takes the lock later.
+    let hold = t
+        .local(&["sem", "-wait", "skylake", "-k", "a"])
+        .status()
+        .unwrap();
+    assert_eq!(hold.code(), Some(0));
+    let mut waiter = t
+        .local(&["sem", "-wait", "skylake", "-k", "b"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = t.lab.base.join("skylake.lock").display().to_string();
+    assert!(eventually(Duration::from_secs(10), || {
+        !mq_testkit::processes_matching(&lock).is_empty()
+    }));
+    mq_testkit::signal(waiter.id(), Signal::SIGKILL);
+    waiter.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || mq_testkit::processes_matching(
+            &lock
+        )
+        .is_empty()),
+        "the wait outlived a SIGKILLed mq: {:?}",
+        mq_testkit::processes_matching(&lock)
+    );
+    assert_eq!(
+        t.local(&["sem", "-signal", "skylake", "-k", "a"])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !t.lab.base.join("skylake.lock").exists(),
+        "the killed waiter never took the lock"
+    );
 }

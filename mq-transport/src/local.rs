@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
 use nix::sys::signal::{killpg, Signal};
@@ -124,6 +125,13 @@ impl Transport for LocalTransport {
         };
         let pty =
             openpty(Some(&winsize), None).map_err(|e| TransportError::io("openpty", e.into()))?;
+        // openpty(3) leaves both ends inheritable: a child holding the master
+        // would keep the terminal from hanging up when mq dies (even of
+        // SIGKILL), and the job and its wait would outlive it.
+        for fd in [&pty.master, &pty.slave] {
+            fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+                .map_err(|e| TransportError::io("marking the pty close-on-exec", e.into()))?;
+        }
         let slave = |what| {
             pty.slave
                 .try_clone()
