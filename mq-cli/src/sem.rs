@@ -350,6 +350,9 @@ fn wait(queue: &MachineQueue, system: &str, checked: &Checked) -> Result<(), Fai
         reclaim_timeout: Some(checked.timeout),
         cancel: Some(Arc::clone(&stop)),
         force_fallback: false,
+        // sem -wait ends once it holds the lock: nothing of it lives on to
+        // vouch for the holder (as with mq.sh).
+        keep_fresh: None,
     };
     let display = WaitDisplay::start(system);
     let result = queue.acquire(system, &options, &mut |event| display.event(event));

@@ -32,6 +32,11 @@ use crate::queue::{open_transport, MachineQueue, QueueError};
 /// Seconds added to the completion timeout for the lock's reclaim timeout,
 /// covering the upload and the runner's own start-up and power-off.
 pub const RECLAIM_MARGIN: u64 = 300;
+/// How often a run with a reclaim timeout touches its lock while it lives
+/// (see [`mq_lock::Kept`]): a waiter reclaims a lock by its age, so a live
+/// run is never reclaimed however long its upload or board takes, and a
+/// dead one is, its reclaim timeout after its last touch.
+pub const KEEP_FRESH_PERIOD: Duration = Duration::from_secs(30);
 /// How often cleanup reconnects after a lost connection.
 pub const CLEANUP_ATTEMPTS: u32 = 3;
 
@@ -558,6 +563,8 @@ impl MachineQueue {
         let lock_started = Instant::now();
         // What the host said when asked for a temporary directory.
         let mut temp_dir: Option<Vec<String>> = None;
+        // Keeps a lock with a reclaim timeout fresh while the run lives.
+        let mut kept = None;
         if spec.reuse_held_lock {
             self.check_holder(&system.name, &spec.key)?;
         } else {
@@ -571,19 +578,23 @@ impl MachineQueue {
                 reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
                 cancel: Some(cancel.flag()),
                 force_fallback: false,
+                // Without a reclaim timeout nobody reclaims the lock: its
+                // time stays the time it was taken.
+                keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
             };
             // A run's temporary directory is made in the acquire's round trip.
             let then = if spec.reservation { "" } else { MAKE_TEMP_DIR };
-            let said = self
+            let mut held = self
                 .locks()
-                .acquire_then(&system.name, &options, then, &mut |e| {
+                .acquire_kept(&system.name, &options, then, &mut |e| {
                     let WaitEvent::Holder { owner, since } = e;
                     events(JobEvent::Waiting {
                         owner: &owner,
                         since: &since,
                     });
                 })?;
-            temp_dir = Some(said);
+            temp_dir = Some(std::mem::take(&mut held.lines));
+            kept = Some(held);
             events(JobEvent::Acquired {
                 system: &system.name,
                 waited: lock_started.elapsed(),
@@ -606,6 +617,8 @@ impl MachineQueue {
             &mut leftovers,
         );
         let cleanup_started = Instant::now();
+        // The lock stops being refreshed just before it is released.
+        drop(kept);
         let cleanup = self.clean_up(leftovers, &spec.key);
         let cleanup_took = cleanup_started.elapsed();
         let (mut report, run_error) = match result {

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mq_transport::{ExitStatus, PtySize, ReadOutcome, Transport, TransportError};
+use mq_transport::{ExitStatus, PtyProcess, PtySize, ReadOutcome, Transport, TransportError};
 use serde::Serialize;
 
 pub use script::PROTOCOL_VERSION;
@@ -232,6 +232,50 @@ pub struct AcquireOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Use the plain-`sh` exclusive-create wait even where `lockfile` exists.
     pub force_fallback: bool,
+    /// With [`LockClient::acquire_kept`]: touch the lock every this often
+    /// while the returned [`Kept`] lives, so that a waiter never reclaims a
+    /// lock whose holder is still running (lockfile's `-l` goes by the lock
+    /// file's age). Whole seconds, at least 1.
+    pub keep_fresh: Option<Duration>,
+}
+
+/// A lock kept fresh from the host while this value lives: the acquire's
+/// own session on the host touches the lock file periodically, and ends when
+/// this is dropped (or the connection, or the process, dies), after which
+/// the lock ages again and is reclaimable its timeout later.
+pub struct Kept {
+    /// What the `then` commands printed.
+    pub lines: Vec<String>,
+    session: Option<Box<dyn PtyProcess>>,
+}
+
+impl Kept {
+    /// Whether the host is keeping the lock fresh.
+    pub fn is_kept_fresh(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Stops keeping the lock fresh (hangs the host's session up).
+    pub fn stop(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            let _ = session.hangup();
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("lines", &self.lines)
+            .field("kept_fresh", &self.is_kept_fresh())
+            .finish()
+    }
 }
 
 impl Default for AcquireOptions {
@@ -243,6 +287,7 @@ impl Default for AcquireOptions {
             reclaim_timeout: Some(0),
             cancel: None,
             force_fallback: false,
+            keep_fresh: None,
         }
     }
 }
@@ -446,6 +491,24 @@ impl<T: Transport> LockClient<T> {
         then: &str,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<Vec<String>, LockError> {
+        let options = AcquireOptions {
+            keep_fresh: None,
+            ..options.clone()
+        };
+        self.acquire_kept(system, &options, then, events)
+            .map(|mut kept| std::mem::take(&mut kept.lines))
+    }
+
+    /// [`acquire_then`](Self::acquire_then), keeping the lock fresh from the
+    /// host while the returned [`Kept`] lives when `options.keep_fresh` says
+    /// so (no extra round trip: the acquire's own session stays open).
+    pub fn acquire_kept(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        then: &str,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<Kept, LockError> {
         check_system(system)?;
         check_key(&options.key)?;
         let new_timeout = options
@@ -462,6 +525,9 @@ impl<T: Transport> LockClient<T> {
                 new_timeout: &new_timeout,
                 force_fallback: options.force_fallback,
                 then,
+                keep_fresh: options
+                    .keep_fresh
+                    .map(|d| d.as_secs().clamp(1, u32::MAX as u64) as u32),
             },
             self.known().as_deref(),
         );
@@ -508,6 +574,11 @@ impl<T: Transport> LockClient<T> {
                     });
                 } else if text == "MQ-ACQUIRED" {
                     then_said = Some(Vec::new());
+                } else if text == script::HOLDING_MARK {
+                    return Ok(Kept {
+                        lines: then_said.unwrap_or_default(),
+                        session: Some(process),
+                    });
                 } else if let Some(lines) = then_said.as_mut() {
                     lines.push(text);
                 } else if !text.is_empty() {
@@ -517,7 +588,10 @@ impl<T: Transport> LockClient<T> {
         }
         let status = process.wait()?;
         match status.code() {
-            Some(0) => Ok(then_said.unwrap_or_default()),
+            Some(0) => Ok(Kept {
+                lines: then_said.unwrap_or_default(),
+                session: None,
+            }),
             Some(script::code::OWN) => Err(LockError::AlreadyYours {
                 system: system.into(),
                 with_key: false,

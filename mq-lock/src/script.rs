@@ -143,7 +143,16 @@ pub(crate) struct Acquire<'a> {
     /// Shell commands run once the lock is held, in the same round trip
     /// (e.g. making a job's temporary directory); empty for none.
     pub then: &'a str,
+    /// Keep the lock fresh: after `then`, print `MQ-HOLDING` and touch the
+    /// lock file every this many seconds until the terminal hangs up (the
+    /// client closes the session, or dies). lockfile's `-l` reclaim goes by
+    /// the file's age, so a live holder is never reclaimed, and a dead one
+    /// is, its reclaim timeout after its last sign of life.
+    pub keep_fresh: Option<u32>,
 }
+
+/// Printed once the lock is held and [`Acquire::keep_fresh`] begins.
+pub(crate) const HOLDING_MARK: &str = "MQ-HOLDING";
 
 /// The acquire script. It refuses a lock already ours (PROTOCOL.md step 1),
 /// then waits in rounds of at most five attempts, so that between rounds it
@@ -207,7 +216,7 @@ while :; do
   first=
   if [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
   umask 0111 && lockfile -{retry} $L -r "$r" {lock} && {{ trap '' HUP INT TERM; rm -f {keyfile} && printf '%s' {key} > {keyfile} && chmod a-w,g+r {keyfile} && chmod u+w {lock} && printf '%s' {timeout} > {lock} && chmod a-w {lock}; }} && {{ echo MQ-ACQUIRED; {then}
-exit 0; }}
+{hold}exit 0; }}
   [ "$left" -eq 0 ] && {{ echo MQ-GAVEUP; exit {gave_up}; }}
   sleep {retry}
 done
@@ -218,6 +227,12 @@ done
         retry = a.retry_seconds,
         timeout = quote(a.new_timeout),
         gave_up = code::GAVE_UP,
+        hold = match a.keep_fresh {
+            None => String::new(),
+            Some(period) => format!(
+                "echo {HOLDING_MARK}; trap 'exit 0' HUP INT TERM; while sleep {period}; do touch -c -- {lock} 2>/dev/null; done\n"
+            ),
+        },
     ));
     s
 }
@@ -334,6 +349,7 @@ mod tests {
                 new_timeout: "0",
                 force_fallback: false,
                 then: "",
+                keep_fresh: None,
             },
             None,
         );

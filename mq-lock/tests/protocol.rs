@@ -684,3 +684,66 @@ fn commands_ride_along_with_acquire_and_release() {
     assert_eq!(said, "removed\n");
     assert_eq!(alice.info("s").unwrap(), LockState::Free);
 }
+
+#[test]
+fn a_lock_kept_fresh_is_never_reclaimed_while_its_holder_lives() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let bob = client(&lab, 1);
+    let kept_options = AcquireOptions {
+        key: "slow-run".into(),
+        reclaim_timeout: Some(3),
+        keep_fresh: Some(Duration::from_secs(1)),
+        ..AcquireOptions::default()
+    };
+    let mut kept = alice
+        .acquire_kept("s", &kept_options, "echo then-ran", &mut |_| {})
+        .unwrap();
+    assert_eq!(kept.lines, ["then-ran"]);
+    assert!(kept.is_kept_fresh());
+
+    // An old client waits with the holder's own timeout (PROTOCOL.md step 2)
+    // for three times as long: the holder is alive, so it never reclaims.
+    let lock = lab.base.join("s.lock");
+    let waited = old_client(
+        &lab,
+        1,
+        &format!("lockfile -1 -l 3 -r 9 '{}'", lock.display()),
+    );
+    assert!(
+        !waited.status.success(),
+        "an old client reclaimed a live holder's lock"
+    );
+    assert_eq!(
+        lab.lock_owner("s").as_deref(),
+        Some(lab.users[0].name.as_str())
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap(),
+        "3",
+        "content untouched"
+    );
+
+    // The holder dies (its session hangs up): the lock ages again and is
+    // reclaimed after its timeout.
+    kept.stop();
+    let started = Instant::now();
+    bob.acquire("s", &waiting("b"), &mut |_| {}).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        lab.lock_owner("s").as_deref(),
+        Some(lab.users[1].name.as_str())
+    );
+    bob.release("s", "b", false).unwrap();
+
+    // Without keep_fresh, acquire_kept returns once held, as acquire does.
+    let plain = alice
+        .acquire_kept("s", &waiting("p"), "", &mut |_| {})
+        .unwrap();
+    assert!(!plain.is_kept_fresh());
+    alice.release("s", "p", false).unwrap();
+}
