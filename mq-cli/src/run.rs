@@ -69,10 +69,7 @@ fn job_failure(error: JobError) -> Failure {
         e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), EXIT_USAGE),
         JobError::Queue(q) => sem::failure(q),
         JobError::Transport(e) => Failure::new(format!("mq: {e}"), EXIT_INFRASTRUCTURE),
-        JobError::Interrupted => Failure::new(
-            "mq: interrupted; the board was stopped and its lock released",
-            EXIT_INTERRUPTED,
-        ),
+        JobError::Interrupted => Failure::new("mq: interrupted", EXIT_INTERRUPTED),
         other => Failure::new(format!("mq: {other}"), EXIT_USAGE),
     }
 }
@@ -118,9 +115,18 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     let input: Option<Box<dyn std::io::Read + Send>> = (spec.reservation || spec.keep_alive)
         .then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>);
     let mut printer = Printer::new(interactive);
+    if spec.reuse_held_lock {
+        // -n: the lock was held before and stays held.
+        printer.system = spec.target.clone();
+        printer.acquired = true;
+        printer.reused_lock = true;
+    }
     let result = queue.run_job(spec, input, &cancel, &mut |event| printer.event(event));
     printer.finish();
-    result.map_err(job_failure)
+    result.map_err(|e| match e {
+        JobError::Interrupted => Failure::new(printer.interrupted(), EXIT_INTERRUPTED),
+        other => job_failure(other),
+    })
 }
 
 /// Prints a job's events with mq.sh's lines.
@@ -131,9 +137,38 @@ struct Printer {
     raw: Option<RawMode>,
     interactive: bool,
     last_upload_draw: Option<Instant>,
+    /// How far the job got, for what an interrupt says was undone.
+    acquired: bool,
+    started: bool,
+    reused_lock: bool,
 }
 
 impl Printer {
+    /// What an interrupt did, by how far the job had got (mq-core cleans up
+    /// every path: a wait is ended on the host, a held lock released, a
+    /// started board powered off by its runner).
+    fn interrupted(&self) -> String {
+        let system = &self.system;
+        if self.reused_lock {
+            let what = if self.started {
+                "was stopped"
+            } else {
+                "was not started"
+            };
+            format!(
+                "mq: interrupted; {system} {what}, and its lock (taken before, -n) is still held"
+            )
+        } else if system.is_empty() {
+            "mq: interrupted before any lock was asked for; nothing changed on the host".into()
+        } else if !self.acquired {
+            format!("mq: interrupted while waiting for {system}; the wait was ended and no lock was taken")
+        } else if !self.started {
+            format!("mq: interrupted before {system} was started; its lock was released")
+        } else {
+            format!("mq: interrupted; {system} was stopped and its lock released")
+        }
+    }
+
     fn new(interactive: bool) -> Printer {
         Printer {
             waiting: None,
@@ -142,6 +177,9 @@ impl Printer {
             raw: None,
             interactive,
             last_upload_draw: None,
+            acquired: false,
+            started: false,
+            reused_lock: false,
         }
     }
 
@@ -173,6 +211,7 @@ impl Printer {
                 }
             }
             JobEvent::Acquired { .. } => {
+                self.acquired = true;
                 if let Some(w) = self.waiting.take() {
                     w.finish();
                 }
@@ -198,6 +237,7 @@ impl Printer {
                 }
             }
             JobEvent::Reserved { system } => {
+                self.started = true;
                 let _ = writeln!(out, "This is a reservation. You now own {system} and");
                 let _ = writeln!(
                     out,
@@ -208,6 +248,7 @@ impl Printer {
                 let _ = writeln!(out, "Attempting to power off machine now that you are done");
             }
             JobEvent::Console(bytes) => {
+                self.started = true;
                 if self.upload_line {
                     eprint!("\r\x1b[K");
                     self.upload_line = false;

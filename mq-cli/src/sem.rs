@@ -42,12 +42,11 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
         Some(text) => match text.parse::<u64>() {
             Ok(n) if n <= MAX_SECONDS => n,
             _ => {
+                // mq.sh's own line, which scripts may know.
                 return Err(Failure::stdout(
-                    format!(
-                        "-T <timeout> requires a whole number of seconds, 0 (never reclaimed) to {MAX_SECONDS}"
-                    ),
+                    "-T <timeout> requires a positive integer",
                     EXIT_USAGE,
-                ))
+                ));
             }
         },
     };
@@ -488,7 +487,7 @@ mod tests {
             retries: r.map(Into::into),
             timeout: t.map(Into::into),
         };
-        for bad in ["0", "-5", "x", "1.5"] {
+        for bad in ["-5", "x", "1.5", "315360001"] {
             let f = check(&opts(Some(bad), None, None, "0")).err().unwrap();
             assert_eq!(
                 f.stdout.as_deref(),
@@ -503,5 +502,13 @@ mod tests {
             .ok()
             .unwrap();
         assert_eq!((ok.timeout, ok.retry_seconds, ok.retries), (30, 2, -1));
+        // 0 is mq.sh's own default: never reclaimed.
+        assert_eq!(
+            check(&opts(Some("0"), None, None, "0"))
+                .ok()
+                .unwrap()
+                .timeout,
+            0
+        );
     }
 }

@@ -346,7 +346,9 @@ fn every_check_fails_before_anything_happens_on_the_host() {
         assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
         assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.stderr);
         assert!(
-            r.stderr.contains("whole number") || r.stdout.contains("whole number"),
+            r.stderr.contains("whole number")
+                || r.stdout.contains("whole number")
+                || r.stdout.contains("requires a positive integer"),
             "{args:?}: {}{}",
             r.stdout,
             r.stderr
@@ -900,4 +902,50 @@ fn sigkill_on_the_local_transport_ends_the_job_and_the_wait() {
         !t.lab.base.join("skylake.lock").exists(),
         "the killed waiter never took the lock"
     );
+}
+
+#[test]
+fn a_board_that_ignores_its_timeout_is_stopped_at_mq_s_own_deadline() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image("deaf.elf", &["@deaf", "Booting", "@hang"]);
+    let started = Instant::now();
+    let r = t.run("sabre", "never printed", &[&image], &["-d", "1"]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("[[Timeout]]"), "{}", r.stdout);
+    assert!(r.stderr.contains("does not honour -t"), "{}", r.stderr);
+    // -d 1 plus mq's documented 60 s margin.
+    assert!(
+        took >= Duration::from_secs(60) && took < Duration::from_secs(90),
+        "{took:?}"
+    );
+    assert!(eventually(Duration::from_secs(5), || t
+        .lab
+        .board_file("sabre", "hup")));
+    t.assert_clean(0);
+}
+
+#[test]
+fn every_text_the_old_client_accepts_is_accepted() {
+    let Some(t) = Lab::start(1) else { return };
+    // POSIX EREs as the runner greps them: braces that start no interval,
+    // brackets, word boundaries; and a back-reference mq cannot follow.
+    for (text, warned) in [
+        (r#"{"result":"pass"}"#, false),
+        ("{", false),
+        (r"[[:digit:]]+ tests passed", false),
+        (r"(a)\1", true),
+    ] {
+        // The test boards grep -F: the text itself ends their run.
+        let image = t.image("ere.elf", &["booting", "42 tests passed", text]);
+        let r = t.run("sabre", text, &[&image], &["-d", "20"]);
+        assert_eq!(r.code, 0, "{text}: {}{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.stderr.contains("back-reference"),
+            warned,
+            "{text}: {}",
+            r.stderr
+        );
+    }
+    t.assert_clean(0);
 }

@@ -170,7 +170,7 @@ fn bad_input_fails_before_connecting() {
         .starts_with("System or pool 'nosuch' does not exist. Valid systems are\n"));
     for (args, message) in [
         (
-            &["sem", "-wait", "sabre", "-T", "0"][..],
+            &["sem", "-wait", "sabre", "-T", "-1"][..],
             "-T <timeout> requires a positive integer",
         ),
         (

@@ -35,6 +35,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod ere;
 pub mod markers;
 pub mod matcher;
 pub mod session;

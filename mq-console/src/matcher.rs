@@ -92,6 +92,7 @@ pub enum PatternError {
 pub struct MatcherBuilder {
     patterns: Vec<(Kind, String)>,
     literal: bool,
+    notes: Vec<String>,
 }
 
 impl MatcherBuilder {
@@ -119,28 +120,36 @@ impl MatcherBuilder {
         self
     }
 
-    /// A completion text as `mq run -c` and board runners take it: a regular
-    /// expression, and also the same text literally, so that `(10 tests)`
-    /// matches itself whatever the other side makes of it.
+    /// A completion text as `mq run -c` and board runners take it: a POSIX
+    /// extended regular expression (as the runner greps it, see
+    /// [`crate::ere`]), and also the same text literally, so that `(10
+    /// tests)` matches itself whatever the other side makes of it. A text
+    /// mq cannot express (a back-reference) is matched literally only, and
+    /// [`Matcher::notes`] says that the runner's verdict decides.
     pub fn completion_text(self, text: &str) -> MatcherBuilder {
-        let literal = regex::escape(text);
-        let b = self.completion(text);
-        if literal == text {
-            b
-        } else {
-            b.completion(&literal)
-        }
+        self.text(Kind::Completion, "completion", text)
     }
 
     /// An error text, as [`MatcherBuilder::completion_text`] takes a completion text.
     pub fn error_text(self, text: &str) -> MatcherBuilder {
+        self.text(Kind::Error, "error", text)
+    }
+
+    fn text(mut self, kind: Kind, what: &str, text: &str) -> MatcherBuilder {
         let literal = regex::escape(text);
-        let b = self.error(text);
-        if literal == text {
-            b
-        } else {
-            b.error(&literal)
+        match crate::ere::translate(text) {
+            Ok(pattern) => {
+                if pattern != literal {
+                    self.patterns.push((kind.clone(), pattern));
+                }
+            }
+            Err(why) => self.notes.push(format!(
+                "the {what} text '{text}' uses {why}, which mq's matcher cannot follow: \
+                 mq matches it literally and otherwise goes by the board runner's verdict"
+            )),
         }
+        self.patterns.push((kind, literal));
+        self
     }
 
     /// A known marker: a pattern and its label.
@@ -200,6 +209,7 @@ impl MatcherBuilder {
         };
         let count = compiled.len();
         Ok(Matcher {
+            notes: self.notes,
             kinds: self.patterns.into_iter().map(|(k, _)| k).collect(),
             regexes: compiled,
             any,
@@ -242,6 +252,8 @@ enum Escape {
 /// The incremental matcher; see the module docs for its rules.
 #[derive(Debug)]
 pub struct Matcher {
+    /// What the builder could not follow (see [`Matcher::notes`]).
+    notes: Vec<String>,
     kinds: Vec<Kind>,
     regexes: Vec<Regex>,
     any: Option<Regex>,
@@ -264,6 +276,12 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Texts mq cannot match as the runner does (back-references), one
+    /// sentence each; empty almost always.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     /// Feeds a chunk; returns the matches it completed, in stream order.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Match> {
         let mut found = Vec::new();

@@ -32,6 +32,9 @@ use crate::queue::{open_transport, MachineQueue, QueueError};
 /// Seconds added to the completion timeout for the lock's reclaim timeout,
 /// covering the upload and the runner's own start-up and power-off.
 pub const RECLAIM_MARGIN: u64 = 300;
+/// How long past `-d` mq waits for a board's runner to end by itself before
+/// stopping it (its own deadline, for runners that do not honour `-t`).
+pub const CLIENT_DEADLINE_MARGIN: Duration = Duration::from_secs(60);
 /// How often a run with a reclaim timeout touches its lock while it lives
 /// (see [`mq_lock::Kept`]): a waiter reclaims a lock by its age, so a live
 /// run is never reclaimed however long its upload or board takes, and a
@@ -197,6 +200,10 @@ pub struct JobReport {
     pub markers: Vec<Match>,
     /// Bytes of console output.
     pub console_bytes: u64,
+    /// What mq could not follow of the job as given (a completion text with
+    /// a back-reference: the runner's verdict decided), one sentence each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Why a job did not run to its end.
@@ -540,6 +547,10 @@ impl MachineQueue {
         check_options(spec)?;
         // Compiled once: checked here, used on the console.
         let matcher = pattern_matcher(spec)?;
+        let notes = matcher.notes().to_vec();
+        for note in &notes {
+            events(JobEvent::Warning(note));
+        }
         let choice = self.choose(&spec.target)?;
         let system = self
             .inventory()
@@ -639,6 +650,7 @@ impl MachineQueue {
         report.lock_wait = lock_wait;
         report.finish += cleanup_took;
         report.total = started.elapsed();
+        report.notes = notes;
         Ok(report)
     }
 
@@ -694,6 +706,7 @@ impl MachineQueue {
             log: None,
             markers: Vec::new(),
             console_bytes: 0,
+            notes: Vec::new(),
         };
 
         if spec.reservation {
@@ -832,7 +845,9 @@ impl MachineQueue {
         let options = SessionOptions {
             // The runner enforces -t; this only guards against a runner that
             // never ends.
-            timeout: spec.timeout.map(|t| Duration::from_secs(t + 60)),
+            timeout: spec
+                .timeout
+                .map(|t| Duration::from_secs(t) + CLIENT_DEADLINE_MARGIN),
             until_closed: true,
             keep_alive: keep,
             interrupt: Some(cancel.flag()),
@@ -872,6 +887,17 @@ impl MachineQueue {
         // hangs the runner up; the run itself completed.
         let exit_code = if report.detached && matches!(report.outcome, Outcome::Completed { .. }) {
             0
+        } else if let (Outcome::Timeout { .. }, Some(timeout)) = (&report.outcome, spec.timeout) {
+            // mq's own deadline: the runner did not end within -d plus
+            // CLIENT_DEADLINE_MARGIN (it does not honour -t). Say so as the
+            // runner would have, with the documented timeout status.
+            events(JobEvent::Console(b"\r\n[[Timeout]]\r\n"));
+            let text = format!(
+                "the board did not end within -d {timeout} s + {} s (its reboot program does not honour -t); mq stopped it",
+                CLIENT_DEADLINE_MARGIN.as_secs()
+            );
+            events(JobEvent::Warning(&text));
+            mq_console::EXIT_TIMEOUT
         } else {
             status.shell_code()
         };

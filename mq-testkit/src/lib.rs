@@ -520,7 +520,7 @@ impl LabHost {
 /// The uploaded images are the console script: every line is printed (and
 /// logged) in turn, kernel first, except these directives:
 /// `@sleep N` pauses, `@hang` prints nothing more, `@exit N` makes the board
-/// die with status N. The completion text ends the run with 0, the error text
+/// die with status N, `@deaf` makes it ignore `-t` from then on. The completion text ends the run with 0, the error text
 /// with 3, the timeout with `[[Timeout]]` and 4; with `-a` the board then
 /// echoes what is typed (`echo: LINE`) until its input ends. Each machine's
 /// directory records `last-args` (NUL-separated), `pid`, `hup` (hung up) and
@@ -565,6 +565,7 @@ script="$dir/console.$$"
 while IFS= read -r line <&3 || [ -n "$line" ]; do
   case "$line" in
     "@sleep "*) pause "${line#@sleep }"; continue ;;
+    "@deaf") to=-1; continue ;;
     "@hang") rm -f "$script"; hang ;;
     "@exit "*) rm -f "$script"; exit "${line#@exit }" ;;
   esac

@@ -1178,14 +1178,7 @@ impl PtyProcess for SshPty {
     }
 
     fn hangup(&mut self) -> Result<()> {
-        if !self.closed {
-            self.closed = true;
-            // Closing the channel makes sshd close the pty: SIGHUP remotely.
-            let conn = &self.conn;
-            let channel = &mut self.channel;
-            conn.retry("closing the console", || channel.close())?;
-        }
-        Ok(())
+        self.hang_up_within(HANGUP_LIMIT)
     }
 
     fn wait(&mut self) -> Result<ExitStatus> {
@@ -1242,24 +1235,42 @@ impl PtyProcess for SshPty {
 
 impl Drop for SshPty {
     fn drop(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
         // Hang the remote side up now rather than when the connection ends,
         // but never wait long on a connection that may be gone.
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let _ = self.hang_up_within(Duration::from_secs(2));
+    }
+}
+
+/// How long a hangup waits for the remote side to end.
+const HANGUP_LIMIT: Duration = Duration::from_secs(10);
+
+impl SshPty {
+    /// Hangs the remote side up as the terminal's user would: ^C first (the
+    /// line discipline sends SIGINT to the foreground job, as `ssh -t`
+    /// passes a user's ^C; sshd does not hang a pty up on a channel close
+    /// alone while its process lives), then the channel is closed, waiting
+    /// up to `limit` for the remote end to close it too.
+    fn hang_up_within(&mut self, limit: Duration) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let deadline = Instant::now() + limit;
+        // Best effort: a full window or a dead connection only means the
+        // close below decides.
+        let _ = self.channel.write(b"\x03");
+        let _ = self.channel.flush();
         loop {
             match self.channel.close() {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(e) => {
-                    if self.conn.classify("", e).is_some() {
-                        return;
+                    if let Some(error) = self.conn.classify("closing the console", e) {
+                        return Err(error);
                     }
                 }
             }
-            if !matches!(self.conn.wait(Some(deadline)), Ok(true)) {
-                return;
+            if !self.conn.wait(Some(deadline))? {
+                return Ok(());
             }
         }
     }
