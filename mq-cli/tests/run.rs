@@ -949,3 +949,106 @@ fn every_text_the_old_client_accepts_is_accepted() {
     }
     t.assert_clean(0);
 }
+
+/// Spawns `mq run -a` on a board that completes and then echoes its input,
+/// with mq's stdin a pipe kept open; returns once the completion text showed.
+fn keep_alive_run(t: &Lab, mut command: Command) -> (Child, std::process::ChildStdin) {
+    let image = t.image("alive.elf", &["booting", "All is well in the universe"]);
+    command.args([
+        "run",
+        "-a",
+        "-s",
+        "sabre",
+        "-c",
+        "All is well",
+        "-f",
+        image.to_str().unwrap(),
+    ]);
+    command.stdin(Stdio::piped());
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("All is well") {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("All is well"), "{seen}");
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    (child, stdin)
+}
+
+fn wait_within(child: Child, limit: Duration) -> (Option<i32>, String) {
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(took < limit, "took {took:?}: {stderr}");
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn signals_and_detach_after_the_completion_text_end_promptly() {
+    let Some(t) = Lab::start(1) else { return };
+    let command = || {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        t.lab.configure(&mut c, t.user(0), t.home.path());
+        c
+    };
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        let (child, _stdin) = keep_alive_run(&t, command());
+        mq_testkit::signal(child.id(), signal);
+        let (code, stderr) = wait_within(child, Duration::from_secs(5));
+        assert_eq!(code, Some(130), "{signal:?}: {stderr}");
+        assert!(
+            stderr.contains("interrupted; sabre was stopped"),
+            "{signal:?}: {stderr}"
+        );
+        t.assert_clean(0);
+    }
+    // Ctrl-] detaches: the run had completed.
+    let (child, mut stdin) = keep_alive_run(&t, command());
+    stdin.write_all(&[0x1d]).unwrap();
+    stdin.flush().unwrap();
+    let (code, stderr) = wait_within(child, Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{stderr}");
+    t.assert_clean(0);
+}
+
+#[test]
+fn an_interrupt_is_an_interrupt_with_the_system_ssh_client_too() {
+    let Some(t) = Lab::start(1) else { return };
+    let control = tempfile::tempdir().unwrap();
+    let command = || {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        t.lab.configure(&mut c, t.user(0), t.home.path());
+        c.env("MQ_TRANSPORT", "openssh")
+            .env("XDG_RUNTIME_DIR", control.path());
+        // A group of its own, as a shell's job: a terminal's ^C goes to it.
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c
+    };
+    let (child, _stdin) = keep_alive_run(&t, command());
+    // As a terminal's ^C does: the signal reaches mq's whole process group.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    let (code, stderr) = wait_within(child, Duration::from_secs(8));
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(!stderr.contains("lost"), "{stderr}");
+    t.assert_clean(0);
+    // Stop the ControlMaster mq left for the next command (ControlPersist).
+    let dir = control.path().display().to_string();
+    for (pid, _) in mq_testkit::processes_matching(&dir) {
+        mq_testkit::signal(pid, Signal::SIGTERM);
+    }
+}

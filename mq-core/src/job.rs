@@ -862,21 +862,36 @@ impl MachineQueue {
             error: None,
         };
         let report = session.run(&mut console);
+        // An interrupt is an interrupt on every transport: with the system
+        // ssh client, the signal may reach ssh too and end its connection
+        // before mq hangs the console up.
+        let interrupted = |e: TransportError| {
+            if cancel.is_cancelled() {
+                JobError::Interrupted
+            } else {
+                JobError::Transport(e)
+            }
+        };
         if let Some(e) = console.error.take() {
-            return Err(JobError::Transport(e));
+            return Err(interrupted(e));
         }
         let report = report.map_err(|e| JobError::Check(format!("console: {e}")))?;
+        // An interrupt after the completion text (a keep-alive console, or
+        // a runner still powering off) stops the board all the same.
         let finished = !matches!(
             report.outcome,
             Outcome::Interrupted | Outcome::Timeout { .. }
-        ) && !report.detached;
+        ) && !report.detached
+            && !cancel.is_cancelled();
         if !finished {
-            process.hangup()?;
+            process.hangup().map_err(interrupted)?;
         }
-        let status = process.wait()?;
+        let status = process.wait().map_err(interrupted)?;
         let run = run_started.elapsed();
         let console_ended = Instant::now();
-        if matches!(report.outcome, Outcome::Interrupted) && !report.detached {
+        if (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
+            && !report.detached
+        {
             return Err(JobError::Interrupted);
         }
 

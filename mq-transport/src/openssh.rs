@@ -10,6 +10,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -113,6 +114,10 @@ impl OpensshTransport {
 
     fn ssh(&self) -> Command {
         let mut cmd = Command::new(&self.options.program);
+        // A process group of its own: a ^C on mq's terminal goes to mq,
+        // which hangs the console up in order, not to ssh, which would end
+        // the connection under it.
+        cmd.process_group(0);
         cmd.args(config_args(&self.options))
             .arg("-o")
             .arg(format!("ControlPath={}", self.control_path.display()))
@@ -374,6 +379,17 @@ impl PtyProcess for OpensshPty {
     }
 
     fn hangup(&mut self) -> Result<()> {
+        // ^C on the remote terminal first (ssh -tt passes it through; the
+        // remote line discipline makes it SIGINT), as a user of mq.sh would
+        // stop a board; then, if ssh has not ended within a few seconds,
+        // ssh itself is stopped.
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(b"\x03").and_then(|()| stdin.flush());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         self.stdin = None;
         self.stdout = None;
         if let Ok(None) = self.child.try_wait() {

@@ -1245,21 +1245,35 @@ impl Drop for SshPty {
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);
 
 impl SshPty {
-    /// Hangs the remote side up as the terminal's user would: ^C first (the
-    /// line discipline sends SIGINT to the foreground job, as `ssh -t`
-    /// passes a user's ^C; sshd does not hang a pty up on a channel close
-    /// alone while its process lives), then the channel is closed, waiting
-    /// up to `limit` for the remote end to close it too.
+    /// Hangs the remote side up as the terminal's user would: ^C (the line
+    /// discipline sends SIGINT to the foreground job, as `ssh -t` passes a
+    /// user's ^C; sshd does not hang a pty up on a channel close while its
+    /// process lives), then waits up to `limit` for the remote end to finish
+    /// (its output is drained and dropped), then closes the channel.
     fn hang_up_within(&mut self, limit: Duration) -> Result<()> {
         if self.closed {
             return Ok(());
         }
-        self.closed = true;
         let deadline = Instant::now() + limit;
         // Best effort: a full window or a dead connection only means the
-        // close below decides.
+        // deadline decides.
         let _ = self.channel.write(b"\x03");
-        let _ = self.channel.flush();
+        let mut scratch = [0u8; 4096];
+        while !self.channel.eof() {
+            match self.channel.read(&mut scratch) {
+                Ok(0) if self.channel.eof() => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    if self.conn.classify_io("", e).is_some() {
+                        break;
+                    }
+                }
+            }
+            if !matches!(self.conn.wait(Some(deadline)), Ok(true)) {
+                break;
+            }
+        }
+        self.closed = true;
         loop {
             match self.channel.close() {
                 Ok(()) => return Ok(()),
