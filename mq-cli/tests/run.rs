@@ -1052,3 +1052,16 @@ fn an_interrupt_is_an_interrupt_with_the_system_ssh_client_too() {
         mq_testkit::signal(pid, Signal::SIGTERM);
     }
 }
+
+#[test]
+fn a_completion_text_of_40_kb_is_carried_to_the_board() {
+    let Some(t) = Lab::start(1) else { return };
+    let text: String = (0..4000).map(|i| format!("tok{i:05}-")).collect();
+    assert!(text.len() > 35_000);
+    let image = t.image("long.elf", &["booting", &text]);
+    let r = t.run("sabre", &text, &[&image], &["-d", "30"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let args = t.lab.last_args("sabre");
+    assert!(args.iter().any(|a| a == &text), "the runner got -c intact");
+    t.assert_clean(0);
+}

@@ -376,6 +376,34 @@ fn check_log_path(path: &Path) -> Result<(), JobError> {
     }
 }
 
+/// The longest board invocation sent inline in the exec request.
+const MAX_INLINE_COMMAND: usize = 16 * 1024;
+
+/// Puts `text` into the file `remote` on the host (through a private local
+/// file, since transports copy files).
+fn upload_text(host: &dyn Transport, text: &str, remote: &str) -> Result<(), JobError> {
+    use std::io::Write;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let local = std::env::temp_dir().join(format!("mq-invocation-{}-{nanos}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&local)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&local);
+        return Err(JobError::Check(format!(
+            "cannot write {}: {e}",
+            local.display()
+        )));
+    }
+    let sent = host.upload(&local, remote, &mut |_, _| true);
+    let _ = std::fs::remove_file(&local);
+    Ok(sent?)
+}
+
 /// After the run, the runner's own log (complete even where the console
 /// lost bytes) replaces what mq wrote live, written through the path the
 /// user named as `scp` would: the same file truncated and rewritten, never a
@@ -819,6 +847,17 @@ impl MachineQueue {
         if spec.keep_alive {
             cmd.push_str(" -a -i");
         }
+
+        // An exec request carries a command of at most about 32 KiB
+        // (OpenSSH's packet limit); a longer invocation (a huge -c) goes up
+        // as a script in the run's directory, and the pty runs that.
+        let cmd = if cmd.len() > MAX_INLINE_COMMAND {
+            let script = format!("{dir}/invocation");
+            upload_text(host.as_ref(), &cmd, &script)?;
+            format!("exec sh {}", quote(&script))
+        } else {
+            cmd
+        };
 
         let mut local_log = match &spec.log {
             Some(path) => Some(std::fs::File::create(path).map_err(|e| {
