@@ -1186,23 +1186,9 @@ impl PtyProcess for SshPty {
         let deadline = Instant::now() + Duration::from_secs(10);
         let hung_up = self.closed;
         // The output ends when the command exits (or, hung up, is killed).
-        let mut scratch = [0u8; 4096];
-        while !self.channel.eof() {
-            match self.channel.read(&mut scratch) {
-                Ok(0) if self.channel.eof() => break,
-                Ok(_) => continue,
-                Err(e) => {
-                    if let Some(error) = conn.classify_io("finishing the console", e) {
-                        if hung_up {
-                            break;
-                        }
-                        return Err(error);
-                    }
-                }
-            }
-            if !conn.wait(Some(deadline))? {
-                break;
-            }
+        match self.drain_to_eof(deadline) {
+            Err(e) if !hung_up => return Err(e),
+            _ => {}
         }
         if !self.closed {
             self.closed = true;
@@ -1245,6 +1231,27 @@ impl Drop for SshPty {
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);
 
 impl SshPty {
+    /// Reads and drops the output until the remote end's EOF (its command
+    /// ended) or `deadline`; an error when the connection failed on the way.
+    fn drain_to_eof(&mut self, deadline: Instant) -> Result<()> {
+        let mut scratch = [0u8; 4096];
+        while !self.channel.eof() {
+            match self.channel.read(&mut scratch) {
+                Ok(0) if self.channel.eof() => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    if let Some(error) = self.conn.classify_io("finishing the console", e) {
+                        return Err(error);
+                    }
+                }
+            }
+            if !self.conn.wait(Some(deadline))? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Hangs the remote side up as the terminal's user would: ^C (the line
     /// discipline sends SIGINT to the foreground job, as `ssh -t` passes a
     /// user's ^C; sshd does not hang a pty up on a channel close while its
@@ -1258,21 +1265,7 @@ impl SshPty {
         // Best effort: a full window or a dead connection only means the
         // deadline decides.
         let _ = self.channel.write(b"\x03");
-        let mut scratch = [0u8; 4096];
-        while !self.channel.eof() {
-            match self.channel.read(&mut scratch) {
-                Ok(0) if self.channel.eof() => break,
-                Ok(_) => continue,
-                Err(e) => {
-                    if self.conn.classify_io("", e).is_some() {
-                        break;
-                    }
-                }
-            }
-            if !matches!(self.conn.wait(Some(deadline)), Ok(true)) {
-                break;
-            }
-        }
+        let _ = self.drain_to_eof(deadline);
         self.closed = true;
         loop {
             match self.channel.close() {
