@@ -96,10 +96,15 @@ impl Lab {
         path
     }
 
+    /// The QEMU of the runner that holds `board` (the kernel's lock table
+    /// names the runner).
     fn qemu_pid(&self, board: &str) -> Option<u32> {
-        std::fs::read_to_string(self.path(&format!("state/{board}.pid")))
-            .ok()
-            .and_then(|p| p.trim().parse().ok())
+        let lock = mq_lab::runner::BoardLock::path(&self.path("state"), board);
+        let runner = mq_lab::runner::lock_holder(&lock)? as u32;
+        mq_testkit::children_of(runner).into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("qemu-system"))
+        })
     }
 }
 
@@ -466,4 +471,318 @@ fn a_command_board_is_staged_powered_watched_and_powered_off() {
         std::fs::read_to_string(state.join("power")).unwrap(),
         "off\non\noff\n"
     );
+}
+
+/// `mq board reboot --lab LAB --board BOARD ARGS...`.
+fn board_reboot(lab: &Path, board: &str, args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+    cmd.args(["board", "reboot", "--lab"])
+        .arg(lab)
+        .args(["--board", board])
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A command board whose power, staging and console are files in `state`.
+fn command_board(dir: &Path, power_on: &str) -> (PathBuf, PathBuf) {
+    let state = dir.join("board-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let s = state.display();
+    let lab = dir.join("lab.conf");
+    std::fs::write(
+        &lab,
+        format!(
+            "[board bench1]\nkind = command\n\
+             power_on = {power_on}\n\
+             power_off = echo off >> {s}/power\n\
+             stage = cp {{kernel}} {s}/staged\n\
+             console = cat {s}/staged; exec sleep 41.3\n"
+        ),
+    )
+    .unwrap();
+    (lab, state)
+}
+
+#[test]
+fn shutdown_kills_only_the_runner_that_holds_the_board() {
+    let Some(lab) = Lab::init() else { return };
+    let conf = lab.path("lab.conf");
+    // state/ is sticky: one user cannot remove another's board lock.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(lab.path("state"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o1777, 0o1777);
+
+    // A planted pid file (an old runner's, or an attacker's) kills nothing.
+    let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(lab.path("state/qemu-x86-1.pid"), bystander.id().to_string()).unwrap();
+    let out = board_reboot(&conf, "qemu-x86-1", &["--shutdown".as_ref()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        mq_testkit::alive(bystander.id()),
+        "an unrelated process was killed"
+    );
+    std::fs::write(lab.path("state/qemu-x86-1.pid"), "-1").unwrap();
+    let out = board_reboot(&conf, "qemu-x86-1", &["--shutdown".as_ref()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(mq_testkit::alive(bystander.id()));
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+
+    // A running board: a second runner is refused at once, naming the first;
+    // --shutdown stops the first (and its QEMU).
+    let quiet = lab.rootserver("quiet", "waiting for ever\r\n");
+    let args = lab.run_args("qemu_x86_1", "never printed", &quiet);
+    let child = spawn_until(lab.mq(&strs(&args)), "dropped to user space");
+    let qemu = lab.qemu_pid("qemu-x86-1").expect("QEMU runs");
+    let kernel = lab.path("images/kernel.elf");
+    let started = Instant::now();
+    let second = board_reboot(
+        &conf,
+        "qemu-x86-1",
+        &[
+            "-c".as_ref(),
+            "x".as_ref(),
+            "-k".as_ref(),
+            kernel.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(second.status.code(), Some(6));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "refused at once"
+    );
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("is in use by the runner with pid"), "{err}");
+    assert!(mq_testkit::alive(qemu), "the first board runs on");
+
+    let out = board_reboot(&conf, "qemu-x86-1", &["--shutdown".as_ref()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("powered off"));
+    assert!(
+        !mq_testkit::alive(qemu),
+        "QEMU is gone once --shutdown returns"
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn template_values_are_substituted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (conf, state) = command_board(dir.path(), "echo on >> STATE/power");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, text.replace("STATE", &state.display().to_string())).unwrap();
+    // A value that holds another placeholder, and shell text after it.
+    let img = dir.path().join("img");
+    std::fs::create_dir(&img).unwrap();
+    let kernel = img.join("{log}");
+    std::fs::write(&kernel, "All is well\n").unwrap();
+    let log = dir.path().join("y;touch PWNED;");
+    let out = board_reboot(
+        &conf,
+        "bench1",
+        &[
+            "-c".as_ref(),
+            "All is well".as_ref(),
+            "-t".as_ref(),
+            "20".as_ref(),
+            "-k".as_ref(),
+            kernel.as_os_str(),
+            "-l".as_ref(),
+            log.as_os_str(),
+        ],
+    )
+    .current_dir(dir.path())
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("PWNED").exists(), "a value ran as shell");
+    assert_eq!(
+        std::fs::read_to_string(state.join("staged")).unwrap(),
+        "All is well\n"
+    );
+
+    // A placeholder inside double quotes is refused before the board is touched.
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace("cp {kernel}", "cp \"{kernel}\""),
+    )
+    .unwrap();
+    std::fs::write(state.join("power"), "").unwrap();
+    let out = board_reboot(
+        &conf,
+        "bench1",
+        &[
+            "-c".as_ref(),
+            "x".as_ref(),
+            "-k".as_ref(),
+            kernel.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside double quotes"));
+    assert_eq!(
+        std::fs::read_to_string(state.join("power")).unwrap(),
+        "",
+        "untouched"
+    );
+}
+
+#[test]
+fn a_board_is_never_left_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    std::fs::write(&image, "booting\n").unwrap();
+    // A bad text is refused before the board is touched.
+    let (conf, state) = command_board(dir.path(), "true");
+    let out = board_reboot(
+        &conf,
+        "bench1",
+        &[
+            "-c".as_ref(),
+            "(".as_ref(),
+            "-k".as_ref(),
+            image.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(!state.join("power").exists(), "not touched");
+    assert!(mq_testkit::processes_matching("sleep 41.3").is_empty());
+    // A failing power-on stops the console and powers off again.
+    let (conf, state) = command_board(dir.path(), "echo nope >&2; exit 3");
+    let out = board_reboot(
+        &conf,
+        "bench1",
+        &[
+            "-c".as_ref(),
+            "x".as_ref(),
+            "-k".as_ref(),
+            image.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exit status: 3: nope"), "{err}");
+    assert!(
+        eventually(Duration::from_secs(3), || mq_testkit::processes_matching(
+            "sleep 41.3"
+        )
+        .is_empty()),
+        "the console was left running"
+    );
+    assert!(std::fs::read_to_string(state.join("power"))
+        .unwrap()
+        .ends_with("off\noff\n"));
+    // Out-of-range timeouts are refused, not a panic.
+    let out = board_reboot(
+        &conf,
+        "bench1",
+        &[
+            "-c".as_ref(),
+            "x".as_ref(),
+            "-t".as_ref(),
+            "18446744073709551615".as_ref(),
+            "-k".as_ref(),
+            image.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_failing_power_off_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let (conf, _state) = command_board(dir.path(), "true");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("power_off") {
+                "power_off = exit 7"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&conf, text + "\n").unwrap();
+    let image = dir.path().join("image");
+    std::fs::write(&image, "All is well\n").unwrap();
+    let out = board_reboot(
+        &conf,
+        "bench1",
+        &[
+            "-c".as_ref(),
+            "All is well".as_ref(),
+            "-k".as_ref(),
+            image.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("may still be on"), "{err}");
+}
+
+#[test]
+fn lab_init_refuses_no_boards_and_keeps_an_existing_directory_s_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("mine");
+    std::fs::create_dir(&target).unwrap();
+    mq_testkit::set_mode(&target, 0o700);
+    let out = Command::new(assert_cmd::cargo::cargo_bin("mq"))
+        .args(["lab", "init", "--boards", "0"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let out = Command::new(assert_cmd::cargo::cargo_bin("mq"))
+        .args(["lab", "init"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
 }

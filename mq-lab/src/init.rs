@@ -4,7 +4,7 @@
 //! DIR/lab.conf                 the lab file: QEMU boards qemu-x86-1, qemu-x86-2, qemu-arm-1
 //! DIR/base/VERSION             the lock directory (BASE), protocol 5
 //! DIR/tftpboot/BOARD/reboot    per-board wrappers: mq board reboot --lab ... --board BOARD
-//! DIR/state/                   running emulators' pids (for --shutdown)
+//! DIR/state/                   the runners' board locks (one runner per board; --shutdown)
 //! DIR/inventory/systems.tsv    systems qemu_x86_1, qemu_x86_2 (two-file x86 boards) and
 //!                              qemu_arm_1 (a one-file AArch64 board)
 //! DIR/inventory/pools.tsv      pool qemu_x86_pool of both
@@ -79,8 +79,13 @@ fn write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// Makes `path` with `mode`; a directory that exists already keeps its own
+/// mode (the user's directory is not ours to open up).
 fn dir(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    if path.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
@@ -107,6 +112,12 @@ fn write_wrapper(root: &Path, lab_file: &Path, mq: &Path, machine: &str) -> std:
 pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
     let root = std::path::absolute(root)?;
     let lab_file = root.join("lab.conf");
+    if boards == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a lab needs at least one x86 board (--boards 1 or more)",
+        ));
+    }
     if lab_file.exists() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
@@ -117,7 +128,9 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
     // Shared like a lab host's: anyone may lock, and force a release.
     dir(&root.join("base"), 0o777)?;
     write(&root.join("base/VERSION"), b"5\n", 0o644)?;
-    dir(&root.join("state"), 0o777)?;
+    // Every user's runner takes its board's lock here; the sticky bit keeps
+    // one user from removing or replacing another's lock file.
+    dir(&root.join("state"), 0o1777)?;
 
     let mut conf =
         String::from("# mq lab file: one [board NAME] section per board (see mq board --help).\n");
@@ -125,7 +138,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
         "name\tmachine\tarch\tsel4_plat\tisa\tsoc\tcpu\tcores\tram\tmax_clk\tnum_files\tnum_files_linux\tpxe_linux\tdtb\n",
     );
     let mut systems = Vec::new();
-    for n in 1..=boards.max(1) {
+    for n in 1..=boards {
         let machine = format!("qemu-x86-{n}");
         let system = format!("qemu_x86_{n}");
         conf.push_str(&format!(

@@ -61,14 +61,20 @@ pub struct RebootArgs {
 #[error("{0}")]
 pub struct RunnerError(pub String);
 
-/// Runs `board`; returns the exit code. `state` holds the pid of a running
-/// emulator (for `--shutdown`).
+/// The longest `-t` or `boot_timeout` the runner takes (ten years).
+pub const MAX_TIMEOUT_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// Runs `board`; returns the exit code. `state` is the lab's directory of
+/// board locks: a runner holds `state/BOARD.lock` (an exclusive `flock`) for
+/// as long as it runs, so a second runner on the same board is refused at
+/// once, and `--shutdown` stops exactly the runner the kernel says holds it.
+///
+/// Everything is checked before the board is touched (images, texts,
+/// templates, timeouts, the log); once the board is powered on, it is
+/// powered off on every path.
 pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, RunnerError> {
-    let pid_file = state.join(format!("{}.pid", board.name));
     if args.shutdown {
-        shutdown(board, &pid_file)?;
-        println!("[{}] powered off", board.name);
-        return Ok(0);
+        return shutdown(board, state);
     }
     let kernel = args
         .kernel
@@ -87,49 +93,13 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
             return Err(RunnerError(format!("no such image: {}", file.display())));
         }
     }
-    let interrupt = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupt));
+    for (what, seconds) in [("-t", args.timeout), ("boot_timeout", board.boot_timeout)] {
+        if seconds.is_some_and(|s| s > MAX_TIMEOUT_SECONDS) {
+            return Err(RunnerError(format!(
+                "{what} is at most {MAX_TIMEOUT_SECONDS} seconds"
+            )));
+        }
     }
-    let mut console = match &board.kind {
-        BoardKind::Qemu { program, .. } => {
-            let cmd = qemu_command(board, args).expect("a qemu board");
-            let mut console = BoardConsole::spawn(cmd, args.keep_alive)
-                .map_err(|e| RunnerError(format!("cannot start {program}: {e}")))?;
-            // An emulator has nothing to save: power it off at once.
-            console.gentle = false;
-            std::fs::write(&pid_file, console.child.id().to_string())
-                .map_err(|e| RunnerError(format!("{}: {e}", pid_file.display())))?;
-            console
-        }
-        BoardKind::Command {
-            power_on,
-            power_off,
-            stage,
-            console,
-        } => {
-            let fill = |template: &str| fill(template, board, args);
-            let _ = sh(&fill(power_off));
-            if let Some(stage) = stage {
-                sh(&fill(stage))
-                    .map_err(|e| RunnerError(format!("staging the images failed: {e}")))?;
-            }
-            let mut cmd = Command::new("sh");
-            cmd.arg("-c").arg(fill(console));
-            let attached = BoardConsole::spawn(cmd, args.keep_alive)
-                .map_err(|e| RunnerError(format!("cannot attach the console: {e}")))?;
-            if let Err(e) = sh(&fill(power_on)) {
-                let _ = sh(&fill(power_off));
-                return Err(RunnerError(format!("powering on failed: {e}")));
-            }
-            attached
-        }
-    };
-
     let mut matcher = MatcherBuilder::new().markers(&markers::sel4_pairs());
     if let Some(c) = args.completion.as_deref().filter(|c| !c.is_empty()) {
         matcher = matcher.completion_text(c);
@@ -138,12 +108,24 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         matcher = matcher.error_text(e);
     }
     let matcher = matcher.build().map_err(|e| RunnerError(e.to_string()))?;
+    let templates = Templates::fill(board, args)?;
+    let _hold = BoardLock::take(state, &board.name)?;
     let mut log = match &args.log {
         Some(path) => {
             Some(File::create(path).map_err(|e| RunnerError(format!("{}: {e}", path.display())))?)
         }
         None => None,
     };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupt));
+    }
+    let mut console = power_on(board, args, templates.as_ref())?;
+
     let keep_alive = args.keep_alive.then(|| KeepAlive {
         input: mq_transport::spawn_reader(Box::new(io::stdin())),
         detach: None,
@@ -164,11 +146,7 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
     }
     let report = session.run(&mut console);
     // Whatever happened, the board goes off.
-    console.stop();
-    if let BoardKind::Command { power_off, .. } = &board.kind {
-        let _ = sh(&fill(power_off, board, args));
-    }
-    let _ = std::fs::remove_file(&pid_file);
+    power_off(&mut console, &board.name, templates.as_ref());
     let report = report.map_err(|e| RunnerError(format!("console: {e}")))?;
     if let Some(marker) = report.outcome.ci_marker() {
         let line = format!("{marker}\r\n");
@@ -185,6 +163,164 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         started.elapsed().as_secs_f64()
     );
     Ok(report.outcome.exit_code())
+}
+
+/// A `command` board's templates, filled in (and so checked) before the
+/// board is touched.
+struct Templates {
+    power_on: String,
+    power_off: String,
+    stage: Option<String>,
+    console: String,
+}
+
+impl Templates {
+    fn fill(board: &Board, args: &RebootArgs) -> Result<Option<Templates>, RunnerError> {
+        let BoardKind::Command {
+            power_on,
+            power_off,
+            stage,
+            console,
+        } = &board.kind
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Templates {
+            power_on: fill(power_on, board, args)?,
+            power_off: fill(power_off, board, args)?,
+            stage: stage.as_deref().map(|t| fill(t, board, args)).transpose()?,
+            console: fill(console, board, args)?,
+        }))
+    }
+}
+
+/// Starts the board: QEMU, or a command board's power-off, staging,
+/// console and power-on. If power-on fails, the console is stopped and the
+/// board powered off again before the error is returned.
+fn power_on(
+    board: &Board,
+    args: &RebootArgs,
+    templates: Option<&Templates>,
+) -> Result<BoardConsole, RunnerError> {
+    let Some(t) = templates else {
+        let BoardKind::Qemu { program, .. } = &board.kind else {
+            unreachable!("a board without templates is a qemu board");
+        };
+        let cmd = qemu_command(board, args).expect("a qemu board");
+        let mut console = BoardConsole::spawn(cmd, args.keep_alive)
+            .map_err(|e| RunnerError(format!("cannot start {program}: {e}")))?;
+        // An emulator has nothing to save: power it off at once.
+        console.gentle = false;
+        return Ok(console);
+    };
+    let _ = sh(&t.power_off);
+    if let Some(stage) = &t.stage {
+        sh(stage).map_err(|e| RunnerError(format!("staging the images failed: {e}")))?;
+    }
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(&t.console);
+    let mut attached = BoardConsole::spawn(cmd, args.keep_alive)
+        .map_err(|e| RunnerError(format!("cannot attach the console: {e}")))?;
+    if let Err(e) = sh(&t.power_on) {
+        power_off(&mut attached, &board.name, Some(t));
+        return Err(RunnerError(format!("powering on failed: {e}")));
+    }
+    Ok(attached)
+}
+
+/// Stops the console (QEMU: the board itself) and runs a command board's
+/// power-off; a power-off that fails is said, since the board may be on.
+fn power_off(console: &mut BoardConsole, board: &str, templates: Option<&Templates>) {
+    console.stop();
+    if let Some(t) = templates {
+        if let Err(e) = sh(&t.power_off) {
+            eprintln!("[{board}] WARNING: powering off failed, the board may still be on: {e}");
+        }
+    }
+}
+
+/// A runner's exclusive hold on one board (see [`reboot`]). Released by the
+/// kernel when the runner ends, however it ends.
+pub struct BoardLock {
+    _file: File,
+}
+
+impl BoardLock {
+    /// The board's lock file in `state`.
+    pub fn path(state: &Path, board: &str) -> PathBuf {
+        state.join(format!("{board}.lock"))
+    }
+
+    /// Takes the board without waiting, or says which runner has it.
+    pub fn take(state: &Path, board: &str) -> Result<BoardLock, RunnerError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = BoardLock::path(state, board);
+        // Made readable by all (flock needs only a read descriptor), so
+        // every user's runner can take it; opened read-only when someone
+        // else's.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .open(&path)
+            .or_else(|_| File::open(&path))
+            .map_err(|e| {
+                RunnerError(format!(
+                    "cannot open the board's lock {}: {e}",
+                    path.display()
+                ))
+            })?;
+        // SAFETY: flock(2) on a descriptor this function owns for the call;
+        // no memory is passed.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if taken {
+            return Ok(BoardLock { _file: file });
+        }
+        let who = lock_holder(&path).map_or_else(
+            || "another runner".to_string(),
+            |pid| format!("the runner with pid {pid}{}", process_owner(pid)),
+        );
+        Err(RunnerError(format!(
+            "board {board} is in use by {who}; one runner per board ({})",
+            path.display()
+        )))
+    }
+}
+
+/// The process holding the `flock` on `path`, as the kernel's lock table
+/// (`/proc/locks`) says: never a number anyone could write into a file.
+pub fn lock_holder(path: &Path) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let dev = meta.dev();
+    // glibc's major()/minor() of a dev_t.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:02:5678 0 EOF"
+        let (kind, pid, file) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        (*kind == "FLOCK" && *file == wanted)
+            .then(|| pid.parse::<i32>().ok())
+            .flatten()
+            .filter(|&pid| pid > 0)
+    })
+}
+
+fn process_owner(pid: i32) -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .and_then(|m| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid()))
+                .ok()
+                .flatten()
+        })
+        .map_or_else(String::new, |u| format!(" (user {})", u.name))
 }
 
 /// The emulator command line of a `qemu` board for `args` (`None` for other
@@ -305,19 +441,48 @@ impl ConsoleSource for BoardConsole {
     }
 }
 
-/// A template with `{board}`, `{kernel}`, ... replaced by quoted values.
-fn fill(template: &str, board: &Board, args: &RebootArgs) -> String {
+/// A template with `{board}`, `{kernel}`, `{rootserver}`, `{dtb}`,
+/// `{bitstream}` and `{log}` replaced by quoted values, in one pass: an
+/// inserted value is never scanned again. A placeholder inside double quotes
+/// is refused (the shell would expand `$(...)` in its value there).
+fn fill(template: &str, board: &Board, args: &RebootArgs) -> Result<String, RunnerError> {
     let path = |p: &Option<PathBuf>| {
         p.as_ref()
             .map_or_else(|| quote(""), |p| quote(&p.display().to_string()))
     };
-    template
-        .replace("{board}", &quote(&board.name))
-        .replace("{kernel}", &path(&args.kernel))
-        .replace("{rootserver}", &path(&args.rootserver))
-        .replace("{dtb}", &path(&args.dtb))
-        .replace("{bitstream}", &path(&args.bitstream))
-        .replace("{log}", &path(&args.log))
+    let values = [
+        ("{board}", quote(&board.name)),
+        ("{kernel}", path(&args.kernel)),
+        ("{rootserver}", path(&args.rootserver)),
+        ("{dtb}", path(&args.dtb)),
+        ("{bitstream}", path(&args.bitstream)),
+        ("{log}", path(&args.log)),
+    ];
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    let mut quoting = None::<char>;
+    'scan: while let Some(c) = rest.chars().next() {
+        if quoting != Some('\'') {
+            if let Some((name, value)) = values.iter().find(|(name, _)| rest.starts_with(name)) {
+                if quoting == Some('"') {
+                    return Err(RunnerError(format!(
+                        "the template `{template}` has {name} inside double quotes, where the shell would expand its value: leave it unquoted (it is quoted for you)"
+                    )));
+                }
+                out.push_str(value);
+                rest = &rest[name.len()..];
+                continue 'scan;
+            }
+        }
+        match (quoting, c) {
+            (None, '\'' | '"') => quoting = Some(c),
+            (Some(q), c) if q == c => quoting = None,
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    Ok(out)
 }
 
 fn sh(command: &str) -> Result<(), String> {
@@ -330,33 +495,53 @@ fn sh(command: &str) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "`{command}`: {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr.trim();
+        Err(if stderr.is_empty() {
+            format!("`{command}`: {}", out.status)
+        } else {
+            format!("`{command}`: {}: {stderr}", out.status)
+        })
     }
 }
 
-fn shutdown(board: &Board, pid_file: &Path) -> Result<(), RunnerError> {
-    match &board.kind {
-        BoardKind::Qemu { .. } => {
-            if let Some(pid) = std::fs::read_to_string(pid_file)
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                let _ = std::fs::remove_file(pid_file);
+/// `--shutdown`: stops the runner that holds the board (the one pid the
+/// kernel's lock table names for its lock, SIGTERM, as an interrupt: it
+/// powers the board off), waits for it to let go, and for a command board
+/// runs `power_off`. It never kills a pid read from a file. With no runner
+/// holding the board, a QEMU board is already off (an emulator never
+/// outlives its runner).
+fn shutdown(board: &Board, state: &Path) -> Result<i32, RunnerError> {
+    if let Err(busy) = BoardLock::take(state, &board.name) {
+        let path = BoardLock::path(state, &board.name);
+        let Some(pid) = lock_holder(&path).filter(|&p| p != std::process::id() as i32) else {
+            return Err(busy);
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .map_err(|e| {
+            RunnerError(format!(
+                "cannot stop the runner with pid {pid}{}: {e}",
+                process_owner(pid)
+            ))
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while lock_holder(&path) == Some(pid) {
+            if Instant::now() > deadline {
+                return Err(RunnerError(format!(
+                    "the runner with pid {pid} did not stop within 15 s"
+                )));
             }
-            Ok(())
-        }
-        BoardKind::Command { power_off, .. } => {
-            sh(&fill(power_off, board, &RebootArgs::default())).map_err(RunnerError)
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+    if let BoardKind::Command { power_off, .. } = &board.kind {
+        sh(&fill(power_off, board, &RebootArgs::default())?).map_err(RunnerError)?;
+    }
+    println!("[{}] powered off", board.name);
+    Ok(0)
 }
 
 /// The exit code for a board that could not be run.
