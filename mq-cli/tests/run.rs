@@ -1065,3 +1065,35 @@ fn a_completion_text_of_40_kb_is_carried_to_the_board() {
     assert!(args.iter().any(|a| a == &text), "the runner got -c intact");
     t.assert_clean(0);
 }
+
+#[test]
+fn the_report_says_timeout_and_counts_lines_as_the_board_printed_them() {
+    let Some(t) = Lab::start(1) else { return };
+    let report = t.home.path().join("report.json");
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    };
+    // The board prints "[sabre] power on" first: the text is on line 4.
+    let image = t.image("three.elf", &["one", "two", "All is well in the universe"]);
+    let r = t.run(
+        "sabre",
+        "All is well",
+        &[&image],
+        &["--json-report", report.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let json = read();
+    assert_eq!(json["outcome"]["matched"]["line_number"], 4, "{json:#}");
+
+    let image = t.image("hang.elf", &["booting", "@hang"]);
+    let r = t.run(
+        "sabre",
+        "never",
+        &[&image],
+        &["-d", "1", "--json-report", report.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    let json = read();
+    assert_eq!(json["outcome"]["outcome"], "timeout", "{json:#}");
+    t.assert_clean(0);
+}

@@ -308,11 +308,20 @@ impl Matcher {
             i += 1;
             self.raw_offset += 1;
             if self.pending_cr {
-                self.pending_cr = false;
-                if byte == b'\n' {
+                match byte {
                     // CRLF: the line already ended at the CR.
-                    self.line_start_raw = self.raw_offset;
-                    continue;
+                    b'\n' => {
+                        self.pending_cr = false;
+                        self.line_start_raw = self.raw_offset;
+                        continue;
+                    }
+                    // CR CR LF (a runner's CRLF through a pty's ONLCR): still
+                    // the one line end.
+                    b'\r' => {
+                        self.line_start_raw = self.raw_offset;
+                        continue;
+                    }
+                    _ => self.pending_cr = false,
                 }
             }
             match self.escape {
@@ -522,6 +531,18 @@ mod tests {
             .marker("seL4", "kernel")
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn a_pty_s_cr_cr_lf_ends_one_line() {
+        let mut m = MatcherBuilder::new()
+            .completion("done")
+            .marker("two", "two")
+            .build()
+            .unwrap();
+        let found = m.feed(b"one\r\r\ntwo\r\r\nthree\r\ndone\r\r\n");
+        let lines: Vec<u64> = found.iter().map(|f| f.line_number).collect();
+        assert_eq!(lines, [2, 4]);
     }
 
     #[test]

@@ -328,9 +328,12 @@ impl<'a> Session<'a> {
                 SourceRead::Eof => {
                     let rest = self.matcher.finish();
                     let last = self.judge(rest, &mut markers);
-                    break verdict.or(last).unwrap_or(Outcome::SourceClosed {
-                        status: source.status(),
-                    });
+                    break verdict
+                        .or(last)
+                        .or_else(|| self.reported_timeout(&markers))
+                        .unwrap_or(Outcome::SourceClosed {
+                            status: source.status(),
+                        });
                 }
                 SourceRead::Data(n) => {
                     bytes += n as u64;
@@ -363,6 +366,23 @@ impl<'a> Session<'a> {
             detached,
             sink_errors,
         })
+    }
+
+    /// The console ended after the board's runner said it timed out
+    /// (`[[Timeout]]`, `[[Boot timeout]]`): a timeout, not a console that
+    /// closed early.
+    fn reported_timeout(&self, markers: &[Match]) -> Option<Outcome> {
+        let label = markers.iter().rev().find_map(|m| match &m.kind {
+            Kind::Marker(label) if label == "[[Timeout]]" || label == "[[Boot timeout]]" => {
+                Some(label.as_str())
+            }
+            _ => None,
+        })?;
+        let mut outcome = self.timeout(1, false, markers);
+        if let Outcome::Timeout { boot, .. } = &mut outcome {
+            *boot = label == "[[Boot timeout]]";
+        }
+        Some(outcome)
     }
 
     fn timeout(&self, bytes: u64, boot_deadline_hit: bool, markers: &[Match]) -> Outcome {
