@@ -3,18 +3,27 @@
 //!
 //! ```sh
 //! # configuration as for mq (MQ_HOST, MQ_BASE, ~/.mq, ...):
-//! cargo run --example harness -- sabre 'All is well in the universe' sel4test-image
+//! cargo run --example harness -- sabre 'All is well in the universe' 600 sel4test-image
 //! ```
+//!
+//! ^C (or SIGTERM) cancels the job through its [`Cancel`] handle: mq-core
+//! ends the wait, or stops the board, and releases the lock.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use mq_core::job::{Cancel, JobEvent, JobSpec};
 use mq_core::{Config, Environment, MachineQueue, Overrides};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [system, completion, files @ ..] = &args[..] else {
-        eprintln!("usage: harness SYSTEM COMPLETION-TEXT IMAGE...");
+    let [system, completion, timeout, files @ ..] = &args[..] else {
+        eprintln!("usage: harness SYSTEM COMPLETION-TEXT TIMEOUT-SECONDS IMAGE...");
         std::process::exit(1);
     };
+    let timeout: u64 = timeout
+        .parse()
+        .unwrap_or_else(|_| fail(&format!("{timeout}: the timeout is whole seconds")));
     let config = Config::resolve(&Overrides::default(), &Environment::from_process())
         .unwrap_or_else(|e| fail(&e.to_string()));
     let queue = MachineQueue::connect(config).unwrap_or_else(|e| fail(&e.to_string()));
@@ -22,12 +31,17 @@ fn main() {
         target: system.clone(),
         files: files.iter().map(Into::into).collect(),
         completion: Some(completion.clone()),
-        timeout: Some(600),
+        timeout: Some(timeout),
         key: format!("harness-{}", std::process::id()),
         ..JobSpec::default()
     };
-    // A harness may cancel from another thread (a CI cancel, a watchdog).
-    let cancel = Cancel::new();
+    // A harness may cancel from another thread (a CI cancel, a watchdog);
+    // here, from ^C and SIGTERM.
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+    }
+    let cancel = Cancel::from_flag(flag);
     let report = queue
         .run_job(&spec, None, &cancel, &mut |event| match event {
             JobEvent::Waiting { owner, since } => {

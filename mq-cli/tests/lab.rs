@@ -786,3 +786,38 @@ fn lab_init_refuses_no_boards_and_keeps_an_existing_directory_s_mode() {
     let mode = std::fs::metadata(&target).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn a_board_program_that_cannot_start_is_status_6() {
+    let Some(lab) = Lab::init() else { return };
+    let conf = lab.path("lab.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace(
+            "options = -machine pc -m 128",
+            "options = -machine no-such-machine",
+        ),
+    )
+    .unwrap();
+    let kernel = lab.path("images/kernel.elf");
+    let out = board_reboot(
+        &conf,
+        "qemu-x86-1",
+        &[
+            "-c".as_ref(),
+            "x".as_ref(),
+            "-k".as_ref(),
+            kernel.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("before any console output"));
+}

@@ -156,6 +156,17 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         }
     }
     let _ = io::stdout().flush();
+    // A board program that failed without a byte of console (QEMU refusing
+    // its options, a console command that cannot start) could not be run.
+    if let (mq_console::Outcome::SourceClosed { status: Some(s) }, 0) =
+        (&report.outcome, report.bytes)
+    {
+        if *s != 0 {
+            return Err(RunnerError(format!(
+                "the board's program ended with status {s} before any console output"
+            )));
+        }
+    }
     eprintln!(
         "[{}] {} after {:.1} s",
         board.name,
