@@ -145,8 +145,23 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         session = session.tee(file);
     }
     let report = session.run(&mut console);
+    // A board program that failed without a byte of console (QEMU refusing
+    // its options, a console command that cannot start) could not be run.
+    let failed_silently = match &report {
+        Ok(r) if r.bytes == 0 && matches!(r.outcome, mq_console::Outcome::SourceClosed { .. }) => {
+            console
+                .ended_within(Duration::from_secs(2))
+                .filter(|&s| s != 0)
+        }
+        _ => None,
+    };
     // Whatever happened, the board goes off.
     power_off(&mut console, &board.name, templates.as_ref());
+    if let Some(status) = failed_silently {
+        return Err(RunnerError(format!(
+            "the board's program ended with status {status} before any console output"
+        )));
+    }
     let report = report.map_err(|e| RunnerError(format!("console: {e}")))?;
     if let Some(marker) = report.outcome.ci_marker() {
         let line = format!("{marker}\r\n");
@@ -156,17 +171,6 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         }
     }
     let _ = io::stdout().flush();
-    // A board program that failed without a byte of console (QEMU refusing
-    // its options, a console command that cannot start) could not be run.
-    if let (mq_console::Outcome::SourceClosed { status: Some(s) }, 0) =
-        (&report.outcome, report.bytes)
-    {
-        if *s != 0 {
-            return Err(RunnerError(format!(
-                "the board's program ended with status {s} before any console output"
-            )));
-        }
-    }
     eprintln!(
         "[{}] {} after {:.1} s",
         board.name,
@@ -274,6 +278,7 @@ impl BoardLock {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o644)
             .open(&path)
             .or_else(|_| File::open(&path))
@@ -413,6 +418,21 @@ impl BoardConsole {
             input,
             gentle: true,
         })
+    }
+
+    /// The exit code of a process that is ending by itself, waiting up to
+    /// `within` for it (`None`: still running, or killed by a signal).
+    fn ended_within(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops the process and its group: SIGTERM, then SIGKILL if it lingers
