@@ -97,8 +97,15 @@ fn cancel_from_another_thread_cleans_up() {
         std::thread::sleep(Duration::from_secs(2));
         handle.cancel();
     });
-    let result = queue.run_job(&spec, None, &cancel, &mut |_| {});
-    assert!(matches!(result, Err(JobError::Interrupted)), "{result:?}");
+    let report = queue.run_job(&spec, None, &cancel, &mut |_| {}).unwrap();
+    // The board had started: the report keeps what was seen.
+    assert!(
+        matches!(report.outcome, Some(Outcome::Interrupted)),
+        "{report:?}"
+    );
+    assert_eq!(report.exit_code, 130);
+    assert!(report.console_bytes > 0, "{report:?}");
+    assert!(report.run > Duration::from_secs(1));
     assert_eq!(lab.lock_owner("sabre"), None);
     assert!(mq_testkit::eventually(Duration::from_secs(5), || lab.board_file("sabre", "hup")));
 }

@@ -96,10 +96,22 @@ pub fn run(args: RunArgs, config: Config) -> Result<(), Failure> {
     }
     let report = result?;
     if report.exit_code != 0 {
-        return Err(Failure::new(
-            String::new(),
-            report.exit_code.clamp(1, 255) as u8,
-        ));
+        let message = if matches!(report.outcome, Some(mq_core::Outcome::Interrupted)) {
+            if spec.reuse_held_lock {
+                format!(
+                    "mq: interrupted; {} was stopped, and its lock (taken before, -n) is still held",
+                    report.system
+                )
+            } else {
+                format!(
+                    "mq: interrupted; {} was stopped and its lock released",
+                    report.system
+                )
+            }
+        } else {
+            String::new()
+        };
+        return Err(Failure::new(message, report.exit_code.clamp(1, 255) as u8));
     }
     Ok(())
 }

@@ -821,3 +821,50 @@ fn a_board_program_that_cannot_start_is_status_6() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("before any console output"));
 }
+
+#[test]
+fn a_console_that_prints_for_ever_cannot_fill_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("lab.conf");
+    std::fs::write(
+        &lab,
+        "[board chatty]\nkind = command\npower_on = true\npower_off = true\n\
+         console = yes 'a line of console output' | head -c 50000000; echo; echo THE-END\n\
+         log_limit = 64K\n",
+    )
+    .unwrap();
+    let image = dir.path().join("image");
+    std::fs::write(&image, "x\n").unwrap();
+    let log = dir.path().join("log");
+    let out = board_reboot(
+        &lab,
+        "chatty",
+        &[
+            "-c".as_ref(),
+            "THE-END".as_ref(),
+            "-t".as_ref(),
+            "60".as_ref(),
+            "-k".as_ref(),
+            image.as_os_str(),
+            "-l".as_ref(),
+            log.as_os_str(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let size = std::fs::metadata(&log).unwrap().len();
+    assert!(size < (64 << 10) + (1 << 20) + 512, "log of {size} bytes");
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(
+        text.contains("[[mq: the log is capped at 65536 bytes"),
+        "no note"
+    );
+    assert!(text.trim_end().ends_with("THE-END"), "the tail is kept");
+}

@@ -230,7 +230,9 @@ pub enum JobError {
     /// The connection failed during the job (cleanup was attempted).
     #[error("{0}")]
     Transport(#[from] TransportError),
-    /// Stopped by the cancellation handle (^C, SIGTERM, SIGHUP).
+    /// Stopped by the cancellation handle (^C, SIGTERM, SIGHUP) before the
+    /// board started (waiting, uploading); once it started, `run_job`
+    /// returns its report with [`Outcome::Interrupted`] and exit code 130.
     #[error("interrupted")]
     Interrupted,
 }
@@ -928,20 +930,26 @@ impl MachineQueue {
         let status = process.wait().map_err(interrupted)?;
         let run = run_started.elapsed();
         let console_ended = Instant::now();
-        if (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
-            && !report.detached
-        {
-            return Err(JobError::Interrupted);
-        }
+        // Once the board ran, an interrupt still gives a report (bytes,
+        // markers, times), with the interrupted outcome and status 130.
+        let interrupted = (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
+            && !report.detached;
 
-        if let (Some(path), Some(file)) = (&spec.log, local_log.as_mut()) {
+        if let (false, Some(path), Some(file)) = (interrupted, &spec.log, local_log.as_mut()) {
             replace_with_runner_log(host, &log_remote, path, file, events)?;
         }
+        let outcome = if interrupted {
+            Outcome::Interrupted
+        } else {
+            report.outcome
+        };
         // Detaching from an interactive console after the completion text
         // hangs the runner up; the run itself completed.
-        let exit_code = if report.detached && matches!(report.outcome, Outcome::Completed { .. }) {
+        let exit_code = if interrupted {
+            Outcome::Interrupted.exit_code()
+        } else if report.detached && matches!(outcome, Outcome::Completed { .. }) {
             0
-        } else if let (Outcome::Timeout { .. }, Some(timeout)) = (&report.outcome, spec.timeout) {
+        } else if let (Outcome::Timeout { .. }, Some(timeout)) = (&outcome, spec.timeout) {
             // mq's own deadline: the runner did not end within -d plus
             // CLIENT_DEADLINE_MARGIN (it does not honour -t). Say so as the
             // runner would have, with the documented timeout status.
@@ -956,7 +964,7 @@ impl MachineQueue {
             status.shell_code()
         };
         Ok(JobReport {
-            outcome: Some(report.outcome),
+            outcome: Some(outcome),
             remote_status: Some(status.shell_code()),
             exit_code,
             log: spec.log.clone(),

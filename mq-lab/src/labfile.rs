@@ -59,6 +59,10 @@ pub struct Board {
     pub kind: BoardKind,
     /// Seconds without any output before giving up (`None`: only `-t`).
     pub boot_timeout: Option<u64>,
+    /// The most bytes of console the runner's log keeps (`log_limit`, with
+    /// an optional K, M or G; default [`DEFAULT_LOG_LIMIT`]): past it, the
+    /// log says so and keeps the tail.
+    pub log_limit: u64,
     /// The line of its section.
     pub line: usize,
 }
@@ -84,14 +88,25 @@ pub struct LabFileError {
     pub message: String,
 }
 
-const QEMU_KEYS: [&str; 5] = ["kind", "qemu", "options", "append", "boot_timeout"];
-const COMMAND_KEYS: [&str; 6] = [
+/// A board's log limit when its section sets none: 64 MiB.
+pub const DEFAULT_LOG_LIMIT: u64 = 64 << 20;
+
+const QEMU_KEYS: [&str; 6] = [
+    "kind",
+    "qemu",
+    "options",
+    "append",
+    "boot_timeout",
+    "log_limit",
+];
+const COMMAND_KEYS: [&str; 7] = [
     "kind",
     "power_on",
     "power_off",
     "stage",
     "console",
     "boot_timeout",
+    "log_limit",
 ];
 
 impl LabFile {
@@ -254,6 +269,15 @@ fn board(
             )
         })?),
     };
+    let log_limit = match get("log_limit") {
+        None => DEFAULT_LOG_LIMIT,
+        Some((v, n)) => parse_size(&v).filter(|&b| b >= 4096).ok_or_else(|| {
+            error(
+                n,
+                format!("log_limit must be a size of at least 4096 bytes (e.g. 64M), found '{v}'"),
+            )
+        })?,
+    };
     let kind = match kind.as_str() {
         "qemu" => BoardKind::Qemu {
             program: get("qemu").map_or_else(|| "qemu-system-x86_64".to_string(), |(v, _)| v),
@@ -273,8 +297,20 @@ fn board(
         name: section.name,
         kind,
         boot_timeout,
+        log_limit,
         line: section.line,
     })
+}
+
+/// `4096`, `512K`, `64M`, `1G` (binary units).
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, shift) = match text.as_bytes().last()? {
+        b'K' | b'k' => (&text[..text.len() - 1], 10),
+        b'M' | b'm' => (&text[..text.len() - 1], 20),
+        b'G' | b'g' => (&text[..text.len() - 1], 30),
+        _ => (text, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 #[cfg(test)]
@@ -283,6 +319,16 @@ mod tests {
 
     fn err(text: &str) -> String {
         parse(text, "lab.conf").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn log_limits_take_binary_units() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("99999999999G"), None, "overflow is refused");
     }
 
     #[test]

@@ -111,9 +111,10 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
     let templates = Templates::fill(board, args)?;
     let _hold = BoardLock::take(state, &board.name)?;
     let mut log = match &args.log {
-        Some(path) => {
-            Some(File::create(path).map_err(|e| RunnerError(format!("{}: {e}", path.display())))?)
-        }
+        Some(path) => Some(CappedLog::new(
+            File::create(path).map_err(|e| RunnerError(format!("{}: {e}", path.display())))?,
+            board.log_limit,
+        )),
         None => None,
     };
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -171,6 +172,9 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         }
     }
     let _ = io::stdout().flush();
+    if let Some(log) = log {
+        log.finish();
+    }
     eprintln!(
         "[{}] {} after {:.1} s",
         board.name,
@@ -178,6 +182,74 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         started.elapsed().as_secs_f64()
     );
     Ok(report.outcome.exit_code())
+}
+
+/// The runner's log: written as the console arrives, up to `limit` bytes;
+/// past that only the last [`LOG_TAIL`] bytes are kept in memory, and at the
+/// end a line says how much was left out, followed by that tail. A console
+/// that prints for ever cannot fill the disk.
+struct CappedLog {
+    file: File,
+    limit: u64,
+    written: u64,
+    dropped: u64,
+    tail: std::collections::VecDeque<u8>,
+}
+
+/// How much of the end of a capped log is kept.
+const LOG_TAIL: usize = 1 << 20;
+
+impl CappedLog {
+    fn new(file: File, limit: u64) -> CappedLog {
+        CappedLog {
+            file,
+            limit,
+            written: 0,
+            dropped: 0,
+            tail: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Writes the note and the tail of a capped log.
+    fn finish(mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let note = format!(
+            "\r\n[[mq: the log is capped at {} bytes (log_limit); {} bytes were left out; the last {} bytes follow]]\r\n",
+            self.limit,
+            self.dropped,
+            self.tail.len()
+        );
+        let (a, b) = self.tail.as_slices();
+        let _ = self
+            .file
+            .write_all(note.as_bytes())
+            .and_then(|()| self.file.write_all(a))
+            .and_then(|()| self.file.write_all(b));
+    }
+}
+
+impl Write for CappedLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.limit.saturating_sub(self.written) as usize;
+        let (now, later) = buf.split_at(room.min(buf.len()));
+        if !now.is_empty() {
+            self.file.write_all(now)?;
+            self.written += now.len() as u64;
+        }
+        self.tail.extend(later);
+        let excess = self.tail.len().saturating_sub(LOG_TAIL);
+        if excess > 0 {
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// A `command` board's templates, filled in (and so checked) before the
