@@ -12,16 +12,6 @@
 
 use std::ffi::OsString;
 
-/// Global options that take a value, so that the command word can be found
-/// behind them (`mq --host h sem -info x`).
-const GLOBAL_OPTIONS_WITH_VALUE: [&str; 5] = [
-    "--host",
-    "--base",
-    "--inventory",
-    "--transport",
-    "--ssh-config",
-];
-
 /// `(command, legacy word, replacement)`: the word as mq.sh's users type it and
 /// what clap is given instead.
 const WORDS: &[(&str, &str, &str)] = &[
@@ -41,52 +31,47 @@ const WORDS: &[(&str, &str, &str)] = &[
     ("sem", "cleanup", "--cleanup"),
 ];
 
-/// `(command, options)`: the options of a command that take a value; the
-/// argument behind one of them is a value and never translated.
-const VALUE_OPTIONS: &[(&str, &[&str])] = &[
-    (
-        "run",
-        &[
-            "-c",
-            "-e",
-            "-d",
-            "-k",
-            "-l",
-            "-b",
-            "--bitstream",
-            "-s",
-            "-f",
-            "-w",
-            "-t",
-            "--json-report",
-        ],
-    ),
-    (
-        "sem",
-        &[
-            "-k",
-            "--key",
-            "-w",
-            "-t",
-            "-T",
-            "-info",
-            "-mr-info",
-            "-signal",
-            "-wait",
-            "-cancel",
-            "--info",
-            "--mr-info",
-            "--signal",
-            "--wait",
-            "--cancel",
-            "info",
-            "mr-info",
-            "signal",
-            "wait",
-            "cancel",
-        ],
-    ),
-];
+/// The options that take a value: the root's (the global options, for
+/// finding the command word behind them: `mq --host h sem -info x`) or a
+/// command's, with mq.sh's words that stand for one of them. Read from the
+/// clap command itself, so that a new option can never be forgotten here.
+fn value_options(command: Option<&str>) -> Vec<String> {
+    use clap::CommandFactory;
+    let root = crate::flags::Cli::command();
+    let cmd = match command {
+        None => &root,
+        Some(name) => match root.find_subcommand(name) {
+            Some(sub) => sub,
+            None => return Vec::new(),
+        },
+    };
+    let mut names: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .flat_map(|a| {
+            let shorts = a
+                .get_short_and_visible_aliases()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| format!("-{c}"));
+            let longs = a
+                .get_long_and_visible_aliases()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| format!("--{l}"));
+            shorts.chain(longs).collect::<Vec<_>>()
+        })
+        .collect();
+    if let Some(name) = command {
+        let legacy: Vec<String> = WORDS
+            .iter()
+            .filter(|(cmd, _, new)| *cmd == name && names.iter().any(|n| n == new))
+            .map(|(_, old, _)| old.to_string())
+            .collect();
+        names.extend(legacy);
+    }
+    names
+}
 
 /// Rewrites mq.sh's spellings in `args` (including `argv[0]`).
 pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
@@ -101,17 +86,14 @@ pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
             *first = OsString::from("--help");
         }
     }
-    let value_options = VALUE_OPTIONS
-        .iter()
-        .find(|(cmd, _)| *cmd == command)
-        .map_or(&[][..], |(_, options)| *options);
+    let value_options = value_options(Some(&command));
     let mut value_next = false;
     for arg in out.iter_mut().skip(command_at + 1) {
         if std::mem::take(&mut value_next) {
             continue;
         }
         let Some(text) = arg.to_str() else { continue };
-        value_next = value_options.contains(&text);
+        value_next = value_options.iter().any(|o| o == text);
         if let Some((_, _, new)) = WORDS
             .iter()
             .find(|(cmd, old, _)| *cmd == command && *old == text)
@@ -125,10 +107,11 @@ pub fn translate(args: Vec<OsString>) -> Vec<OsString> {
 /// Where the command word is: the first argument after `argv[0]` that is not
 /// a global option or its value.
 fn command_position(args: &[OsString]) -> Option<usize> {
+    let global = value_options(None);
     let mut i = 1;
     while i < args.len() {
         let arg = args[i].to_string_lossy();
-        if GLOBAL_OPTIONS_WITH_VALUE.contains(&arg.as_ref()) {
+        if global.iter().any(|g| *g == arg) {
             i += 2;
         } else if arg.starts_with('-') {
             i += 1;
@@ -184,6 +167,31 @@ mod tests {
         );
         // Other commands keep their words.
         assert_eq!(tr(&["mq", "lock", "wait"]), ["mq", "lock", "wait"]);
+    }
+
+    #[test]
+    fn every_global_option_with_a_value_is_known() {
+        // --tftpboot was once missing: its value was taken for the command.
+        assert_eq!(
+            tr(&["mq", "--tftpboot", "/tb", "sem", "-info", "x"]),
+            ["mq", "--tftpboot", "/tb", "sem", "--info", "x"]
+        );
+        let global = value_options(None);
+        for option in [
+            "--host",
+            "--base",
+            "--inventory",
+            "--transport",
+            "--ssh-config",
+            "--tftpboot",
+        ] {
+            assert!(global.iter().any(|g| g == option), "{option}: {global:?}");
+        }
+        // A run's values are never translated.
+        assert_eq!(
+            tr(&["mq", "run", "-c", "-info"]),
+            ["mq", "run", "-c", "-info"]
+        );
     }
 
     #[test]
