@@ -32,7 +32,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn secs(v: &serde_json::Value) -> f64 {
-    v["secs"].as_f64().unwrap_or(0.0) + v["nanos"].as_f64().unwrap_or(0.0) / 1e9
+    v.as_f64().unwrap_or(0.0)
 }
 
 /// Reads `child`'s stdout until `COMPLETION` has appeared; returns when.
@@ -130,10 +130,10 @@ fn mq_run(lab: &Path, env: &[(&str, String)], board: f64, rounds: &mut Rounds) {
     rounds.own_to_exit.push(exit - board);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    rounds.lock.push(secs(&json["lock_wait"]));
-    rounds.upload.push(secs(&json["upload"]));
-    rounds.run.push(secs(&json["run"]));
-    rounds.finish.push(secs(&json["finish"]));
+    rounds.lock.push(secs(&json["lock_wait_s"]));
+    rounds.upload.push(secs(&json["upload_s"]));
+    rounds.run.push(secs(&json["run_s"]));
+    rounds.finish.push(secs(&json["finish_s"]));
 }
 
 fn ms(s: f64) -> String {

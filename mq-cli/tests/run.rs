@@ -1097,3 +1097,58 @@ fn the_report_says_timeout_and_counts_lines_as_the_board_printed_them() {
     assert_eq!(json["outcome"]["outcome"], "timeout", "{json:#}");
     t.assert_clean(0);
 }
+
+#[test]
+fn the_json_report_is_the_documented_interface() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image("one.elf", &["booting", "All is well in the universe"]);
+    let report = t.home.path().join("report.json");
+    let r = t.run(
+        "x86_pool",
+        "All is well",
+        &[&image, &image],
+        &["-k", "ci-42", "--json-report", report.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    // The README's table of fields, between its markers.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let table = readme
+        .split("<!-- report-fields")
+        .nth(1)
+        .and_then(|t| t.split("<!-- /report-fields -->").next())
+        .expect("the README documents the report");
+    let mut documented: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    documented.sort();
+    assert_eq!(keys, documented, "the report and the README's table differ");
+    // The values are what the table says.
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["pool"], "x86_pool");
+    assert_eq!(json["key"], "ci-42");
+    assert_eq!(json["user"], t.user(0));
+    assert_eq!(json["host"], "lab");
+    assert!(json["total_s"].as_f64().unwrap() > 0.0);
+    assert!(json["lock_wait_s"].as_f64().unwrap() <= json["total_s"].as_f64().unwrap());
+    for time in ["started_at", "ended_at"] {
+        let text = json[time].as_str().unwrap();
+        assert!(
+            text.len() == 24 && text.ends_with('Z') && text.as_bytes()[10] == b'T',
+            "{text}"
+        );
+    }
+    assert!(json["started_at"].as_str() <= json["ended_at"].as_str());
+    t.assert_clean(0);
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mq_console::{
     markers, ConsoleSource, KeepAlive, Match, MatcherBuilder, Outcome, Session, SessionOptions,
@@ -172,21 +172,44 @@ pub enum JobEvent<'a> {
 }
 
 /// What a job did.
+///
+/// Its JSON form (`mq run --json-report`) is an interface, versioned by
+/// [`REPORT_VERSION`]: durations are seconds as numbers (`lock_wait_s`),
+/// times are RFC 3339 in UTC; every field is documented in the README.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobReport {
+    /// The report format's version ([`REPORT_VERSION`]).
+    pub version: u32,
     /// The system used.
     pub system: String,
     /// The pool it was chosen from, if any.
     pub pool: Option<String>,
+    /// The lab host (as configured: an SSH destination, or `local`).
+    pub host: String,
+    /// The user the lock was held as on the host.
+    pub user: String,
+    /// The lock key (`0`: none).
+    pub key: String,
+    /// When the job started.
+    #[serde(serialize_with = "rfc3339")]
+    pub started_at: SystemTime,
+    /// When it ended (the lock released).
+    #[serde(serialize_with = "rfc3339")]
+    pub ended_at: SystemTime,
     /// Time spent waiting for the lock.
+    #[serde(rename = "lock_wait_s", serialize_with = "seconds")]
     pub lock_wait: Duration,
     /// Time spent uploading images.
+    #[serde(rename = "upload_s", serialize_with = "seconds")]
     pub upload: Duration,
     /// Time spent on the console: the board runner from start to exit.
+    #[serde(rename = "run_s", serialize_with = "seconds")]
     pub run: Duration,
     /// Time after the console ended: log fetch, temporary files, release.
+    #[serde(rename = "finish_s", serialize_with = "seconds")]
     pub finish: Duration,
     /// Time from start to finish.
+    #[serde(rename = "total_s", serialize_with = "seconds")]
     pub total: Duration,
     /// What the console showed (`None` for a reservation).
     pub outcome: Option<Outcome>,
@@ -202,8 +225,42 @@ pub struct JobReport {
     pub console_bytes: u64,
     /// What mq could not follow of the job as given (a completion text with
     /// a back-reference: the runner's verdict decided), one sentence each.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// The version of [`JobReport`]'s JSON form.
+pub const REPORT_VERSION: u32 = 1;
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_rfc3339(*t))
+}
+
+/// `2026-11-29T12:30:05.123Z`: a time in UTC, to the millisecond.
+pub fn format_rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
 }
 
 /// Why a job did not run to its end.
@@ -574,6 +631,7 @@ impl MachineQueue {
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
         let started = Instant::now();
+        let started_wall = SystemTime::now();
         check_options(spec)?;
         // Compiled once: checked here, used on the console.
         let matcher = pattern_matcher(spec)?;
@@ -681,6 +739,11 @@ impl MachineQueue {
         report.finish += cleanup_took;
         report.total = started.elapsed();
         report.notes = notes;
+        report.host = self.config().host.value.clone();
+        report.user = self.transport().user().to_string();
+        report.key = spec.key.clone();
+        report.started_at = started_wall;
+        report.ended_at = SystemTime::now();
         Ok(report)
     }
 
@@ -737,6 +800,12 @@ impl MachineQueue {
             markers: Vec::new(),
             console_bytes: 0,
             notes: Vec::new(),
+            version: REPORT_VERSION,
+            host: String::new(),
+            user: String::new(),
+            key: String::new(),
+            started_at: SystemTime::UNIX_EPOCH,
+            ended_at: SystemTime::UNIX_EPOCH,
         };
 
         if spec.reservation {
@@ -1095,5 +1164,23 @@ fn wait_for_enter(input: Option<Box<dyn Read + Send>>, cancel: &Cancel) -> Resul
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_times() {
+        let at = |secs: u64, ms: u64| {
+            super::format_rfc3339(
+                UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms),
+            )
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(1_700_000_000, 7), "2023-11-14T22:13:20.007Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
     }
 }
