@@ -6,11 +6,12 @@ use mq_lab::labfile::LabFile;
 use mq_lab::runner::{self, RebootArgs};
 
 use crate::flags::{self, LabInitArgs};
-use crate::{Failure, EXIT_USAGE};
+use crate::Failure;
+use mq_core::exit;
 
 /// `mq board reboot --lab FILE --board NAME ...`.
 pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
-    let cannot_run = |message: String| Failure::new(message, runner::EXIT_CANNOT_RUN as u8);
+    let cannot_run = |message: String| Failure::new(message, exit::INFRASTRUCTURE);
     let lab = LabFile::load(&args.lab).map_err(|e| cannot_run(format!("mq board: {e}")))?;
     let board = lab.board(&args.board).ok_or_else(|| {
         let names: Vec<&str> = lab.boards.iter().map(|b| b.name.as_str()).collect();
@@ -26,7 +27,7 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
         text => Some(text.parse::<u64>().map_err(|_| {
             Failure::new(
                 format!("mq board: -t {text}: seconds, or -1 for none"),
-                EXIT_USAGE,
+                exit::USAGE,
             )
         })?),
     };
@@ -55,9 +56,9 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
 /// `mq lab init DIR`.
 pub fn lab_init(args: LabInitArgs) -> Result<(), Failure> {
     let mq = std::env::current_exe()
-        .map_err(|e| Failure::new(format!("mq lab: where am I? {e}"), EXIT_USAGE))?;
+        .map_err(|e| Failure::new(format!("mq lab: where am I? {e}"), exit::USAGE))?;
     let lab = mq_lab::init::init(&args.dir, args.boards, &mq)
-        .map_err(|e| Failure::new(format!("mq lab: {}: {e}", args.dir.display()), EXIT_USAGE))?;
+        .map_err(|e| Failure::new(format!("mq lab: {}: {e}", args.dir.display()), exit::USAGE))?;
     let dir = lab.dir.display();
     let text = format!(
         "A lab with {} QEMU x86 board(s) is ready in {dir}.\n\n\

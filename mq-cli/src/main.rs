@@ -14,6 +14,7 @@ mod sem;
 mod ssh_view;
 mod table;
 
+use mq_core::exit;
 use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -23,9 +24,6 @@ use clap::{CommandFactory, Parser};
 use mq_core::{Config, Environment, Inventory, Overrides, TransportKind};
 
 use crate::flags::{Cli, Command, GlobalArgs};
-
-/// Exit status for bad usage and failed checks, as mq.sh.
-pub const EXIT_USAGE: u8 = 1;
 
 /// A command that failed: the line mq.sh prints on stdout where scripts grep
 /// it, a clear line (or a few) for stderr, and the exit code.
@@ -61,7 +59,7 @@ impl Failure {
             .resolve(name)
             .err()
             .map_or_else(String::new, |e| e.to_string());
-        Failure::new(error, EXIT_USAGE)
+        Failure::new(error, exit::USAGE)
     }
 }
 
@@ -73,7 +71,7 @@ impl fmt::Display for Failure {
 
 impl From<mq_core::InventoryError> for Failure {
     fn from(e: mq_core::InventoryError) -> Failure {
-        Failure::new(format!("mq: bad inventory: {e}"), EXIT_USAGE)
+        Failure::new(format!("mq: bad inventory: {e}"), exit::USAGE)
     }
 }
 
@@ -107,7 +105,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             eprint!("{}", Cli::command().render_help());
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(exit::USAGE)
         }
         ErrorKind::InvalidSubcommand => {
             let name = match e.get(ContextKind::InvalidSubcommand) {
@@ -118,11 +116,11 @@ fn usage_error(e: clap::Error) -> ExitCode {
                 "mq: unknown command '{name}'\n\n{}",
                 Cli::command().render_help()
             );
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(exit::USAGE)
         }
         _ => {
             let _ = e.print();
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(exit::USAGE)
         }
     }
 }
@@ -137,7 +135,7 @@ fn config(global: &GlobalArgs) -> Result<Config, Failure> {
         tftpboot: global.tftpboot.clone(),
     };
     Config::resolve(&overrides, &Environment::from_process())
-        .map_err(|e| Failure::new(format!("mq: {e}"), EXIT_USAGE))
+        .map_err(|e| Failure::new(format!("mq: {e}"), exit::USAGE))
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -240,7 +238,7 @@ fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
 
 fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let mut text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::new(format!("mq: cannot encode JSON: {e}"), EXIT_USAGE))?;
+        .map_err(|e| Failure::new(format!("mq: cannot encode JSON: {e}"), exit::USAGE))?;
     text.push('\n');
     emit(&text)
 }
@@ -265,7 +263,7 @@ fn emit_bytes(bytes: &[u8]) -> Result<(), Failure> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Failure::new(
             format!("mq: cannot write output: {e}"),
-            EXIT_USAGE,
+            exit::USAGE,
         )),
     }
 }

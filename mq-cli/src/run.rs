@@ -7,11 +7,9 @@ use mq_core::job::{check_job, Cancel, JobError, JobEvent, JobSpec};
 use mq_core::{Config, MachineQueue};
 
 use crate::flags::{LockOptions, RunArgs};
-use crate::sem::{self, WaitDisplay, EXIT_INTERRUPTED};
-use crate::{Failure, EXIT_USAGE};
-
-/// Exit status when the connection failed during a run.
-const EXIT_INFRASTRUCTURE: u8 = mq_core::EXIT_INFRASTRUCTURE as u8;
+use crate::sem::{self, WaitDisplay};
+use crate::Failure;
+use mq_core::exit;
 
 fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
     let checked = sem::check(&LockOptions {
@@ -32,7 +30,7 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
                             "-d {text}: the timeout is a whole number of seconds up to {}, or -1 for none",
                             sem::MAX_SECONDS
                         ),
-                        EXIT_USAGE,
+                        exit::USAGE,
                     )
                 })?,
         ),
@@ -40,7 +38,7 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
     let Some(target) = args.system.clone() else {
         return Err(Failure::stdout(
             "mq run needs -s SYSTEM (a system or a pool); see mq run --help",
-            EXIT_USAGE,
+            exit::USAGE,
         ));
     };
     Ok(JobSpec {
@@ -64,13 +62,18 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
 
 fn job_failure(error: JobError) -> Failure {
     match error {
-        JobError::Check(text) => Failure::stdout(text, EXIT_USAGE),
-        JobError::UnknownTarget(e) => Failure::stdout(e.to_string(), EXIT_USAGE),
-        e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), EXIT_USAGE),
+        JobError::Check(text) => Failure::stdout(text, exit::USAGE),
+        JobError::UnknownTarget(e) => Failure::stdout(e.to_string(), exit::USAGE),
+        e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), exit::USAGE),
         JobError::Queue(q) => sem::failure(q),
-        JobError::Transport(e) => Failure::new(format!("mq: {e}"), EXIT_INFRASTRUCTURE),
-        JobError::Interrupted => Failure::new("mq: interrupted", EXIT_INTERRUPTED),
-        other => Failure::new(format!("mq: {other}"), EXIT_USAGE),
+        JobError::Transport(e) => Failure::new(format!("mq: {e}"), exit::INFRASTRUCTURE),
+        JobError::Interrupted => Failure::new("mq: interrupted", exit::INTERRUPTED),
+        // After the checks: what went wrong on the way is infrastructure.
+        e @ (JobError::LeftBehind(_)
+        | JobError::Host(_)
+        | JobError::Console(_)
+        | JobError::Log { .. }) => Failure::new(format!("mq: {e}"), exit::INFRASTRUCTURE),
+        other => Failure::new(format!("mq: {other}"), exit::USAGE),
     }
 }
 
@@ -90,7 +93,7 @@ pub fn run(args: RunArgs, config: Config) -> Result<(), Failure> {
         std::fs::write(&path, format!("{value:#}\n")).map_err(|e| {
             Failure::new(
                 format!("mq: cannot write {}: {e}", path.display()),
-                EXIT_USAGE,
+                exit::USAGE,
             )
         })?;
     }
@@ -111,7 +114,7 @@ pub fn run(args: RunArgs, config: Config) -> Result<(), Failure> {
         } else {
             String::new()
         };
-        return Err(Failure::new(message, report.exit_code.clamp(1, 255) as u8));
+        return Err(Failure::new(message, exit::from_status(report.exit_code)));
     }
     Ok(())
 }
@@ -136,7 +139,7 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     let result = queue.run_job(spec, input, &cancel, &mut |event| printer.event(event));
     printer.finish();
     result.map_err(|e| match e {
-        JobError::Interrupted => Failure::new(printer.interrupted(), EXIT_INTERRUPTED),
+        JobError::Interrupted => Failure::new(printer.interrupted(), exit::INTERRUPTED),
         other => job_failure(other),
     })
 }

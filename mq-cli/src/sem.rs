@@ -11,14 +11,8 @@ use mq_core::{
 };
 
 use crate::flags::{LockArgs, LockOptions, SemArgs, UnlockArgs};
-use crate::{Failure, EXIT_USAGE};
-
-/// Exit status when the lock was not acquired (mq.sh's).
-pub const EXIT_NOT_ACQUIRED: u8 = 2;
-/// Exit status of `mq unlock` when the lock is not ours or the key is wrong.
-pub const EXIT_REFUSED: u8 = 3;
-/// Exit status after ^C, SIGTERM or SIGHUP.
-pub const EXIT_INTERRUPTED: u8 = 130;
+use crate::Failure;
+use mq_core::exit;
 
 /// The lock options, checked: mq.sh's messages where it has them.
 pub(crate) struct Checked {
@@ -45,7 +39,7 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
                 // mq.sh's own line, which scripts may know.
                 return Err(Failure::stdout(
                     "-T <timeout> requires a positive integer",
-                    EXIT_USAGE,
+                    exit::USAGE,
                 ));
             }
         },
@@ -59,7 +53,7 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
                     format!(
                         "mq: -w {text}: the retry period is a whole number of seconds, 1 to {MAX_SECONDS}"
                     ),
-                    EXIT_USAGE,
+                    exit::USAGE,
                 ))
             }
         },
@@ -73,13 +67,13 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
                     format!(
                     "mq: -t {text}: retries are a whole number up to {MAX_RETRIES}, or -1 for ever"
                 ),
-                    EXIT_USAGE,
+                    exit::USAGE,
                 ))
             }
         },
     };
     mq_core::check_key(&options.key)
-        .map_err(|e| Failure::new(format!("mq: -k: {e}"), EXIT_USAGE))?;
+        .map_err(|e| Failure::new(format!("mq: -k: {e}"), exit::USAGE))?;
     Ok(Checked {
         key: options.key.clone(),
         retry_seconds,
@@ -97,11 +91,11 @@ pub fn failure(error: QueueError) -> Failure {
             message: format!(
                 "mq: {source}\nhint: `mq config --ssh` shows how mq reads your SSH configuration for {host}"
             ),
-            code: EXIT_USAGE,
+            code: exit::USAGE,
         },
-        QueueError::UnknownTarget(e) => Failure::stdout(e.to_string(), EXIT_USAGE),
+        QueueError::UnknownTarget(e) => Failure::stdout(e.to_string(), exit::USAGE),
         QueueError::Lock(LockError::VersionMismatch { .. }) => {
-            Failure::stdout(error.to_string(), EXIT_USAGE)
+            Failure::stdout(error.to_string(), exit::USAGE)
         }
         QueueError::Lock(LockError::NotAcquired {
             ref system,
@@ -113,23 +107,23 @@ pub fn failure(error: QueueError) -> Failure {
             } else {
                 format!("mq: {detail}")
             },
-            code: EXIT_NOT_ACQUIRED,
+            code: exit::NOT_ACQUIRED,
         },
         QueueError::Lock(ref e @ LockError::AlreadyYours { ref system, .. }) => Failure {
             stdout: Some(format!("{e}\nFailed to acquire lock for system ({system})")),
             message: String::new(),
-            code: EXIT_NOT_ACQUIRED,
+            code: exit::NOT_ACQUIRED,
         },
         QueueError::Lock(LockError::Interrupted { .. }) => {
-            Failure::new(format!("mq: {error}"), EXIT_INTERRUPTED)
+            Failure::new(format!("mq: {error}"), exit::INTERRUPTED)
         }
         QueueError::Lock(LockError::BadInput(text)) => {
-            Failure::new(format!("mq: {text}"), EXIT_USAGE)
+            Failure::new(format!("mq: {text}"), exit::USAGE)
         }
         QueueError::Lock(LockError::Transport(e)) if e.is_connection_lost() => {
-            Failure::new(format!("mq: {e}"), EXIT_USAGE)
+            Failure::new(format!("mq: {e}"), exit::USAGE)
         }
-        other => Failure::new(format!("mq: {other}"), EXIT_USAGE),
+        other => Failure::new(format!("mq: {other}"), exit::USAGE),
     }
 }
 
@@ -186,7 +180,7 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     {
         inventory
             .resolve(name)
-            .map_err(|e| Failure::stdout(e.to_string(), EXIT_USAGE))?;
+            .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
     }
     let queue = connect(config, inventory)?;
     if let Some(name) = &args.info {
@@ -276,7 +270,7 @@ fn signalled(
             format!(
                 "mq: -signal -f needs a system, not the pool {name}: name the board to release"
             ),
-            EXIT_USAGE,
+            exit::USAGE,
         ));
     }
     let held = queue.held_in_pool(name, key).map_err(failure)?;
@@ -296,7 +290,7 @@ fn signalled(
                 "mq: you hold {} of pool {name} with key '{key}': name the one to release",
                 many.join(", ")
             ),
-            EXIT_USAGE,
+            exit::USAGE,
         )),
     }
 }
@@ -307,7 +301,7 @@ pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
     let inventory = config.load_inventory()?;
     inventory
         .resolve(&args.system)
-        .map_err(|e| Failure::stdout(e.to_string(), EXIT_USAGE))?;
+        .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
     let queue = connect(config, inventory)?;
     let system = choose(&queue, &args.system)?;
     wait(&queue, &system, &checked)
@@ -315,7 +309,7 @@ pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
 
 /// `mq unlock SYSTEM`.
 pub fn unlock(args: UnlockArgs, config: Config) -> Result<(), Failure> {
-    mq_core::check_key(&args.key).map_err(|e| Failure::new(format!("mq: -k: {e}"), EXIT_USAGE))?;
+    mq_core::check_key(&args.key).map_err(|e| Failure::new(format!("mq: -k: {e}"), exit::USAGE))?;
     let inventory = config.load_inventory()?;
     if inventory.system(&args.system).is_none() {
         let message = match inventory.resolve(&args.system) {
@@ -325,13 +319,13 @@ pub fn unlock(args: UnlockArgs, config: Config) -> Result<(), Failure> {
                 args.system
             ),
         };
-        return Err(Failure::stdout(message, EXIT_USAGE));
+        return Err(Failure::stdout(message, exit::USAGE));
     }
     let queue = connect(config, inventory)?;
     match queue.release(&args.system, &args.key, args.force) {
         Ok(()) => Ok(()),
         Err(QueueError::Lock(e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }))) => {
-            Err(Failure::stdout(e.to_string(), EXIT_REFUSED))
+            Err(Failure::stdout(e.to_string(), exit::REFUSED))
         }
         Err(e) => Err(failure(e)),
     }

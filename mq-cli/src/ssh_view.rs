@@ -9,7 +9,8 @@ use mq_core::ssh::{
 use mq_core::{Config, TransportKind};
 use serde::Serialize;
 
-use crate::{emit, emit_json, Failure, EXIT_USAGE};
+use crate::{emit, emit_json, Failure};
+use mq_core::exit;
 
 /// One hop on the way to the lab host.
 #[derive(Debug, Serialize)]
@@ -86,7 +87,7 @@ pub fn show(config: &Config, json: bool) -> Result<(), Failure> {
     let fail = |e: mq_core::TransportError| {
         Failure::new(
             format!("mq: the SSH configuration for {}: {e}", config.host.value),
-            EXIT_USAGE,
+            exit::USAGE,
         )
     };
     let host = options.host_config().map_err(fail)?;

@@ -1152,3 +1152,29 @@ fn the_json_report_is_the_documented_interface() {
     assert!(json["started_at"].as_str() <= json["ended_at"].as_str());
     t.assert_clean(0);
 }
+
+#[test]
+fn cleanup_that_leaves_something_is_status_6_and_says_what() {
+    let Some(t) = Lab::start(1) else { return };
+    let image = t.image("litter.elf", &["@litter", "All is well in the universe"]);
+    let r = t.run("sabre", "All is well", &[&image], &[]);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("still there"), "{}", r.stderr);
+    assert_eq!(
+        t.lab.lock_owner("sabre"),
+        None,
+        "the lock was released all the same"
+    );
+    // Tidy what the board left (as root).
+    for dir in LabHost::files_of(Path::new("/tmp"), t.user(0)) {
+        if dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("mq-run.")
+        {
+            let _ = Command::new("chmod").args(["-R", "u+w"]).arg(&dir).status();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

@@ -287,6 +287,25 @@ pub enum JobError {
     /// The connection failed during the job (cleanup was attempted).
     #[error("{0}")]
     Transport(#[from] TransportError),
+    /// Cleanup after the job left something on the host (the text says
+    /// exactly what, and how to release it).
+    #[error("{0}")]
+    LeftBehind(String),
+    /// The host could not do what the job needed once the lock was held
+    /// (a temporary directory).
+    #[error("{0}")]
+    Host(String),
+    /// The console could not be read (a local failure, not the connection).
+    #[error("console: {0}")]
+    Console(String),
+    /// The log (`-l`) could not be written during or after the run.
+    #[error("cannot write the log {}: {message}", path.display())]
+    Log {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// Stopped by the cancellation handle (^C, SIGTERM, SIGHUP) before the
     /// board started (waiting, uploading); once it started, `run_job`
     /// returns its report with [`Outcome::Interrupted`] and exit code 130.
@@ -451,12 +470,12 @@ fn upload_text(host: &dyn Transport, text: &str, remote: &str) -> Result<(), Job
         .create_new(true)
         .open(&local)
         .and_then(|mut f| f.write_all(text.as_bytes()));
-    if let Err(e) = written {
+    if let Err(source) = written {
         let _ = std::fs::remove_file(&local);
-        return Err(JobError::Check(format!(
-            "cannot write {}: {e}",
-            local.display()
-        )));
+        return Err(JobError::Transport(TransportError::LocalFile {
+            path: local,
+            source,
+        }));
     }
     let sent = host.upload(&local, remote, &mut |_, _| true);
     let _ = std::fs::remove_file(&local);
@@ -501,7 +520,10 @@ fn replace_with_runner_log(
     file.set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| file.write_all(&fetched))
-        .map_err(|e| JobError::Check(format!("cannot write the log {}: {e}", path.display())))
+        .map_err(|e| JobError::Log {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// The console matcher of a job, or the check failure of a bad pattern.
@@ -727,7 +749,7 @@ impl MachineQueue {
         if let Err(left) = cleanup {
             events(JobEvent::Warning(&left));
             if run_error.is_none() {
-                return Err(JobError::Check(left));
+                return Err(JobError::LeftBehind(left));
             }
         }
         if let Some(e) = run_error {
@@ -848,7 +870,7 @@ impl MachineQueue {
             .find_map(|l| l.strip_prefix(TEMP_DIR_MARK))
             .filter(|d| d.starts_with('/'))
             .ok_or_else(|| {
-                JobError::Check(format!(
+                JobError::Host(format!(
                     "cannot make a temporary directory on the host: {}",
                     said.join("; ")
                 ))
@@ -931,8 +953,9 @@ impl MachineQueue {
         };
 
         let mut local_log = match &spec.log {
-            Some(path) => Some(std::fs::File::create(path).map_err(|e| {
-                JobError::Check(format!("cannot write the log {}: {e}", path.display()))
+            Some(path) => Some(std::fs::File::create(path).map_err(|e| JobError::Log {
+                path: path.clone(),
+                message: e.to_string(),
             })?),
             None => None,
         };
@@ -985,7 +1008,7 @@ impl MachineQueue {
         if let Some(e) = console.error.take() {
             return Err(interrupted(e));
         }
-        let report = report.map_err(|e| JobError::Check(format!("console: {e}")))?;
+        let report = report.map_err(|e| JobError::Console(e.to_string()))?;
         // An interrupt after the completion text (a keep-alive console, or
         // a runner still powering off) stops the board all the same.
         let finished = !matches!(

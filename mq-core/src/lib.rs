@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod exit;
 pub mod inventory;
 pub mod job;
 pub mod queue;

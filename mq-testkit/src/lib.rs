@@ -520,7 +520,8 @@ impl LabHost {
 /// The uploaded images are the console script: every line is printed (and
 /// logged) in turn, kernel first, except these directives:
 /// `@sleep N` pauses, `@hang` prints nothing more, `@exit N` makes the board
-/// die with status N, `@deaf` makes it ignore `-t` from then on. The completion text ends the run with 0, the error text
+/// die with status N, `@deaf` makes it ignore `-t` from then on, `@litter`
+/// leaves a directory beside its log that its user cannot empty. The completion text ends the run with 0, the error text
 /// with 3, the timeout with `[[Timeout]]` and 4; with `-a` the board then
 /// echoes what is typed (`echo: LINE`) until its input ends. Each machine's
 /// directory records `last-args` (NUL-separated), `pid`, `hup` (hung up) and
@@ -566,6 +567,7 @@ while IFS= read -r line <&3 || [ -n "$line" ]; do
   case "$line" in
     "@sleep "*) pause "${line#@sleep }"; continue ;;
     "@deaf") to=-1; continue ;;
+    "@litter") l=$(dirname -- "$log")/stuck; mkdir -p "$l" && : > "$l/file" && chmod 555 "$l"; continue ;;
     "@hang") rm -f "$script"; hang ;;
     "@exit "*) rm -f "$script"; exit "${line#@exit }" ;;
   esac
