@@ -48,7 +48,7 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
     };
     match runner::reboot(board, &run, &state) {
         Ok(0) => Ok(()),
-        Ok(code) => Err(Failure::new(String::new(), code.clamp(1, 255) as u8)),
+        Ok(code) => Err(Failure::new(String::new(), exit::from_status(code))),
         Err(e) => Err(cannot_run(format!("mq board: [{}] {e}", board.name))),
     }
 }

@@ -138,37 +138,41 @@ fn config(global: &GlobalArgs) -> Result<Config, Failure> {
         .map_err(|e| Failure::new(format!("mq: {e}"), exit::USAGE))
 }
 
+/// One dispatch: each command's function, and the exit status decided once
+/// (by the [`Failure`] it returns, in `main`).
 fn run(cli: Cli) -> Result<(), Failure> {
     let config = config(&cli.global)?;
-    if let Command::Config(args) = &cli.command {
-        if args.ssh {
-            return ssh_view::show(&config, args.json);
+    match cli.command {
+        Command::Config(args) => config_command(&config, &args),
+        Command::Help => emit(&Cli::command().render_help().to_string()),
+        Command::Run(args) => run::run(args, config),
+        Command::Board(flags::BoardCommand::Reboot(args)) => board::reboot(args),
+        Command::Lab(flags::LabCommand::Init(args)) => board::lab_init(args),
+        Command::Sem(args) => sem::sem(args, config),
+        Command::Lock(args) => sem::lock(args, config),
+        Command::Unlock(args) => sem::unlock(args, config),
+        Command::Systems(args) => {
+            let inventory = config.load_inventory()?;
+            if args.json {
+                emit_json(inventory.systems())
+            } else if args.format.is_some() {
+                emit(&inventory.systems_simple())
+            } else {
+                emit(&listing::systems_tables(&inventory))
+            }
         }
-        // Shown even when the inventory is bad: that is when it helps most.
-        show_config(&config, args.json)?;
-        config.load_inventory()?;
-        return Ok(());
-    }
-    let command = match cli.command {
-        Command::Help => return emit(&Cli::command().render_help().to_string()),
-        Command::Run(args) => return run::run(args, config),
-        Command::Board(flags::BoardCommand::Reboot(args)) => return board::reboot(args),
-        Command::Lab(flags::LabCommand::Init(args)) => return board::lab_init(args),
-        Command::Sem(args) => return sem::sem(args, config),
-        Command::Lock(args) => return sem::lock(args, config),
-        Command::Unlock(args) => return sem::unlock(args, config),
-        other => other,
-    };
-    let inventory = config.load_inventory()?;
-    match command {
-        Command::Systems(args) if args.json => emit_json(inventory.systems()),
-        Command::Systems(args) if args.format.is_some() => emit(&inventory.systems_simple()),
-        Command::Systems(_) => emit(&listing::systems_tables(&inventory)),
-        Command::SystemTsv => emit(&inventory.system_tsv()),
-        Command::PoolTsv => emit(&inventory.pool_tsv()),
-        Command::Pools(args) if args.json => emit_json(inventory.pools()),
-        Command::Pools(_) => emit(&listing::pools_table(&inventory)),
+        Command::SystemTsv => emit(&config.load_inventory()?.system_tsv()),
+        Command::PoolTsv => emit(&config.load_inventory()?.pool_tsv()),
+        Command::Pools(args) => {
+            let inventory = config.load_inventory()?;
+            if args.json {
+                emit_json(inventory.pools())
+            } else {
+                emit(&listing::pools_table(&inventory))
+            }
+        }
         Command::Features(args) => {
+            let inventory = config.load_inventory()?;
             let systems = listing::select(&inventory, &args.names)?;
             if args.json {
                 emit_json(&systems)
@@ -177,6 +181,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Completions(args) => {
+            let inventory = config.load_inventory()?;
             let names: Vec<String> = inventory
                 .systems()
                 .iter()
@@ -185,15 +190,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .collect();
             emit_bytes(&completions::script(args.shell, &names))
         }
-        Command::Config(_)
-        | Command::Help
-        | Command::Run(_)
-        | Command::Board(_)
-        | Command::Lab(_)
-        | Command::Sem(_)
-        | Command::Lock(_)
-        | Command::Unlock(_) => unreachable!("handled above"),
     }
+}
+
+/// `mq config [--ssh] [--json]`: shown even when the inventory is bad (that
+/// is when it helps most), which is then refused after it.
+fn config_command(config: &Config, args: &flags::ConfigArgs) -> Result<(), Failure> {
+    if args.ssh {
+        return ssh_view::show(config, args.json);
+    }
+    show_config(config, args.json)?;
+    config.load_inventory()?;
+    Ok(())
 }
 
 fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
