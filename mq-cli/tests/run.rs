@@ -275,6 +275,10 @@ fn every_check_fails_before_anything_happens_on_the_host() {
         ),
         (vec!["run", "-c", "x", "-f", one], "mq run needs -s SYSTEM"),
         (
+            vec!["run", "-s", "sabre", "-c", "", "-f", one],
+            "-c: an empty completion text would match every line",
+        ),
+        (
             vec![
                 "run",
                 "-s",

@@ -152,6 +152,21 @@ impl MatcherBuilder {
         self
     }
 
+    /// The console matcher of a board run, on both sides (`mq run` and the
+    /// board runner): the seL4 markers, and the completion and error texts
+    /// as runners take them ([`MatcherBuilder::completion_text`]). An empty
+    /// text is no text (`mq run` refuses an empty `-c` before this).
+    pub fn board_run(completion: Option<&str>, error: Option<&str>) -> MatcherBuilder {
+        let mut b = MatcherBuilder::new().markers(&crate::markers::sel4_pairs());
+        if let Some(c) = completion.filter(|c| !c.is_empty()) {
+            b = b.completion_text(c);
+        }
+        if let Some(e) = error.filter(|e| !e.is_empty()) {
+            b = b.error_text(e);
+        }
+        b
+    }
+
     /// A known marker: a pattern and its label.
     pub fn marker(mut self, pattern: &str, label: &str) -> MatcherBuilder {
         self.patterns

@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use mq_console::{
-    markers, ConsoleSource, KeepAlive, Match, MatcherBuilder, Outcome, Session, SessionOptions,
-    SourceRead,
+    ConsoleSource, KeepAlive, Match, MatcherBuilder, Outcome, Session, SessionOptions, SourceRead,
 };
 use mq_lock::{AcquireOptions, LockClient, LockError, LockState, WaitEvent};
 use mq_transport::{
@@ -376,6 +375,11 @@ pub fn check_spec(spec: &JobSpec) -> Result<(), JobError> {
 /// compiling them.
 fn check_options(spec: &JobSpec) -> Result<(), JobError> {
     match (spec.reservation, &spec.completion) {
+        (false, Some(c)) if c.is_empty() => {
+            return Err(JobError::Check(
+                "-c: an empty completion text would match every line".into(),
+            ))
+        }
         (false, None) => {
             return Err(JobError::Check(
                 "mq run needs -c TEXT (run until the completion text) or -r (reserve the board)"
@@ -583,14 +587,7 @@ fn kernel_first_warning(spec: &JobSpec) -> Option<String> {
 /// The local matcher: each text as a regular expression and as plain text,
 /// so `(10 tests)` matches itself whatever the remote runner makes of it.
 fn console_matcher(spec: &JobSpec) -> Result<mq_console::Matcher, mq_console::PatternError> {
-    let mut b = MatcherBuilder::new().markers(&markers::sel4_pairs());
-    if let Some(c) = &spec.completion {
-        b = b.completion_text(c);
-    }
-    if let Some(e) = spec.error.as_deref().filter(|e| !e.is_empty()) {
-        b = b.error_text(e);
-    }
-    b.build()
+    MatcherBuilder::board_run(spec.completion.as_deref(), spec.error.as_deref()).build()
 }
 
 /// A pty process as a console source; remembers a transport error.

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mq_console::{
-    markers, ConsoleSource, KeepAlive, MatcherBuilder, ReaderSource, Session, SessionOptions,
-    SourceRead, EXIT_INFRASTRUCTURE,
+    ConsoleSource, KeepAlive, MatcherBuilder, ReaderSource, Session, SessionOptions, SourceRead,
+    EXIT_INFRASTRUCTURE,
 };
 use mq_transport::quote;
 
@@ -100,14 +100,9 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
             )));
         }
     }
-    let mut matcher = MatcherBuilder::new().markers(&markers::sel4_pairs());
-    if let Some(c) = args.completion.as_deref().filter(|c| !c.is_empty()) {
-        matcher = matcher.completion_text(c);
-    }
-    if let Some(e) = args.error.as_deref().filter(|e| !e.is_empty()) {
-        matcher = matcher.error_text(e);
-    }
-    let matcher = matcher.build().map_err(|e| RunnerError(e.to_string()))?;
+    let matcher = MatcherBuilder::board_run(args.completion.as_deref(), args.error.as_deref())
+        .build()
+        .map_err(|e| RunnerError(e.to_string()))?;
     let templates = Templates::fill(board, args)?;
     let _hold = BoardLock::take(state, &board.name)?;
     let mut log = match &args.log {
