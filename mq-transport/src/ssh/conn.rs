@@ -106,7 +106,9 @@ impl Conn {
                 Ok(value) => return Ok(value),
                 Err(e) => match self.classify(context, e) {
                     None => {
-                        self.wait(None)?;
+                        // Bounded: libssh2 may already hold what `op`
+                        // waits for, with the socket quiet.
+                        self.wait(Some(Instant::now() + super::RECHECK))?;
                     }
                     Some(error) => return Err(error),
                 },

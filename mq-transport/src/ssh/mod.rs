@@ -852,6 +852,9 @@ impl SshTransport {
                         if let Some(error) = conn.classify_io("reading output", e) {
                             return Err(error);
                         }
+                        // Would block: the EOF may have been taken in by
+                        // libssh2 meanwhile, with nothing more to come.
+                        out_done = channel.eof();
                     }
                 }
             }
@@ -866,12 +869,15 @@ impl SshTransport {
                         if let Some(error) = conn.classify_io("reading errors", e) {
                             return Err(error);
                         }
+                        err_done = channel.eof();
                     }
                 }
             }
             let finished = out_done && err_done;
             if !progress && !finished {
-                conn.wait(None)?;
+                // Bounded: what libssh2 already holds is read again soon even
+                // if the socket stays quiet (no wakeup is ever lost).
+                conn.wait(Some(Instant::now() + RECHECK))?;
             }
         }
         Ok(())
@@ -903,7 +909,9 @@ impl SshTransport {
                     if let Ok(n) = channel.stderr().read(&mut scratch) {
                         err.extend_from_slice(&scratch[..n]);
                     }
-                    conn.wait(None)?;
+                    // That read may have taken in the window adjust the
+                    // write waits for: ask again soon, whatever the socket.
+                    conn.wait(Some(Instant::now() + RECHECK))?;
                 }
             }
         }
@@ -1154,9 +1162,14 @@ impl PtyProcess for SshPty {
                     if let Some(error) = self.conn.classify_io("reading the console", e) {
                         return Err(error);
                     }
+                    if self.channel.eof() {
+                        return Ok(ReadOutcome::Eof);
+                    }
                 }
             }
-            if !self.conn.wait(deadline)? {
+            let recheck = Instant::now() + RECHECK;
+            let until = deadline.map_or(recheck, |d| d.min(recheck));
+            if !self.conn.wait(Some(until))? && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(ReadOutcome::TimedOut);
             }
         }
@@ -1170,7 +1183,7 @@ impl PtyProcess for SshPty {
                     if let Some(error) = self.conn.classify_io("writing to the console", e) {
                         return Err(error);
                     }
-                    self.conn.wait(None)?;
+                    self.conn.wait(Some(Instant::now() + RECHECK))?;
                 }
             }
         }
@@ -1227,6 +1240,11 @@ impl Drop for SshPty {
     }
 }
 
+/// How long a wait on a quiet socket lasts before libssh2 is asked again:
+/// it may hold (an EOF, data of another stream) what the socket no longer
+/// signals.
+pub(crate) const RECHECK: Duration = Duration::from_millis(100);
+
 /// How long a hangup waits for the remote side to end.
 const HANGUP_LIMIT: Duration = Duration::from_secs(10);
 
@@ -1245,7 +1263,8 @@ impl SshPty {
                     }
                 }
             }
-            if !self.conn.wait(Some(deadline))? {
+            let until = deadline.min(Instant::now() + RECHECK);
+            if !self.conn.wait(Some(until))? && Instant::now() >= deadline {
                 break;
             }
         }
