@@ -632,6 +632,71 @@ impl io::Write for EventSink<'_> {
     }
 }
 
+/// What the steps of a job under its lock share.
+struct Job<'a> {
+    spec: &'a JobSpec,
+    system: &'a System,
+    cancel: &'a Cancel,
+    events: &'a mut dyn FnMut(JobEvent),
+}
+
+/// A report with nothing measured yet.
+fn empty_report(system: &str, outcome: Option<Outcome>) -> JobReport {
+    JobReport {
+        version: REPORT_VERSION,
+        system: system.to_string(),
+        pool: None,
+        host: String::new(),
+        user: String::new(),
+        key: String::new(),
+        started_at: SystemTime::UNIX_EPOCH,
+        ended_at: SystemTime::UNIX_EPOCH,
+        lock_wait: Duration::ZERO,
+        upload: Duration::ZERO,
+        run: Duration::ZERO,
+        finish: Duration::ZERO,
+        total: Duration::ZERO,
+        outcome,
+        remote_status: None,
+        exit_code: 0,
+        log: None,
+        markers: Vec::new(),
+        console_bytes: 0,
+        notes: Vec::new(),
+    }
+}
+
+/// `mq run`'s exit code for a console that ended with `outcome`: 130 when
+/// interrupted; 0 after a detach from a completed interactive console (it
+/// hangs the runner up, but the run completed); 4 with a line when mq's own
+/// deadline stopped a runner that ignores -t; else the runner's status.
+fn exit_code(
+    job: &mut Job<'_>,
+    outcome: &Outcome,
+    detached: bool,
+    interrupted: bool,
+    runner_status: i32,
+) -> i32 {
+    if interrupted {
+        return Outcome::Interrupted.exit_code();
+    }
+    if detached && matches!(outcome, Outcome::Completed { .. }) {
+        return 0;
+    }
+    match (outcome, job.spec.timeout) {
+        (Outcome::Timeout { .. }, Some(timeout)) => {
+            (job.events)(JobEvent::Console(b"\r\n[[Timeout]]\r\n"));
+            let text = format!(
+                "the board did not end within -d {timeout} s + {} s (its reboot program does not honour -t); mq stopped it",
+                CLIENT_DEADLINE_MARGIN.as_secs()
+            );
+            (job.events)(JobEvent::Warning(&text));
+            mq_console::EXIT_TIMEOUT
+        }
+        _ => runner_status,
+    }
+}
+
 /// What is left on the host, to clean up.
 struct Leftovers {
     system: String,
@@ -724,16 +789,13 @@ impl MachineQueue {
             release: !spec.reuse_held_lock,
             temp_dir: None,
         };
-        let result = self.with_lock(
+        let mut job = Job {
             spec,
-            &system,
-            matcher,
-            input,
+            system: &system,
             cancel,
             events,
-            temp_dir,
-            &mut leftovers,
-        );
+        };
+        let result = self.with_lock(&mut job, matcher, input, temp_dir, &mut leftovers);
         let cleanup_started = Instant::now();
         // The lock stops being refreshed just before it is released.
         drop(kept);
@@ -784,113 +846,102 @@ impl MachineQueue {
         }
     }
 
-    // The job's parts are passed as they are rather than bundled into a
-    // struct used only here.
-    #[allow(clippy::too_many_arguments)]
+    /// The job under its lock, in steps: a reservation, or the temporary
+    /// directory, the uploads, the board's invocation and its console.
     fn with_lock(
         &self,
-        spec: &JobSpec,
-        system: &System,
+        job: &mut Job<'_>,
         matcher: mq_console::Matcher,
         input: Option<Box<dyn Read + Send>>,
-        cancel: &Cancel,
-        events: &mut dyn FnMut(JobEvent),
         temp_dir: Option<Vec<String>>,
         leftovers: &mut Leftovers,
     ) -> Result<JobReport, JobError> {
-        let host = self.transport();
         let reboot = format!(
             "{}/{}/reboot",
             self.config().tftpboot.value.trim_end_matches('/'),
-            system.machine
+            job.system.machine
         );
-        let empty = |outcome| JobReport {
-            system: system.name.clone(),
-            pool: None,
-            lock_wait: Duration::ZERO,
-            upload: Duration::ZERO,
-            run: Duration::ZERO,
-            finish: Duration::ZERO,
-            total: Duration::ZERO,
-            outcome,
-            remote_status: None,
-            exit_code: 0,
-            log: None,
-            markers: Vec::new(),
-            console_bytes: 0,
-            notes: Vec::new(),
-            version: REPORT_VERSION,
-            host: String::new(),
-            user: String::new(),
-            key: String::new(),
-            started_at: SystemTime::UNIX_EPOCH,
-            ended_at: SystemTime::UNIX_EPOCH,
-        };
-
-        if spec.reservation {
-            events(JobEvent::Reserved {
-                system: &system.name,
-            });
-            wait_for_enter(input, cancel)?;
-            events(JobEvent::PoweringOff {
-                system: &system.name,
-            });
-            let out = host.run(&format!("{} --shutdown", quote(&reboot)))?;
-            if !out.status.success() {
-                let text = format!(
-                    "powering off {} failed: {}",
-                    system.name,
-                    out.stderr_text().trim()
-                );
-                events(JobEvent::Warning(&text));
-            }
-            return Ok(empty(None));
+        if job.spec.reservation {
+            return self.reserve(job, &reboot, input);
         }
+        let dir = self.temp_dir(temp_dir)?;
+        leftovers.temp_dir = Some(dir.clone());
+        let (remote_files, upload) = self.upload(job, &dir)?;
+        let cmd = self.invocation(job.spec, &reboot, &dir, &remote_files)?;
+        let mut report = self.console(job, &cmd, &dir, matcher, input)?;
+        report.upload = upload;
+        Ok(report)
+    }
 
-        // One temporary directory on the host: the log, and each file sent.
+    /// `-r`: the board is the user's until the input says so, then off.
+    fn reserve(
+        &self,
+        job: &mut Job<'_>,
+        reboot: &str,
+        input: Option<Box<dyn Read + Send>>,
+    ) -> Result<JobReport, JobError> {
+        let system = &job.system.name;
+        (job.events)(JobEvent::Reserved { system });
+        wait_for_enter(input, job.cancel)?;
+        (job.events)(JobEvent::PoweringOff { system });
+        let out = self
+            .transport()
+            .run(&format!("{} --shutdown", quote(reboot)))?;
+        if !out.status.success() {
+            let text = format!("powering off {system} failed: {}", out.stderr_text().trim());
+            (job.events)(JobEvent::Warning(&text));
+        }
+        Ok(empty_report(system, None))
+    }
+
+    /// The run's temporary directory on the host: made while acquiring (its
+    /// lines are `said`), or with -n (no acquire) in a round trip of its own.
+    fn temp_dir(&self, said: Option<Vec<String>>) -> Result<String, JobError> {
+        let said = match said {
+            Some(said) => said,
+            None => {
+                let out = self.transport().run(&format!("{MAKE_TEMP_DIR} 2>&1"))?;
+                out.stdout_text().lines().map(str::to_string).collect()
+            }
+        };
+        said.iter()
+            .find_map(|l| l.strip_prefix(TEMP_DIR_MARK))
+            .filter(|d| d.starts_with('/'))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                JobError::Host(format!(
+                    "cannot make a temporary directory on the host: {}",
+                    said.join("; ")
+                ))
+            })
+    }
+
+    /// Sends the images (then the DTB and the bitstream) into `dir`; ^C (or a
+    /// harness's cancel) stops even a big upload at once.
+    fn upload(&self, job: &mut Job<'_>, dir: &str) -> Result<(Vec<String>, Duration), JobError> {
+        let spec = job.spec;
         let uploads: Vec<&PathBuf> = spec
             .files
             .iter()
             .chain(&spec.dtb)
             .chain(&spec.bitstream)
             .collect();
-        // Made while acquiring; with -n (no acquire) in a round trip of its own.
-        let said = match temp_dir {
-            Some(said) => said,
-            None => {
-                let out = host.run(&format!("{MAKE_TEMP_DIR} 2>&1"))?;
-                out.stdout_text().lines().map(str::to_string).collect()
-            }
-        };
-        let dir = said
-            .iter()
-            .find_map(|l| l.strip_prefix(TEMP_DIR_MARK))
-            .filter(|d| d.starts_with('/'))
-            .ok_or_else(|| {
-                JobError::Host(format!(
-                    "cannot make a temporary directory on the host: {}",
-                    said.join("; ")
-                ))
-            })?
-            .to_string();
-        leftovers.temp_dir = Some(dir.clone());
-        let log_remote = format!("{dir}/log");
         let remote_files: Vec<String> = (0..uploads.len())
             .map(|i| format!("{dir}/img{i}"))
             .collect();
-
-        let upload_started = Instant::now();
+        let started = Instant::now();
         for (local, remote) in uploads.iter().zip(&remote_files) {
-            if cancel.is_cancelled() {
+            if job.cancel.is_cancelled() {
                 return Err(JobError::Interrupted);
             }
-            let uploaded = host.upload(local, remote, &mut |done, total| {
+            let cancel = job.cancel;
+            let events = &mut job.events;
+            let uploaded = self.transport().upload(local, remote, &mut |done, total| {
                 events(JobEvent::Uploading {
                     file: local,
                     done,
                     total,
                 });
-                // ^C (or a harness's cancel) stops even a big upload at once.
                 !cancel.is_cancelled()
             });
             match uploaded {
@@ -898,14 +949,25 @@ impl MachineQueue {
                 other => other?,
             }
         }
-        let upload = upload_started.elapsed();
-        if cancel.is_cancelled() {
+        if job.cancel.is_cancelled() {
             return Err(JobError::Interrupted);
         }
+        Ok((remote_files, started.elapsed()))
+    }
 
-        // PROTOCOL.md's invocation, every value quoted.
+    /// PROTOCOL.md's invocation of the board's `reboot`, every value quoted.
+    /// An exec request carries a command of at most about 32 KiB (OpenSSH's
+    /// packet limit); a longer one (a huge -c) goes up as a script into
+    /// `dir`, and the pty runs that.
+    fn invocation(
+        &self,
+        spec: &JobSpec,
+        reboot: &str,
+        dir: &str,
+        remote_files: &[String],
+    ) -> Result<String, JobError> {
         let n_images = spec.files.len();
-        let mut cmd = format!("stty isig -echoctl -echo; {}", quote(&reboot));
+        let mut cmd = format!("stty isig -echoctl -echo; {}", quote(reboot));
         if spec.linux {
             cmd.push_str(" -L");
         }
@@ -925,7 +987,7 @@ impl MachineQueue {
         let timeout_text = spec.timeout.map_or("-1".to_string(), |t| t.to_string());
         cmd.push_str(&format!(
             " -l {} -c {} -t {} -e {} -k {}",
-            quote(&log_remote),
+            quote(&format!("{dir}/log")),
             quote(spec.completion.as_deref().unwrap_or("")),
             quote(&timeout_text),
             quote(spec.error.as_deref().unwrap_or("")),
@@ -937,18 +999,26 @@ impl MachineQueue {
         if spec.keep_alive {
             cmd.push_str(" -a -i");
         }
+        if cmd.len() <= MAX_INLINE_COMMAND {
+            return Ok(cmd);
+        }
+        let script = format!("{dir}/invocation");
+        upload_text(self.transport().as_ref(), &cmd, &script)?;
+        Ok(format!("exec sh {}", quote(&script)))
+    }
 
-        // An exec request carries a command of at most about 32 KiB
-        // (OpenSSH's packet limit); a longer invocation (a huge -c) goes up
-        // as a script in the run's directory, and the pty runs that.
-        let cmd = if cmd.len() > MAX_INLINE_COMMAND {
-            let script = format!("{dir}/invocation");
-            upload_text(host.as_ref(), &cmd, &script)?;
-            format!("exec sh {}", quote(&script))
-        } else {
-            cmd
-        };
-
+    /// Runs the invocation on a pty and watches its console until the
+    /// runner ends (or mq's own deadline, or an interrupt); then the log.
+    fn console(
+        &self,
+        job: &mut Job<'_>,
+        cmd: &str,
+        dir: &str,
+        matcher: mq_console::Matcher,
+        input: Option<Box<dyn Read + Send>>,
+    ) -> Result<JobReport, JobError> {
+        let spec = job.spec;
+        let cancel = job.cancel;
         let mut local_log = match &spec.log {
             Some(path) => Some(std::fs::File::create(path).map_err(|e| JobError::Log {
                 path: path.clone(),
@@ -956,22 +1026,14 @@ impl MachineQueue {
             })?),
             None => None,
         };
-        let run_started = Instant::now();
-        let mut process = host.spawn_pty(
-            &cmd,
+        let started = Instant::now();
+        let mut process = self.transport().spawn_pty(
+            cmd,
             PtySize {
                 cols: 200,
                 rows: 50,
             },
         )?;
-        let keep = if spec.keep_alive {
-            input.map(|i| KeepAlive {
-                input: spawn_reader(i),
-                detach: Some(0x1d),
-            })
-        } else {
-            None
-        };
         let options = SessionOptions {
             // The runner enforces -t; this only guards against a runner that
             // never ends.
@@ -979,11 +1041,18 @@ impl MachineQueue {
                 .timeout
                 .map(|t| Duration::from_secs(t) + CLIENT_DEADLINE_MARGIN),
             until_closed: true,
-            keep_alive: keep,
+            keep_alive: spec
+                .keep_alive
+                .then_some(input)
+                .flatten()
+                .map(|i| KeepAlive {
+                    input: spawn_reader(i),
+                    detach: Some(0x1d),
+                }),
             interrupt: Some(cancel.flag()),
             ..SessionOptions::default()
         };
-        let mut session = Session::new(matcher, options).tee(EventSink(events));
+        let mut session = Session::new(matcher, options).tee(EventSink(&mut *job.events));
         if let Some(file) = local_log.as_mut() {
             session = session.tee(file);
         }
@@ -1017,41 +1086,28 @@ impl MachineQueue {
             process.hangup().map_err(interrupted)?;
         }
         let status = process.wait().map_err(interrupted)?;
-        let run = run_started.elapsed();
+        let run = started.elapsed();
         let console_ended = Instant::now();
         // Once the board ran, an interrupt still gives a report (bytes,
         // markers, times), with the interrupted outcome and status 130.
         let interrupted = (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
             && !report.detached;
-
         if let (false, Some(path), Some(file)) = (interrupted, &spec.log, local_log.as_mut()) {
-            replace_with_runner_log(host, &log_remote, path, file, events)?;
+            let log_remote = format!("{dir}/log");
+            replace_with_runner_log(self.transport(), &log_remote, path, file, job.events)?;
         }
         let outcome = if interrupted {
             Outcome::Interrupted
         } else {
             report.outcome
         };
-        // Detaching from an interactive console after the completion text
-        // hangs the runner up; the run itself completed.
-        let exit_code = if interrupted {
-            Outcome::Interrupted.exit_code()
-        } else if report.detached && matches!(outcome, Outcome::Completed { .. }) {
-            0
-        } else if let (Outcome::Timeout { .. }, Some(timeout)) = (&outcome, spec.timeout) {
-            // mq's own deadline: the runner did not end within -d plus
-            // CLIENT_DEADLINE_MARGIN (it does not honour -t). Say so as the
-            // runner would have, with the documented timeout status.
-            events(JobEvent::Console(b"\r\n[[Timeout]]\r\n"));
-            let text = format!(
-                "the board did not end within -d {timeout} s + {} s (its reboot program does not honour -t); mq stopped it",
-                CLIENT_DEADLINE_MARGIN.as_secs()
-            );
-            events(JobEvent::Warning(&text));
-            mq_console::EXIT_TIMEOUT
-        } else {
-            status.shell_code()
-        };
+        let exit_code = exit_code(
+            job,
+            &outcome,
+            report.detached,
+            interrupted,
+            status.shell_code(),
+        );
         Ok(JobReport {
             outcome: Some(outcome),
             remote_status: Some(status.shell_code()),
@@ -1059,10 +1115,9 @@ impl MachineQueue {
             log: spec.log.clone(),
             markers: report.markers,
             console_bytes: report.bytes,
-            upload,
             run,
             finish: console_ended.elapsed(),
-            ..empty(None)
+            ..empty_report(&job.system.name, None)
         })
     }
 
