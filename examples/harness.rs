@@ -6,11 +6,8 @@
 //! cargo run --example harness -- sabre 'All is well in the universe' 600 sel4test-image
 //! ```
 //!
-//! ^C (or SIGTERM) cancels the job through its [`Cancel`] handle: mq-core
+//! ^C (or SIGTERM, SIGHUP) cancels the job through its [`Cancel`] handle: mq-core
 //! ends the wait, or stops the board, and releases the lock.
-
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use mq_core::job::{Cancel, JobEvent, JobSpec};
 use mq_core::{Config, Environment, MachineQueue, Overrides};
@@ -36,12 +33,8 @@ fn main() {
         ..JobSpec::default()
     };
     // A harness may cancel from another thread (a CI cancel, a watchdog);
-    // here, from ^C and SIGTERM.
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
-    }
-    let cancel = Cancel::from_flag(flag);
+    // here, from ^C, SIGTERM and SIGHUP.
+    let cancel = Cancel::from_flag(mq_core::interrupt_on_signals());
     let report = queue
         .run_job(&spec, None, &cancel, &mut |event| match event {
             JobEvent::Waiting { owner, since } => {

@@ -129,15 +129,7 @@ pub fn failure(error: QueueError) -> Failure {
 
 /// Signals that should stop a wait: set on ^C, SIGTERM, SIGHUP.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
-    }
-    flag
+    mq_core::interrupt_on_signals()
 }
 
 fn connect(config: Config, inventory: Inventory) -> Result<MachineQueue, Failure> {

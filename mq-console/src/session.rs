@@ -153,6 +153,21 @@ pub struct SessionOptions {
     pub line_grace: Option<Duration>,
 }
 
+/// A flag for [`SessionOptions::interrupt`] that ^C, SIGTERM and SIGHUP set
+/// (a hung-up terminal is an interrupt too): what every interruptible
+/// command of mq registers.
+pub fn interrupt_on_signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+    }
+    flag
+}
+
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]

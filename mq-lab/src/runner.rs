@@ -17,8 +17,6 @@ use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mq_console::{
@@ -112,14 +110,7 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         )),
         None => None,
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupt));
-    }
+    let interrupt = mq_console::interrupt_on_signals();
     let mut console = power_on(board, args, templates.as_ref())?;
 
     let keep_alive = args.keep_alive.then(|| KeepAlive {
