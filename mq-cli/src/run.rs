@@ -100,17 +100,7 @@ pub fn run(args: RunArgs, config: Config) -> Result<(), Failure> {
     let report = result?;
     if report.exit_code != 0 {
         let message = if matches!(report.outcome, Some(mq_core::Outcome::Interrupted)) {
-            if spec.reuse_held_lock {
-                format!(
-                    "mq: interrupted; {} was stopped, and its lock (taken before, -n) is still held",
-                    report.system
-                )
-            } else {
-                format!(
-                    "mq: interrupted; {} was stopped and its lock released",
-                    report.system
-                )
-            }
+            stopped(&report.system, spec.reuse_held_lock, true)
         } else {
             String::new()
         };
@@ -144,6 +134,21 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     })
 }
 
+/// What an interrupt once the lock was held did: the board stopped (or
+/// never started), and the lock released, or with -n still held.
+fn stopped(system: &str, reused_lock: bool, started: bool) -> String {
+    let what = if started {
+        "was stopped"
+    } else {
+        "was not started"
+    };
+    if reused_lock {
+        format!("mq: interrupted; {system} {what}, and its lock (taken before, -n) is still held")
+    } else {
+        format!("mq: interrupted; {system} {what} and its lock released")
+    }
+}
+
 /// Prints a job's events with mq.sh's lines.
 struct Printer {
     waiting: Option<WaitDisplay>,
@@ -164,23 +169,14 @@ impl Printer {
     /// started board powered off by its runner).
     fn interrupted(&self) -> String {
         let system = &self.system;
-        if self.reused_lock {
-            let what = if self.started {
-                "was stopped"
-            } else {
-                "was not started"
-            };
-            format!(
-                "mq: interrupted; {system} {what}, and its lock (taken before, -n) is still held"
-            )
-        } else if system.is_empty() {
+        if system.is_empty() {
             "mq: interrupted before any lock was asked for; nothing changed on the host".into()
         } else if !self.acquired {
             format!("mq: interrupted while waiting for {system}; the wait was ended and no lock was taken")
-        } else if !self.started {
+        } else if !self.started && !self.reused_lock {
             format!("mq: interrupted before {system} was started; its lock was released")
         } else {
-            format!("mq: interrupted; {system} was stopped and its lock released")
+            stopped(system, self.reused_lock, self.started)
         }
     }
 

@@ -484,6 +484,22 @@ fn board_reboot(lab: &Path, board: &str, args: &[&std::ffi::OsStr]) -> Command {
     cmd
 }
 
+/// `mq board reboot` with `-c TEXT -k IMAGE`, run to its end.
+fn board_run(lab: &Path, board: &str, text: &str, image: &Path) -> std::process::Output {
+    board_reboot(
+        lab,
+        board,
+        &[
+            "-c".as_ref(),
+            text.as_ref(),
+            "-k".as_ref(),
+            image.as_os_str(),
+        ],
+    )
+    .output()
+    .unwrap()
+}
+
 /// A command board whose power, staging and console are files in `state`.
 fn command_board(dir: &Path, power_on: &str) -> (PathBuf, PathBuf) {
     let state = dir.join("board-state");
@@ -548,18 +564,7 @@ fn shutdown_kills_only_the_runner_that_holds_the_board() {
     let qemu = lab.qemu_pid("qemu-x86-1").expect("QEMU runs");
     let kernel = lab.path("images/kernel.elf");
     let started = Instant::now();
-    let second = board_reboot(
-        &conf,
-        "qemu-x86-1",
-        &[
-            "-c".as_ref(),
-            "x".as_ref(),
-            "-k".as_ref(),
-            kernel.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let second = board_run(&conf, "qemu-x86-1", "x", &kernel);
     assert_eq!(second.status.code(), Some(6));
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -636,18 +641,7 @@ fn template_values_are_substituted_once() {
     )
     .unwrap();
     std::fs::write(state.join("power"), "").unwrap();
-    let out = board_reboot(
-        &conf,
-        "bench1",
-        &[
-            "-c".as_ref(),
-            "x".as_ref(),
-            "-k".as_ref(),
-            kernel.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = board_run(&conf, "bench1", "x", &kernel);
     assert_eq!(out.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&out.stderr).contains("inside double quotes"));
     assert_eq!(
@@ -664,35 +658,13 @@ fn a_board_is_never_left_on() {
     std::fs::write(&image, "booting\n").unwrap();
     // A bad text is refused before the board is touched.
     let (conf, state) = command_board(dir.path(), "true");
-    let out = board_reboot(
-        &conf,
-        "bench1",
-        &[
-            "-c".as_ref(),
-            "(".as_ref(),
-            "-k".as_ref(),
-            image.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = board_run(&conf, "bench1", "(", &image);
     assert_eq!(out.status.code(), Some(6));
     assert!(!state.join("power").exists(), "not touched");
     assert!(mq_testkit::processes_matching("sleep 41.3").is_empty());
     // A failing power-on stops the console and powers off again.
     let (conf, state) = command_board(dir.path(), "echo nope >&2; exit 3");
-    let out = board_reboot(
-        &conf,
-        "bench1",
-        &[
-            "-c".as_ref(),
-            "x".as_ref(),
-            "-k".as_ref(),
-            image.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = board_run(&conf, "bench1", "x", &image);
     assert_eq!(out.status.code(), Some(6));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("exit status: 3: nope"), "{err}");
@@ -744,18 +716,7 @@ fn a_failing_power_off_is_said() {
     std::fs::write(&conf, text + "\n").unwrap();
     let image = dir.path().join("image");
     std::fs::write(&image, "All is well\n").unwrap();
-    let out = board_reboot(
-        &conf,
-        "bench1",
-        &[
-            "-c".as_ref(),
-            "All is well".as_ref(),
-            "-k".as_ref(),
-            image.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = board_run(&conf, "bench1", "All is well", &image);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("may still be on"), "{err}");
 }
@@ -801,18 +762,7 @@ fn a_board_program_that_cannot_start_is_status_6() {
     )
     .unwrap();
     let kernel = lab.path("images/kernel.elf");
-    let out = board_reboot(
-        &conf,
-        "qemu-x86-1",
-        &[
-            "-c".as_ref(),
-            "x".as_ref(),
-            "-k".as_ref(),
-            kernel.as_os_str(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = board_run(&conf, "qemu-x86-1", "x", &kernel);
     assert_eq!(
         out.status.code(),
         Some(6),
