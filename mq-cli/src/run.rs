@@ -204,23 +204,7 @@ impl Printer {
                 self.system = system.to_string();
                 let _ = writeln!(out, "Acquiring lock for {system}");
             }
-            JobEvent::Waiting { owner, since } => {
-                if self.waiting.is_none() {
-                    let _ = writeln!(
-                        out,
-                        "Lock for {} held by {owner} since {since}",
-                        self.system
-                    );
-                    let _ = out.flush();
-                    self.waiting = Some(WaitDisplay::start(&self.system));
-                }
-                if let Some(w) = &self.waiting {
-                    w.event(mq_core::WaitEvent::Holder {
-                        owner: owner.into(),
-                        since: since.into(),
-                    });
-                }
-            }
+            JobEvent::Waiting { owner, since } => self.waiting(&mut out, owner, since),
             JobEvent::Acquired { .. } => {
                 self.acquired = true;
                 if let Some(w) = self.waiting.take() {
@@ -229,23 +213,11 @@ impl Printer {
                 let _ = writeln!(out, "Lock acquired, we are allowed to run");
             }
             // A progress line for big images on a terminal only.
+            // A progress line for big images on a terminal only.
             JobEvent::Uploading { file, done, total }
                 if total >= 1 << 20 && std::io::stderr().is_terminal() =>
             {
-                let due = self
-                    .last_upload_draw
-                    .is_none_or(|t| t.elapsed().as_millis() >= 100 || done == total);
-                if due {
-                    self.last_upload_draw = Some(Instant::now());
-                    eprint!(
-                        "\r\x1b[KUploading {}: {}% ({:.1}/{:.1} MB)",
-                        file.display(),
-                        done * 100 / total.max(1),
-                        done as f64 / 1e6,
-                        total as f64 / 1e6
-                    );
-                    self.upload_line = true;
-                }
+                self.upload_progress(file, done, total)
             }
             JobEvent::Reserved { system } => {
                 self.started = true;
@@ -275,6 +247,43 @@ impl Printer {
                 eprintln!("mq: {text}");
             }
             _ => {}
+        }
+    }
+
+    /// The holder line once, then the live wait display.
+    fn waiting(&mut self, out: &mut impl Write, owner: &str, since: &str) {
+        if self.waiting.is_none() {
+            let _ = writeln!(
+                out,
+                "Lock for {} held by {owner} since {since}",
+                self.system
+            );
+            let _ = out.flush();
+            self.waiting = Some(WaitDisplay::start(&self.system));
+        }
+        if let Some(w) = &self.waiting {
+            w.event(mq_core::WaitEvent::Holder {
+                owner: owner.into(),
+                since: since.into(),
+            });
+        }
+    }
+
+    /// Redraws the upload line, at most ten times a second.
+    fn upload_progress(&mut self, file: &std::path::Path, done: u64, total: u64) {
+        let due = self
+            .last_upload_draw
+            .is_none_or(|t| t.elapsed().as_millis() >= 100 || done == total);
+        if due {
+            self.last_upload_draw = Some(Instant::now());
+            eprint!(
+                "\r\x1b[KUploading {}: {}% ({:.1}/{:.1} MB)",
+                file.display(),
+                done * 100 / total.max(1),
+                done as f64 / 1e6,
+                total as f64 / 1e6
+            );
+            self.upload_line = true;
         }
     }
 

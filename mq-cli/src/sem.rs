@@ -176,51 +176,16 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     }
     let queue = connect(config, inventory)?;
     if let Some(name) = &args.info {
-        let system = choose(&queue, name)?;
-        let state = queue.info(&system).map_err(failure)?;
-        if args.json {
-            crate::say(json_state(&system, &state));
-        } else {
-            crate::say(state.info_line(&system));
-        }
+        info(&queue, name, args.json, LockState::info_line)
     } else if let Some(name) = &args.mr_info {
-        let system = choose(&queue, name)?;
-        let state = queue.info(&system).map_err(failure)?;
-        if args.json {
-            crate::say(json_state(&system, &state));
-        } else {
-            crate::say(state.mr_info_line(&system));
-        }
+        info(&queue, name, args.json, LockState::mr_info_line)
     } else if args.dumpall {
-        let all = queue.dump_all().map_err(failure)?;
-        if args.json {
-            let items: Vec<_> = all
-                .iter()
-                .map(|(s, h)| json_state(s, &LockState::Held(h.clone())))
-                .collect();
-            crate::say(serde_json::Value::Array(items));
-        } else {
-            for (system, holder) in &all {
-                crate::say(holder.mr_info_line(system));
-            }
-        }
+        dump_all(&queue, args.json)
     } else if let Some(name) = &args.signal {
-        let Some(system) = signalled(&queue, name, &checked.key, args.force)? else {
-            return Ok(());
-        };
-        match queue.release(&system, &checked.key, args.force) {
-            Ok(()) => {}
-            // mq.sh prints these and exits 0; scripts rely on it.
-            Err(QueueError::Lock(
-                e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }),
-            )) => {
-                crate::say(e);
-            }
-            Err(e) => return Err(failure(e)),
-        }
+        signal(&queue, name, &checked.key, args.force)
     } else if let Some(name) = &args.wait {
         let system = choose(&queue, name)?;
-        wait(&queue, &system, &checked)?;
+        wait(&queue, &system, &checked)
     } else if let Some(name) = &args.cancel {
         let system = choose(&queue, name)?;
         let n = queue.cancel(&system, &checked.key).map_err(failure)?;
@@ -230,17 +195,74 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
                 checked.key
             );
         }
+        Ok(())
     } else if args.cleanup {
-        let (cancelled, released) = queue.cleanup(&checked.key).map_err(failure)?;
-        for system in &released {
-            crate::say(format!("Released {system}"));
-        }
-        eprintln!(
-            "mq: cancelled {cancelled} wait(s) and released {} lock(s) with key '{}'",
-            released.len(),
-            checked.key
-        );
+        cleanup(&queue, &checked.key)
+    } else {
+        Ok(())
     }
+}
+
+/// `-info` and `-mr-info`: one system's lock, as `line` words it (or JSON).
+fn info(
+    queue: &MachineQueue,
+    name: &str,
+    json: bool,
+    line: fn(&LockState, &str) -> String,
+) -> Result<(), Failure> {
+    let system = choose(queue, name)?;
+    let state = queue.info(&system).map_err(failure)?;
+    if json {
+        crate::say(json_state(&system, &state));
+    } else {
+        crate::say(line(&state, &system));
+    }
+    Ok(())
+}
+
+/// `-dumpall`: every lock held.
+fn dump_all(queue: &MachineQueue, json: bool) -> Result<(), Failure> {
+    let all = queue.dump_all().map_err(failure)?;
+    if json {
+        let items: Vec<_> = all
+            .iter()
+            .map(|(s, h)| json_state(s, &LockState::Held(h.clone())))
+            .collect();
+        crate::say(serde_json::Value::Array(items));
+    } else {
+        for (system, holder) in &all {
+            crate::say(holder.mr_info_line(system));
+        }
+    }
+    Ok(())
+}
+
+/// `-signal`: releases the lock (a pool's member this user holds).
+fn signal(queue: &MachineQueue, name: &str, key: &str, force: bool) -> Result<(), Failure> {
+    let Some(system) = signalled(queue, name, key, force)? else {
+        return Ok(());
+    };
+    match queue.release(&system, key, force) {
+        Ok(()) => Ok(()),
+        // mq.sh prints these and exits 0; scripts rely on it.
+        Err(QueueError::Lock(e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }))) => {
+            crate::say(e);
+            Ok(())
+        }
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// `-cleanup`: a CI job's end, every wait and lock with the key.
+fn cleanup(queue: &MachineQueue, key: &str) -> Result<(), Failure> {
+    let (cancelled, released) = queue.cleanup(key).map_err(failure)?;
+    for system in &released {
+        crate::say(format!("Released {system}"));
+    }
+    eprintln!(
+        "mq: cancelled {cancelled} wait(s) and released {} lock(s) with key '{key}'",
+        released.len(),
+    );
     Ok(())
 }
 

@@ -196,91 +196,8 @@ fn render(v: &SshView) -> String {
             v.transport
         ));
     }
-    let mut row = |name: &str, value: String| out.push_str(&format!("  {name:<17} {value}\n"));
-    row(
-        "configuration",
-        format!("{} (resolved by {})", v.config_files, v.resolved_by),
-    );
-    row(
-        "connects to",
-        format!("{}@{}:{}", v.user, v.hostname, v.port),
-    );
-    let jumps: Vec<String> = v
-        .jump_hosts
-        .iter()
-        .map(|h| format!("{} ({}@{}:{})", h.name, h.user, h.hostname, h.port))
-        .collect();
-    row(
-        "jump hosts",
-        if jumps.is_empty() {
-            "none".into()
-        } else {
-            jumps.join(" -> ")
-        },
-    );
-    row(
-        "proxy command",
-        v.proxy_command.clone().unwrap_or_else(|| "none".into()),
-    );
-    row("agent", v.agent.clone());
-    let identities: Vec<String> = v
-        .identity_files
-        .iter()
-        .filter(|i| i.present)
-        .map(|i| i.path.clone())
-        .collect();
-    row(
-        "identity files",
-        format!(
-            "{}{}{}",
-            if identities.is_empty() {
-                "none present".to_string()
-            } else {
-                identities.join(", ")
-            },
-            if v.identities_only {
-                " (IdentitiesOnly)"
-            } else {
-                ""
-            },
-            if v.pubkey_authentication {
-                ""
-            } else {
-                " (PubkeyAuthentication no: none offered)"
-            }
-        ),
-    );
-    row("known hosts", v.known_hosts.join(", "));
-    if let Some(command) = &v.known_hosts_command {
-        row("known hosts cmd", command.clone());
-    }
-    if let Some(alias) = &v.host_key_alias {
-        row("host key alias", alias.clone());
-    }
-    row(
-        "host keys",
-        format!(
-            "StrictHostKeyChecking {} ({})",
-            v.strict_host_key_checking,
-            match v.strict_host_key_checking {
-                "yes" | "ask" => "unknown hosts refused: mq never prompts",
-                _ => "unknown hosts recorded; a changed key is always refused",
-            }
-        ),
-    );
-    row(
-        "keepalive",
-        format!(
-            "every {} s, {} unanswered = lost",
-            v.keepalive_seconds, v.keepalive_count_max
-        ),
-    );
-    row(
-        "connect timeout",
-        format!("{} s", v.connect_timeout_seconds),
-    );
-    for a in &v.algorithms {
-        row(a.keyword, a.offered.join(","));
+    for (name, value) in rows(v) {
+        out.push_str(&format!("  {name:<17} {value}\n"));
     }
     for (title, list) in [("skipped", &v.skipped), ("REFUSED", &v.refused)] {
         if list.is_empty() {
@@ -297,4 +214,92 @@ fn render(v: &SshView) -> String {
         }
     }
     out
+}
+
+/// The table's rows, name and value.
+fn rows(v: &SshView) -> Vec<(&str, String)> {
+    let mut rows = vec![
+        (
+            "configuration",
+            format!("{} (resolved by {})", v.config_files, v.resolved_by),
+        ),
+        (
+            "connects to",
+            format!("{}@{}:{}", v.user, v.hostname, v.port),
+        ),
+        ("jump hosts", jump_hosts(v)),
+        (
+            "proxy command",
+            v.proxy_command.clone().unwrap_or_else(|| "none".into()),
+        ),
+        ("agent", v.agent.clone()),
+        ("identity files", identity_files(v)),
+        ("known hosts", v.known_hosts.join(", ")),
+    ];
+    if let Some(command) = &v.known_hosts_command {
+        rows.push(("known hosts cmd", command.clone()));
+    }
+    if let Some(alias) = &v.host_key_alias {
+        rows.push(("host key alias", alias.clone()));
+    }
+    let unknown_hosts = match v.strict_host_key_checking {
+        "yes" | "ask" => "unknown hosts refused: mq never prompts",
+        _ => "unknown hosts recorded; a changed key is always refused",
+    };
+    rows.push((
+        "host keys",
+        format!(
+            "StrictHostKeyChecking {} ({unknown_hosts})",
+            v.strict_host_key_checking
+        ),
+    ));
+    rows.push((
+        "keepalive",
+        format!(
+            "every {} s, {} unanswered = lost",
+            v.keepalive_seconds, v.keepalive_count_max
+        ),
+    ));
+    rows.push((
+        "connect timeout",
+        format!("{} s", v.connect_timeout_seconds),
+    ));
+    for a in &v.algorithms {
+        rows.push((a.keyword, a.offered.join(",")));
+    }
+    rows
+}
+
+fn jump_hosts(v: &SshView) -> String {
+    if v.jump_hosts.is_empty() {
+        return "none".into();
+    }
+    let jumps: Vec<String> = v
+        .jump_hosts
+        .iter()
+        .map(|h| format!("{} ({}@{}:{})", h.name, h.user, h.hostname, h.port))
+        .collect();
+    jumps.join(" -> ")
+}
+
+/// The identity files present, and why none may be offered.
+fn identity_files(v: &SshView) -> String {
+    let present: Vec<&str> = v
+        .identity_files
+        .iter()
+        .filter(|i| i.present)
+        .map(|i| i.path.as_str())
+        .collect();
+    let mut text = if present.is_empty() {
+        "none present".to_string()
+    } else {
+        present.join(", ")
+    };
+    if v.identities_only {
+        text.push_str(" (IdentitiesOnly)");
+    }
+    if !v.pubkey_authentication {
+        text.push_str(" (PubkeyAuthentication no: none offered)");
+    }
+    text
 }

@@ -302,106 +302,118 @@ impl Matcher {
         let mut found = Vec::new();
         let mut i = 0;
         while i < chunk.len() {
-            // Fast path: copy a run of ordinary bytes up to the next special one.
-            if self.escape == Escape::None && !self.pending_cr {
-                let special =
-                    memchr::memchr3(b'\n', b'\r', 0x1b, &chunk[i..]).map_or(chunk.len(), |p| i + p);
-                // Never let the line outgrow its cap, whatever the chunk size.
-                let room = MAX_LINE.saturating_sub(self.line.len()).max(1);
-                let run_end = special.min(i + room);
-                if run_end > i {
-                    self.push_visible(&chunk[i..run_end]);
-                    i = run_end;
-                    if self.line.len() >= MAX_LINE {
-                        self.cut_long_line(&mut found);
-                    }
-                    continue;
-                }
+            if let Some(end) = self.ordinary_run(chunk, i, &mut found) {
+                i = end;
+                continue;
             }
             let byte = chunk[i];
             let raw = self.raw_offset;
             i += 1;
             self.raw_offset += 1;
-            if self.pending_cr {
-                match byte {
-                    // CRLF: the line already ended at the CR.
-                    b'\n' => {
-                        self.pending_cr = false;
-                        self.line_start_raw = self.raw_offset;
-                        continue;
-                    }
-                    // CR CR LF (a runner's CRLF through a pty's ONLCR): still
-                    // the one line end.
-                    b'\r' => {
-                        self.line_start_raw = self.raw_offset;
-                        continue;
-                    }
-                    _ => self.pending_cr = false,
-                }
+            if self.after_cr(byte) || self.in_escape(byte) {
+                continue;
             }
-            match self.escape {
-                Escape::Start => {
-                    self.escape = match byte {
-                        b'[' => Escape::Csi,
-                        b']' => Escape::Osc,
-                        _ => Escape::None,
-                    };
-                    self.note_break();
-                    continue;
-                }
-                Escape::Csi => {
-                    if (0x40..=0x7e).contains(&byte) {
-                        self.escape = Escape::None;
-                        self.note_break();
-                    }
-                    continue;
-                }
-                Escape::Osc => {
-                    match byte {
-                        0x07 => {
-                            self.escape = Escape::None;
-                            self.note_break();
-                        }
-                        0x1b => self.escape = Escape::OscEsc,
-                        _ => {}
-                    }
-                    continue;
-                }
-                Escape::OscEsc => {
-                    self.escape = if byte == b'\\' {
-                        Escape::None
-                    } else {
-                        Escape::Osc
-                    };
-                    if self.escape == Escape::None {
-                        self.note_break();
-                    }
-                    continue;
-                }
-                Escape::None => {}
-            }
-            match byte {
-                b'\n' => {
-                    self.end_line(&mut found);
-                    self.line_start_raw = self.raw_offset;
-                }
-                b'\r' => {
-                    self.end_line(&mut found);
-                    self.line_start_raw = self.raw_offset;
-                    self.pending_cr = true;
-                }
-                0x1b => self.escape = Escape::Start,
-                // An ordinary byte right after a bare CR.
-                _ => {
-                    if self.line.is_empty() && self.breaks.is_empty() {
-                        self.line_start_raw = raw;
-                    }
-                    self.line.push(byte);
-                }
-            }
+            self.byte(byte, raw, &mut found);
         }
         self.scan_partial(&mut found);
         found
+    }
+
+    /// The fast path: copies a run of ordinary bytes from `start` up to the
+    /// next special one, and returns where it stopped (`None` when the byte
+    /// at `start` needs the slow path).
+    fn ordinary_run(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        found: &mut Vec<Match>,
+    ) -> Option<usize> {
+        if self.escape != Escape::None || self.pending_cr {
+            return None;
+        }
+        let special =
+            memchr::memchr3(b'\n', b'\r', 0x1b, &chunk[start..]).map_or(chunk.len(), |p| start + p);
+        // Never let the line outgrow its cap, whatever the chunk size.
+        let room = MAX_LINE.saturating_sub(self.line.len()).max(1);
+        let run_end = special.min(start + room);
+        if run_end == start {
+            return None;
+        }
+        self.push_visible(&chunk[start..run_end]);
+        if self.line.len() >= MAX_LINE {
+            self.cut_long_line(found);
+        }
+        Some(run_end)
+    }
+
+    /// A byte right after a CR: true when it is part of that line end.
+    fn after_cr(&mut self, byte: u8) -> bool {
+        if !self.pending_cr {
+            return false;
+        }
+        match byte {
+            // CRLF: the line already ended at the CR.
+            b'\n' => {
+                self.pending_cr = false;
+                self.line_start_raw = self.raw_offset;
+                true
+            }
+            // CR CR LF (a runner's CRLF through a pty's ONLCR): still the
+            // one line end.
+            b'\r' => {
+                self.line_start_raw = self.raw_offset;
+                true
+            }
+            _ => {
+                self.pending_cr = false;
+                false
+            }
+        }
+    }
+
+    /// A byte inside an escape sequence: true when the sequence took it.
+    fn in_escape(&mut self, byte: u8) -> bool {
+        let (next, ended) = match (self.escape, byte) {
+            (Escape::None, _) => return false,
+            (Escape::Start, b'[') => (Escape::Csi, true),
+            (Escape::Start, b']') => (Escape::Osc, true),
+            (Escape::Start, _) => (Escape::None, true),
+            (Escape::Csi, 0x40..=0x7e) => (Escape::None, true),
+            (Escape::Csi, _) => (Escape::Csi, false),
+            (Escape::Osc, 0x07) => (Escape::None, true),
+            (Escape::Osc, 0x1b) => (Escape::OscEsc, false),
+            (Escape::Osc, _) => (Escape::Osc, false),
+            (Escape::OscEsc, b'\\') => (Escape::None, true),
+            (Escape::OscEsc, _) => (Escape::Osc, false),
+        };
+        self.escape = next;
+        if ended {
+            self.note_break();
+        }
+        true
+    }
+
+    /// A byte outside escapes and line ends' tails.
+    fn byte(&mut self, byte: u8, raw: u64, found: &mut Vec<Match>) {
+        match byte {
+            b'\n' => {
+                self.end_line(found);
+                self.line_start_raw = self.raw_offset;
+            }
+            b'\r' => {
+                self.end_line(found);
+                self.line_start_raw = self.raw_offset;
+                self.pending_cr = true;
+            }
+            0x1b => self.escape = Escape::Start,
+            // An ordinary byte right after a bare CR.
+            _ => {
+                if self.line.is_empty() && self.breaks.is_empty() {
+                    self.line_start_raw = raw;
+                }
+                self.line.push(byte);
+            }
+        }
     }
 
     /// Ends the stream: matches what is left of the last line.

@@ -263,6 +263,20 @@ pub struct Report {
     pub sink_errors: Vec<String>,
 }
 
+/// What a running session has seen so far.
+#[derive(Default)]
+struct Seen {
+    bytes: u64,
+    markers: Vec<Match>,
+    sink_errors: Vec<String>,
+    /// The outcome decided, while the console still goes on.
+    verdict: Option<Outcome>,
+    detached: bool,
+    /// Set when stopping waits only for the verdict's line to end.
+    grace_until: Option<Instant>,
+    input_open: bool,
+}
+
 /// Drives a source to an outcome. Build one, add sinks, [`Session::run`].
 pub struct Session<'a> {
     matcher: Matcher,
@@ -292,44 +306,28 @@ impl<'a> Session<'a> {
         let deadline = self.options.timeout.map(|t| started + t);
         let boot_deadline = self.options.boot_timeout.map(|t| started + t);
         let keep = self.options.keep_alive.take();
-        let mut input_open = keep.is_some();
+        let mut seen = Seen {
+            input_open: keep.is_some(),
+            ..Seen::default()
+        };
         let mut buf = vec![0u8; 64 * 1024];
-        let mut bytes = 0u64;
-        let mut markers = Vec::new();
-        let mut sink_errors = Vec::new();
-        let mut verdict: Option<Outcome> = None;
-        let mut detached = false;
-        // Set when stopping waits only for the verdict's line to end.
-        let mut grace_until: Option<Instant> = None;
-
         let outcome = loop {
-            if self.interrupted() {
-                break verdict.take().unwrap_or(Outcome::Interrupted);
+            if let Some(outcome) = self.stop_before_read(keep.as_ref(), source, &mut seen)? {
+                break outcome;
             }
-            if let Some(keep) = &keep {
-                if forward_input(keep, source, &mut input_open)? {
-                    detached = true;
-                    break verdict.take().unwrap_or(Outcome::Interrupted);
-                }
-            }
-            if let Some(until) = grace_until {
-                if Instant::now() >= until || self.matcher.partial_line().is_empty() {
-                    break verdict.take().expect("a verdict during the grace");
-                }
-            }
-            let completed = matches!(verdict, Some(Outcome::Completed { .. }));
+            let completed = matches!(seen.verdict, Some(Outcome::Completed { .. }));
             let interactive = completed && keep.is_some();
             let now = Instant::now();
-            let until = match (deadline, boot_deadline.filter(|_| bytes == 0)) {
+            let until = match (deadline, boot_deadline.filter(|_| seen.bytes == 0)) {
                 _ if interactive => None,
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             if let Some(until) = until.filter(|u| now >= *u) {
-                if let Some(v) = verdict.take() {
+                if let Some(v) = seen.verdict.take() {
                     break v;
                 }
-                break self.timeout(bytes, boot_deadline == Some(until), &markers);
+                break self.timeout(seen.bytes, boot_deadline == Some(until), &seen.markers);
             }
             let slice = if keep.is_some() {
                 Duration::from_millis(20)
@@ -340,47 +338,88 @@ impl<'a> Session<'a> {
             let bounded = self.options.interrupt.is_some() || until.is_some() || keep.is_some();
             match source.read(&mut buf, bounded.then_some(wait))? {
                 SourceRead::TimedOut => continue,
-                SourceRead::Eof => {
-                    let rest = self.matcher.finish();
-                    let last = self.judge(rest, &mut markers);
-                    break verdict
-                        .or(last)
-                        .or_else(|| self.reported_timeout(&markers))
-                        .unwrap_or(Outcome::SourceClosed {
-                            status: source.status(),
-                        });
-                }
+                SourceRead::Eof => break self.at_end(source, &mut seen),
                 SourceRead::Data(n) => {
-                    bytes += n as u64;
-                    self.write_sinks(&buf[..n], &mut sink_errors);
-                    let found = self.matcher.feed(&buf[..n]);
-                    let new = self.judge(found, &mut markers);
-                    if verdict.is_none() {
-                        if let Some(v) = new {
-                            let goes_on = self.options.until_closed
-                                || (keep.is_some() && matches!(v, Outcome::Completed { .. }));
-                            if !goes_on {
-                                match self.options.line_grace {
-                                    Some(grace) if !self.matcher.partial_line().is_empty() => {
-                                        grace_until = Some(Instant::now() + grace);
-                                    }
-                                    _ => break v,
-                                }
-                            }
-                            verdict = Some(v);
-                        }
+                    if let Some(outcome) = self.take(&buf[..n], keep.is_some(), &mut seen) {
+                        break outcome;
                     }
                 }
             }
         };
         Ok(Report {
             outcome,
-            markers,
-            bytes,
+            markers: seen.markers,
+            bytes: seen.bytes,
             elapsed: started.elapsed(),
-            detached,
-            sink_errors,
+            detached: seen.detached,
+            sink_errors: seen.sink_errors,
         })
+    }
+
+    /// Ends the session before the next read on an interrupt, a detach or
+    /// input that ended, or a grace period that is over.
+    fn stop_before_read(
+        &mut self,
+        keep: Option<&KeepAlive>,
+        source: &mut dyn ConsoleSource,
+        seen: &mut Seen,
+    ) -> io::Result<Option<Outcome>> {
+        if self.interrupted() {
+            return Ok(Some(seen.verdict.take().unwrap_or(Outcome::Interrupted)));
+        }
+        if let Some(keep) = keep {
+            if forward_input(keep, source, &mut seen.input_open)? {
+                seen.detached = true;
+                return Ok(Some(seen.verdict.take().unwrap_or(Outcome::Interrupted)));
+            }
+        }
+        if let Some(until) = seen.grace_until {
+            if Instant::now() >= until || self.matcher.partial_line().is_empty() {
+                return Ok(Some(
+                    seen.verdict.take().expect("a verdict during the grace"),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The console closed: what is left of the last line is judged.
+    fn at_end(&mut self, source: &mut dyn ConsoleSource, seen: &mut Seen) -> Outcome {
+        let rest = self.matcher.finish();
+        let last = self.judge(rest, &mut seen.markers);
+        seen.verdict
+            .take()
+            .or(last)
+            .or_else(|| self.reported_timeout(&seen.markers))
+            .unwrap_or(Outcome::SourceClosed {
+                status: source.status(),
+            })
+    }
+
+    /// Takes a chunk of console: to the sinks, through the matcher. Returns
+    /// the outcome when the session ends here; a verdict that lets the
+    /// console go on (until it closes, or typed into) is kept.
+    fn take(&mut self, chunk: &[u8], keep_alive: bool, seen: &mut Seen) -> Option<Outcome> {
+        seen.bytes += chunk.len() as u64;
+        self.write_sinks(chunk, &mut seen.sink_errors);
+        let found = self.matcher.feed(chunk);
+        let new = self.judge(found, &mut seen.markers);
+        if seen.verdict.is_some() {
+            return None;
+        }
+        let v = new?;
+        let goes_on =
+            self.options.until_closed || (keep_alive && matches!(v, Outcome::Completed { .. }));
+        if !goes_on {
+            match self.options.line_grace {
+                Some(grace) if !self.matcher.partial_line().is_empty() => {
+                    seen.grace_until = Some(Instant::now() + grace);
+                }
+                _ => return Some(v),
+            }
+        }
+        seen.verdict = Some(v);
+        None
     }
 
     /// The console ended after the board's runner said it timed out

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mq_console::{
     ConsoleSource, KeepAlive, Match, MatcherBuilder, Outcome, Session, SessionOptions, SourceRead,
 };
-use mq_lock::{AcquireOptions, LockClient, LockError, LockState, WaitEvent};
+use mq_lock::{AcquireOptions, Kept, LockClient, LockError, LockState, WaitEvent};
 use mq_transport::{
     quote, spawn_reader, PtyProcess, PtySize, ReadOutcome, Transport, TransportError,
 };
@@ -697,6 +697,64 @@ fn exit_code(
     }
 }
 
+/// The `-l` file, created before the board is touched.
+fn open_local_log(spec: &JobSpec) -> Result<Option<std::fs::File>, JobError> {
+    let Some(path) = &spec.log else {
+        return Ok(None);
+    };
+    std::fs::File::create(path)
+        .map(Some)
+        .map_err(|e| JobError::Log {
+            path: path.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// How the console is watched: mq's own deadline, keep-alive input, interrupts.
+fn session_options(
+    spec: &JobSpec,
+    input: Option<Box<dyn Read + Send>>,
+    cancel: &Cancel,
+) -> SessionOptions {
+    SessionOptions {
+        // The runner enforces -t; this only guards against a runner that
+        // never ends.
+        timeout: spec
+            .timeout
+            .map(|t| Duration::from_secs(t) + CLIENT_DEADLINE_MARGIN),
+        until_closed: true,
+        keep_alive: spec
+            .keep_alive
+            .then_some(input)
+            .flatten()
+            .map(|i| KeepAlive {
+                input: spawn_reader(i),
+                detach: Some(0x1d),
+            }),
+        interrupt: Some(cancel.flag()),
+        ..SessionOptions::default()
+    }
+}
+
+/// An interrupt is an interrupt on every transport: with the system ssh
+/// client, the signal may reach ssh too and end its connection before mq
+/// hangs the console up.
+fn transport_or_interrupt(cancel: &Cancel, e: TransportError) -> JobError {
+    if cancel.is_cancelled() {
+        JobError::Interrupted
+    } else {
+        JobError::Transport(e)
+    }
+}
+
+/// What [`MachineQueue::check_job`] found.
+struct Checked {
+    matcher: mq_console::Matcher,
+    notes: Vec<String>,
+    system: System,
+    pool: Option<String>,
+}
+
 /// What is left on the host, to clean up.
 struct Leftovers {
     system: String,
@@ -716,8 +774,63 @@ impl MachineQueue {
     ) -> Result<JobReport, JobError> {
         let started = Instant::now();
         let started_wall = SystemTime::now();
+        let checked = self.check_job(spec, events)?;
+        if cancel.is_cancelled() {
+            return Err(JobError::Interrupted);
+        }
+        let lock_started = Instant::now();
+        let (held_lines, kept) = self.take_lock(spec, &checked.system, cancel, events)?;
+        let lock_wait = lock_started.elapsed();
+        let mut leftovers = Leftovers {
+            system: checked.system.name.clone(),
+            release: !spec.reuse_held_lock,
+            temp_dir: None,
+        };
+        let mut job = Job {
+            spec,
+            system: &checked.system,
+            cancel,
+            events,
+        };
+        let result = self.with_lock(&mut job, checked.matcher, input, held_lines, &mut leftovers);
+        let cleanup_started = Instant::now();
+        // The lock stops being refreshed just before it is released.
+        drop(kept);
+        let cleanup = self.clean_up(leftovers, &spec.key);
+        let cleanup_took = cleanup_started.elapsed();
+        let mut report = match (result, cleanup) {
+            (Ok(report), Ok(())) => report,
+            (Ok(_), Err(left)) => {
+                events(JobEvent::Warning(&left));
+                return Err(JobError::LeftBehind(left));
+            }
+            (Err(e), Err(left)) => {
+                events(JobEvent::Warning(&left));
+                return Err(e);
+            }
+            (Err(e), Ok(())) => return Err(e),
+        };
+        report.pool = checked.pool;
+        report.lock_wait = lock_wait;
+        report.finish += cleanup_took;
+        report.total = started.elapsed();
+        report.notes = checked.notes;
+        report.host = self.config().host.value.clone();
+        report.user = self.transport().user().to_string();
+        report.key = spec.key.clone();
+        report.started_at = started_wall;
+        report.ended_at = SystemTime::now();
+        Ok(report)
+    }
+
+    /// Every check that needs no lock: options, patterns (compiled here,
+    /// used on the console), the system (a pool's choice said) and its files.
+    fn check_job(
+        &self,
+        spec: &JobSpec,
+        events: &mut dyn FnMut(JobEvent),
+    ) -> Result<Checked, JobError> {
         check_options(spec)?;
-        // Compiled once: checked here, used on the console.
         let matcher = pattern_matcher(spec)?;
         let notes = matcher.notes().to_vec();
         for note in &notes {
@@ -739,93 +852,60 @@ impl MachineQueue {
         if let Some(warning) = kernel_first_warning(spec) {
             events(JobEvent::Warning(&warning));
         }
-        if cancel.is_cancelled() {
-            return Err(JobError::Interrupted);
-        }
+        Ok(Checked {
+            matcher,
+            notes,
+            system,
+            pool: choice.pool,
+        })
+    }
 
-        let lock_started = Instant::now();
-        // What the host said when asked for a temporary directory.
-        let mut temp_dir: Option<Vec<String>> = None;
-        // Keeps a lock with a reclaim timeout fresh while the run lives.
-        let mut kept = None;
+    /// Takes the system's lock (or checks that the caller holds it, with
+    /// `reuse_held_lock`). Returns what the host said when asked, in the same
+    /// round trip, for a temporary directory, and what keeps a lock with a
+    /// reclaim timeout fresh while it lives.
+    fn take_lock(
+        &self,
+        spec: &JobSpec,
+        system: &System,
+        cancel: &Cancel,
+        events: &mut dyn FnMut(JobEvent),
+    ) -> Result<(Option<Vec<String>>, Option<Kept>), JobError> {
         if spec.reuse_held_lock {
             self.check_holder(&system.name, &spec.key)?;
-        } else {
-            events(JobEvent::Acquiring {
-                system: &system.name,
-            });
-            let options = AcquireOptions {
-                key: spec.key.clone(),
-                retry_seconds: spec.retry_seconds,
-                retries: spec.retries,
-                reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
-                cancel: Some(cancel.flag()),
-                force_fallback: false,
-                // Without a reclaim timeout nobody reclaims the lock: its
-                // time stays the time it was taken.
-                keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
-            };
-            // A run's temporary directory is made in the acquire's round trip.
-            let then = if spec.reservation { "" } else { MAKE_TEMP_DIR };
-            let mut held = self
-                .locks()
-                .acquire_kept(&system.name, &options, then, &mut |e| {
-                    let WaitEvent::Holder { owner, since } = e;
-                    events(JobEvent::Waiting {
-                        owner: &owner,
-                        since: &since,
-                    });
-                })?;
-            temp_dir = Some(std::mem::take(&mut held.lines));
-            kept = Some(held);
-            events(JobEvent::Acquired {
-                system: &system.name,
-                waited: lock_started.elapsed(),
-            });
+            return Ok((None, None));
         }
-        let lock_wait = lock_started.elapsed();
-        let mut leftovers = Leftovers {
-            system: system.name.clone(),
-            release: !spec.reuse_held_lock,
-            temp_dir: None,
+        let lock_started = Instant::now();
+        events(JobEvent::Acquiring {
+            system: &system.name,
+        });
+        let options = AcquireOptions {
+            key: spec.key.clone(),
+            retry_seconds: spec.retry_seconds,
+            retries: spec.retries,
+            reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
+            cancel: Some(cancel.flag()),
+            force_fallback: false,
+            // Without a reclaim timeout nobody reclaims the lock: its
+            // time stays the time it was taken.
+            keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
         };
-        let mut job = Job {
-            spec,
-            system: &system,
-            cancel,
-            events,
-        };
-        let result = self.with_lock(&mut job, matcher, input, temp_dir, &mut leftovers);
-        let cleanup_started = Instant::now();
-        // The lock stops being refreshed just before it is released.
-        drop(kept);
-        let cleanup = self.clean_up(leftovers, &spec.key);
-        let cleanup_took = cleanup_started.elapsed();
-        let (mut report, run_error) = match result {
-            Ok(report) => (Some(report), None),
-            Err(e) => (None, Some(e)),
-        };
-        if let Err(left) = cleanup {
-            events(JobEvent::Warning(&left));
-            if run_error.is_none() {
-                return Err(JobError::LeftBehind(left));
-            }
-        }
-        if let Some(e) = run_error {
-            return Err(e);
-        }
-        let mut report = report.take().expect("a report when there is no error");
-        report.pool = choice.pool;
-        report.lock_wait = lock_wait;
-        report.finish += cleanup_took;
-        report.total = started.elapsed();
-        report.notes = notes;
-        report.host = self.config().host.value.clone();
-        report.user = self.transport().user().to_string();
-        report.key = spec.key.clone();
-        report.started_at = started_wall;
-        report.ended_at = SystemTime::now();
-        Ok(report)
+        let then = if spec.reservation { "" } else { MAKE_TEMP_DIR };
+        let mut held = self
+            .locks()
+            .acquire_kept(&system.name, &options, then, &mut |e| {
+                let WaitEvent::Holder { owner, since } = e;
+                events(JobEvent::Waiting {
+                    owner: &owner,
+                    since: &since,
+                });
+            })?;
+        let lines = std::mem::take(&mut held.lines);
+        events(JobEvent::Acquired {
+            system: &system.name,
+            waited: lock_started.elapsed(),
+        });
+        Ok((Some(lines), Some(held)))
     }
 
     /// `-n`: the lock must be ours (and hold the key, if one was given).
@@ -1019,13 +1099,7 @@ impl MachineQueue {
     ) -> Result<JobReport, JobError> {
         let spec = job.spec;
         let cancel = job.cancel;
-        let mut local_log = match &spec.log {
-            Some(path) => Some(std::fs::File::create(path).map_err(|e| JobError::Log {
-                path: path.clone(),
-                message: e.to_string(),
-            })?),
-            None => None,
-        };
+        let mut local_log = open_local_log(spec)?;
         let started = Instant::now();
         let mut process = self.transport().spawn_pty(
             cmd,
@@ -1034,25 +1108,8 @@ impl MachineQueue {
                 rows: 50,
             },
         )?;
-        let options = SessionOptions {
-            // The runner enforces -t; this only guards against a runner that
-            // never ends.
-            timeout: spec
-                .timeout
-                .map(|t| Duration::from_secs(t) + CLIENT_DEADLINE_MARGIN),
-            until_closed: true,
-            keep_alive: spec
-                .keep_alive
-                .then_some(input)
-                .flatten()
-                .map(|i| KeepAlive {
-                    input: spawn_reader(i),
-                    detach: Some(0x1d),
-                }),
-            interrupt: Some(cancel.flag()),
-            ..SessionOptions::default()
-        };
-        let mut session = Session::new(matcher, options).tee(EventSink(&mut *job.events));
+        let mut session = Session::new(matcher, session_options(spec, input, cancel))
+            .tee(EventSink(&mut *job.events));
         if let Some(file) = local_log.as_mut() {
             session = session.tee(file);
         }
@@ -1061,18 +1118,8 @@ impl MachineQueue {
             error: None,
         };
         let report = session.run(&mut console);
-        // An interrupt is an interrupt on every transport: with the system
-        // ssh client, the signal may reach ssh too and end its connection
-        // before mq hangs the console up.
-        let interrupted = |e: TransportError| {
-            if cancel.is_cancelled() {
-                JobError::Interrupted
-            } else {
-                JobError::Transport(e)
-            }
-        };
         if let Some(e) = console.error.take() {
-            return Err(interrupted(e));
+            return Err(transport_or_interrupt(cancel, e));
         }
         let report = report.map_err(|e| JobError::Console(e.to_string()))?;
         // An interrupt after the completion text (a keep-alive console, or
@@ -1083,9 +1130,13 @@ impl MachineQueue {
         ) && !report.detached
             && !cancel.is_cancelled();
         if !finished {
-            process.hangup().map_err(interrupted)?;
+            process
+                .hangup()
+                .map_err(|e| transport_or_interrupt(cancel, e))?;
         }
-        let status = process.wait().map_err(interrupted)?;
+        let status = process
+            .wait()
+            .map_err(|e| transport_or_interrupt(cancel, e))?;
         let run = started.elapsed();
         let console_ended = Instant::now();
         // Once the board ran, an interrupt still gives a report (bytes,
@@ -1101,17 +1152,16 @@ impl MachineQueue {
         } else {
             report.outcome
         };
-        let exit_code = exit_code(
-            job,
-            &outcome,
-            report.detached,
-            interrupted,
-            status.shell_code(),
-        );
         Ok(JobReport {
+            exit_code: exit_code(
+                job,
+                &outcome,
+                report.detached,
+                interrupted,
+                status.shell_code(),
+            ),
             outcome: Some(outcome),
             remote_status: Some(status.shell_code()),
-            exit_code,
             log: spec.log.clone(),
             markers: report.markers,
             console_bytes: report.bytes,

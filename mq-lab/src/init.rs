@@ -79,6 +79,21 @@ fn write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// The demonstration images: one for the Arm board, kernel and rootserver for x86.
+fn write_images(images: &Path) -> std::io::Result<()> {
+    write(
+        &images.join("sel4test-arm.img"),
+        &image::arm64_image(COMPLETION),
+        0o644,
+    )?;
+    write(&images.join("kernel.elf"), &image::x86_kernel(), 0o644)?;
+    write(
+        &images.join("rootserver"),
+        &image::rootserver(COMPLETION),
+        0o644,
+    )
+}
+
 /// Makes `path` with `mode`; a directory that exists already keeps its own
 /// mode (the user's directory is not ours to open up).
 fn dir(path: &Path, mode: u32) -> std::io::Result<()> {
@@ -134,9 +149,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
 
     let mut conf =
         String::from("# mq lab file: one [board NAME] section per board (see mq board --help).\n");
-    let mut systems_tsv = String::from(
-        "name\tmachine\tarch\tsel4_plat\tisa\tsoc\tcpu\tcores\tram\tmax_clk\tnum_files\tnum_files_linux\tpxe_linux\tdtb\n",
-    );
+    let mut systems_tsv = format!("{}\n", mq_core::inventory::SYSTEM_COLUMNS.join("\t"));
     let mut systems = Vec::new();
     for n in 1..=boards {
         let machine = format!("qemu-x86-{n}");
@@ -147,18 +160,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
         systems_tsv.push_str(&format!(
             "{system}\t{machine}\tx86\tpc99\tx86_64\tqemu\tqemu64\t1\t128MB\t?\t2\t2\tno\tno\n"
         ));
-        let wrapper = format!(
-            "#!/bin/sh\n# PROTOCOL.md's reboot for board {machine}: mq's board runner.\nexec {} board reboot --lab {} --board {} \"$@\"\n",
-            quote(&mq.display().to_string()),
-            quote(&lab_file.display().to_string()),
-            quote(&machine)
-        );
-        dir(&root.join("tftpboot"), 0o755)?;
-        write(
-            &root.join("tftpboot").join(&machine).join("reboot"),
-            wrapper.as_bytes(),
-            0o755,
-        )?;
+        write_wrapper(&root, &lab_file, mq, &machine)?;
         systems.push(system);
     }
     // One Arm board, as most of the fleet is: QEMU's virt machine, one file.
@@ -180,17 +182,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
         format!("{pool}\t{}\n", systems.join("\t")).as_bytes(),
         0o644,
     )?;
-    write(
-        &root.join("images/sel4test-arm.img"),
-        &image::arm64_image(COMPLETION),
-        0o644,
-    )?;
-    write(&root.join("images/kernel.elf"), &image::x86_kernel(), 0o644)?;
-    write(
-        &root.join("images/rootserver"),
-        &image::rootserver(COMPLETION),
-        0o644,
-    )?;
+    write_images(&root.join("images"))?;
     let lab = Lab {
         dir: root.clone(),
         systems,

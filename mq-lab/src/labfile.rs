@@ -238,28 +238,12 @@ fn board(
         })
     };
     let kind = require("kind")?;
-    let allowed: &[&str] = match kind.as_str() {
-        "qemu" => &QEMU_KEYS,
-        "command" => &COMMAND_KEYS,
-        other => {
-            let line = get("kind").map_or(section.line, |(_, n)| n);
-            return Err(error(
-                line,
-                format!("unknown kind '{other}' (qemu or command)"),
-            ));
-        }
-    };
-    for (key, _, n) in &section.keys {
-        if !allowed.contains(&key.as_str()) {
-            return Err(error(
-                *n,
-                format!(
-                    "'{key}' is not a setting of a {kind} board (settings: {})",
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    }
+    check_keys(
+        &section,
+        &kind,
+        get("kind").map_or(section.line, |(_, n)| n),
+        error,
+    )?;
     let boot_timeout = match get("boot_timeout") {
         None => None,
         Some((v, n)) => Some(v.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
@@ -300,6 +284,39 @@ fn board(
         log_limit,
         line: section.line,
     })
+}
+
+/// The board's kind is known and every key is one of its settings.
+fn check_keys(
+    section: &Section,
+    kind: &str,
+    kind_line: usize,
+    error: &dyn Fn(usize, String) -> LabFileError,
+) -> Result<(), LabFileError> {
+    let allowed: &[&str] = match kind {
+        "qemu" => &QEMU_KEYS,
+        "command" => &COMMAND_KEYS,
+        other => {
+            return Err(error(
+                kind_line,
+                format!("unknown kind '{other}' (qemu or command)"),
+            ))
+        }
+    };
+    match section
+        .keys
+        .iter()
+        .find(|(key, _, _)| !allowed.contains(&key.as_str()))
+    {
+        Some((key, _, n)) => Err(error(
+            *n,
+            format!(
+                "'{key}' is not a setting of a {kind} board (settings: {})",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `4096`, `512K`, `64M`, `1G` (binary units).

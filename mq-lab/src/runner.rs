@@ -17,6 +17,8 @@ use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mq_console::{
@@ -74,6 +76,58 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
     if args.shutdown {
         return shutdown(board, state);
     }
+    check_args(board, args)?;
+    let matcher = MatcherBuilder::board_run(args.completion.as_deref(), args.error.as_deref())
+        .build()
+        .map_err(|e| RunnerError(e.to_string()))?;
+    let templates = Templates::fill(board, args)?;
+    let _hold = BoardLock::take(state, &board.name)?;
+    let mut log = match &args.log {
+        Some(path) => Some(CappedLog::new(
+            File::create(path).map_err(|e| RunnerError(format!("{}: {e}", path.display())))?,
+            board.log_limit,
+        )),
+        None => None,
+    };
+    let interrupt = mq_console::interrupt_on_signals();
+    let mut console = power_on(board, args, templates.as_ref())?;
+    let started = Instant::now();
+    let mut session =
+        Session::new(matcher, session_options(board, args, interrupt)).tee(io::stdout());
+    if let Some(file) = log.as_mut() {
+        session = session.tee(file);
+    }
+    let report = session.run(&mut console);
+    // A board program that failed without a byte of console (QEMU refusing
+    // its options, a console command that cannot start) could not be run.
+    let failed_silently = match &report {
+        Ok(r) if r.bytes == 0 && matches!(r.outcome, mq_console::Outcome::SourceClosed { .. }) => {
+            console
+                .ended_within(Duration::from_secs(2))
+                .filter(|&s| s != 0)
+        }
+        _ => None,
+    };
+    // Whatever happened, the board goes off.
+    power_off(&mut console, &board.name, templates.as_ref());
+    if let Some(status) = failed_silently {
+        return Err(RunnerError(format!(
+            "the board's program ended with status {status} before any console output"
+        )));
+    }
+    let report = report.map_err(|e| RunnerError(format!("console: {e}")))?;
+    finish_log(&report.outcome, log);
+    eprintln!(
+        "[{}] {} after {:.1} s",
+        board.name,
+        report.outcome.summary(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(report.outcome.exit_code())
+}
+
+/// The images exist and the timeouts are in range.
+fn check_args(board: &Board, args: &RebootArgs) -> Result<(), RunnerError> {
     let kernel = args
         .kernel
         .as_ref()
@@ -98,59 +152,29 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
             )));
         }
     }
-    let matcher = MatcherBuilder::board_run(args.completion.as_deref(), args.error.as_deref())
-        .build()
-        .map_err(|e| RunnerError(e.to_string()))?;
-    let templates = Templates::fill(board, args)?;
-    let _hold = BoardLock::take(state, &board.name)?;
-    let mut log = match &args.log {
-        Some(path) => Some(CappedLog::new(
-            File::create(path).map_err(|e| RunnerError(format!("{}: {e}", path.display())))?,
-            board.log_limit,
-        )),
-        None => None,
-    };
-    let interrupt = mq_console::interrupt_on_signals();
-    let mut console = power_on(board, args, templates.as_ref())?;
+    Ok(())
+}
 
-    let keep_alive = args.keep_alive.then(|| KeepAlive {
-        input: mq_transport::spawn_reader(Box::new(io::stdin())),
-        detach: None,
-    });
-    let options = SessionOptions {
+/// The board's timeouts, keep-alive input from stdin, interrupts.
+fn session_options(board: &Board, args: &RebootArgs, interrupt: Arc<AtomicBool>) -> SessionOptions {
+    SessionOptions {
         timeout: args.timeout.map(Duration::from_secs),
         boot_timeout: board.boot_timeout.map(Duration::from_secs),
-        keep_alive,
+        keep_alive: args.keep_alive.then(|| KeepAlive {
+            input: mq_transport::spawn_reader(Box::new(io::stdin())),
+            detach: None,
+        }),
         interrupt: Some(interrupt),
         // Let the completion line end before the board goes off.
         line_grace: Some(Duration::from_secs(1)),
         ..SessionOptions::default()
-    };
-    let started = Instant::now();
-    let mut session = Session::new(matcher, options).tee(io::stdout());
-    if let Some(file) = log.as_mut() {
-        session = session.tee(file);
     }
-    let report = session.run(&mut console);
-    // A board program that failed without a byte of console (QEMU refusing
-    // its options, a console command that cannot start) could not be run.
-    let failed_silently = match &report {
-        Ok(r) if r.bytes == 0 && matches!(r.outcome, mq_console::Outcome::SourceClosed { .. }) => {
-            console
-                .ended_within(Duration::from_secs(2))
-                .filter(|&s| s != 0)
-        }
-        _ => None,
-    };
-    // Whatever happened, the board goes off.
-    power_off(&mut console, &board.name, templates.as_ref());
-    if let Some(status) = failed_silently {
-        return Err(RunnerError(format!(
-            "the board's program ended with status {status} before any console output"
-        )));
-    }
-    let report = report.map_err(|e| RunnerError(format!("console: {e}")))?;
-    if let Some(marker) = report.outcome.ci_marker() {
+}
+
+/// The outcome's marker line (`[[Timeout]]`, ...) on the console and in the
+/// log, then the log's end.
+fn finish_log(outcome: &mq_console::Outcome, mut log: Option<CappedLog>) {
+    if let Some(marker) = outcome.ci_marker() {
         let line = format!("{marker}\r\n");
         print!("{line}");
         if let Some(file) = log.as_mut() {
@@ -161,13 +185,6 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
     if let Some(log) = log {
         log.finish();
     }
-    eprintln!(
-        "[{}] {} after {:.1} s",
-        board.name,
-        report.outcome.summary(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(report.outcome.exit_code())
 }
 
 /// The runner's log: written as the console arrives, up to `limit` bytes;

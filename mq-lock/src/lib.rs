@@ -511,30 +511,10 @@ impl<T: Transport> LockClient<T> {
     ) -> Result<Kept, LockError> {
         check_system(system)?;
         check_key(&options.key)?;
-        let new_timeout = options
-            .reclaim_timeout
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        let script = script::acquire(
-            &script::Acquire {
-                base: &self.base,
-                system,
-                key: &options.key,
-                retry_seconds: options.retry_seconds.max(1),
-                retries: options.retries,
-                new_timeout: &new_timeout,
-                force_fallback: options.force_fallback,
-                then,
-                keep_fresh: options
-                    .keep_fresh
-                    .map(|d| d.as_secs().clamp(1, u32::MAX as u64) as u32),
-            },
-            self.known().as_deref(),
-        );
+        let script = self.acquire_script(system, options, then);
         let mut process = self.host.spawn_pty(&script, PtySize::default())?;
         let mut pending = Vec::new();
-        let mut said = Vec::new();
-        let mut then_said = None::<Vec<String>>;
+        let mut said = AcquireLines::default();
         let mut buf = [0u8; 4096];
         loop {
             if options
@@ -560,36 +540,57 @@ impl<T: Transport> LockClient<T> {
                     .trim_end_matches(['\r', '\n'])
                     .to_string();
                 if text.starts_with(script::PREFLIGHT_MARK) {
-                    let mut with_newline = text.clone().into_bytes();
-                    with_newline.push(b'\n');
                     // A version mismatch is known for sure only from the
                     // exit status; record the user now, judge at the end.
-                    let _ = self.take_preflight(&with_newline, &ExitStatus::Code(0));
-                    said.push(text);
-                } else if let Some(holder) = text.strip_prefix(script::HOLDER_MARK) {
-                    let (owner, since) = holder.split_once(' ').unwrap_or((holder, ""));
-                    events(WaitEvent::Holder {
-                        owner: owner.to_string(),
-                        since: since.to_string(),
-                    });
-                } else if text == "MQ-ACQUIRED" {
-                    then_said = Some(Vec::new());
-                } else if text == script::HOLDING_MARK {
+                    let _ =
+                        self.take_preflight(format!("{text}\n").as_bytes(), &ExitStatus::Code(0));
+                }
+                if said.hear(text, events) {
                     return Ok(Kept {
-                        lines: then_said.unwrap_or_default(),
+                        lines: said.then.unwrap_or_default(),
                         session: Some(process),
                     });
-                } else if let Some(lines) = then_said.as_mut() {
-                    lines.push(text);
-                } else if !text.is_empty() {
-                    said.push(text);
                 }
             }
         }
         let status = process.wait()?;
+        self.acquire_outcome(system, status, said)
+    }
+
+    /// The host script for an acquire.
+    fn acquire_script(&self, system: &str, options: &AcquireOptions, then: &str) -> String {
+        let new_timeout = options
+            .reclaim_timeout
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        script::acquire(
+            &script::Acquire {
+                base: &self.base,
+                system,
+                key: &options.key,
+                retry_seconds: options.retry_seconds.max(1),
+                retries: options.retries,
+                new_timeout: &new_timeout,
+                force_fallback: options.force_fallback,
+                then,
+                keep_fresh: options
+                    .keep_fresh
+                    .map(|d| d.as_secs().clamp(1, u32::MAX as u64) as u32),
+            },
+            self.known().as_deref(),
+        )
+    }
+
+    /// What the acquire script's exit status means, once it has ended.
+    fn acquire_outcome(
+        &self,
+        system: &str,
+        status: ExitStatus,
+        said: AcquireLines,
+    ) -> Result<Kept, LockError> {
         match status.code() {
             Some(0) => Ok(Kept {
-                lines: then_said.unwrap_or_default(),
+                lines: said.then.unwrap_or_default(),
                 session: None,
             }),
             Some(script::code::OWN) => Err(LockError::AlreadyYours {
@@ -602,24 +603,15 @@ impl<T: Transport> LockClient<T> {
             }),
             Some(script::code::VERSION) => {
                 *self.preflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                let found = said
-                    .iter()
-                    .find_map(|l| l.strip_prefix(script::PREFLIGHT_MARK))
-                    .and_then(|l| l.split_once(' '))
-                    .map_or(String::new(), |(_, v)| v.to_string());
                 Err(LockError::VersionMismatch {
                     host: self.host.describe(),
                     base: self.base.clone(),
-                    found,
+                    found: said.found_version(),
                 })
             }
             _ => Err(LockError::NotAcquired {
                 system: system.into(),
-                detail: said
-                    .into_iter()
-                    .filter(|l| !l.starts_with(script::PREFLIGHT_MARK) && !l.starts_with("MQ-"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                detail: said.detail(),
             }),
         }
     }
@@ -775,6 +767,58 @@ fn parse_records(body: &[u8]) -> Vec<(String, Holder)> {
             )
         })
         .collect()
+}
+
+/// The lines an acquire script prints, sorted as they come.
+#[derive(Default)]
+struct AcquireLines {
+    /// Lines before the lock was taken (preflight, failures), for the error.
+    before: Vec<String>,
+    /// Lines the `then` commands printed, once the lock was taken.
+    then: Option<Vec<String>>,
+}
+
+impl AcquireLines {
+    /// Takes one line; true when the script says it now holds the lock open
+    /// (keeping it fresh), which ends the acquire.
+    fn hear(&mut self, text: String, events: &mut dyn FnMut(WaitEvent)) -> bool {
+        if let Some(holder) = text.strip_prefix(script::HOLDER_MARK) {
+            let (owner, since) = holder.split_once(' ').unwrap_or((holder, ""));
+            events(WaitEvent::Holder {
+                owner: owner.to_string(),
+                since: since.to_string(),
+            });
+        } else if text == script::ACQUIRED_MARK {
+            self.then = Some(Vec::new());
+        } else if text == script::HOLDING_MARK {
+            return true;
+        } else if text.starts_with(script::PREFLIGHT_MARK) {
+            self.before.push(text);
+        } else if let Some(lines) = self.then.as_mut() {
+            lines.push(text);
+        } else if !text.is_empty() {
+            self.before.push(text);
+        }
+        false
+    }
+
+    /// The lock-file format version the host reported.
+    fn found_version(&self) -> String {
+        self.before
+            .iter()
+            .find_map(|l| l.strip_prefix(script::PREFLIGHT_MARK))
+            .and_then(|l| l.split_once(' '))
+            .map_or(String::new(), |(_, v)| v.to_string())
+    }
+
+    /// What the host said about a failed acquire, markers left out.
+    fn detail(self) -> String {
+        self.before
+            .into_iter()
+            .filter(|l| !l.starts_with("MQ-"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 #[cfg(test)]

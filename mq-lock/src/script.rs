@@ -31,6 +31,8 @@ pub(crate) mod code {
 pub(crate) const PREFLIGHT_MARK: &str = "MQ-PRE ";
 /// The marker of a holder line during a wait: `MQ-HOLDER <owner> <since>`.
 pub(crate) const HOLDER_MARK: &str = "MQ-HOLDER ";
+/// Printed once the lock is held, before the `then` commands' own lines.
+pub(crate) const ACQUIRED_MARK: &str = "MQ-ACQUIRED";
 
 /// Paths of a system's lock and key files under `base`.
 pub(crate) fn lock_path(base: &str, system: &str) -> String {

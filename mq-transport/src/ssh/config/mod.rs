@@ -529,46 +529,19 @@ pub(crate) fn build(
     ctx: &Context,
     resolver: &Resolver,
 ) -> Result<HostConfig> {
-    let bad = |keyword: &str, what: &str| {
-        let origin = origins.get(keyword);
-        TransportError::Config {
-            file: origin.map_or_else(|| "ssh configuration".into(), |o| o.file.clone()),
-            line: origin.map_or(0, |o| o.line),
-            message: format!("{what}: {keyword} {}", s.get(keyword).unwrap_or("")),
-        }
-    };
-    let flag = |keyword: &str, default: bool| match s.get(keyword).map(str::to_ascii_lowercase) {
-        None => Ok(default),
-        Some(v) if matches!(v.as_str(), "yes" | "true") => Ok(true),
-        Some(v) if matches!(v.as_str(), "no" | "false") => Ok(false),
-        Some(_) => Err(bad(keyword, "expected yes or no")),
-    };
-    let number = |keyword: &str| -> Result<Option<u64>> {
-        match s.get(keyword) {
-            None => Ok(None),
-            Some(v) if v.eq_ignore_ascii_case("none") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| bad(keyword, "expected a number")),
-        }
-    };
-    let is_none = |v: &str| v.eq_ignore_ascii_case("none");
-
+    let read = Reader { s, origins };
     let hostname = s
         .get("hostname")
         .map(str::to_string)
         .unwrap_or_else(|| alias.to_ascii_lowercase());
     let port = match s.get("port") {
         None => 22,
-        Some(p) => p.parse().map_err(|_| bad("port", "bad port"))?,
+        Some(p) => p.parse().map_err(|_| read.bad("port", "bad port"))?,
     };
-    let user = s.get("user").map(str::to_string);
-    let remote_user = user.clone().unwrap_or_else(|| ctx.local_user.clone());
-    let host_key_alias = s
-        .get("hostkeyalias")
-        .filter(|a| !is_none(a))
-        .map(str::to_string);
+    let remote_user = s
+        .get("user")
+        .map_or_else(|| ctx.local_user.clone(), str::to_string);
+    let host_key_alias = read.text("hostkeyalias");
     let jump_text = s.get("proxyjump").filter(|j| !is_none(j));
     let tokens = Tokens::new(&TokenSource {
         alias,
@@ -579,166 +552,271 @@ pub(crate) fn build(
         jump: jump_text,
         context: ctx,
     });
-    let path = |keyword: &str, value: &str| {
-        tokens
-            .path(value, &ctx.home)
-            .map_err(|why| bad(keyword, &why))
+    let paths = Paths {
+        read: &read,
+        tokens: &tokens,
+        home: &ctx.home,
     };
-    let paths = |keyword: &str, values: &[String]| -> Result<Vec<PathBuf>> {
-        values
-            .iter()
-            .flat_map(|v| v.split_whitespace())
-            .filter(|v| !is_none(v))
-            .map(|v| path(keyword, v))
-            .collect()
-    };
-
-    let identity_files = if s.has("identityfile") {
-        paths("identityfile", s.all("identityfile"))?
-    } else {
-        DEFAULT_IDENTITIES
-            .iter()
-            .map(|name| ctx.home.join(".ssh").join(name))
-            .collect()
-    };
-    let proxy_jump = match jump_text {
-        None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .map(|hop| {
-                Jump::parse(hop.trim())
-                    .ok_or_else(|| bad("proxyjump", &format!("bad ProxyJump hop '{hop}'")))
-            })
-            .collect::<Result<_>>()?,
-    };
-    // ProxyCommand takes %h %n %p %r (and %%) only.
-    let proxy_tokens = Tokens::from_pairs(&[
-        ('h', hostname.as_str()),
-        ('n', alias),
-        ('p', &port.to_string()),
-        ('r', remote_user.as_str()),
-    ]);
-    let proxy_command = s
-        .get("proxycommand")
-        .filter(|c| !is_none(c))
-        .map(|c| proxy_tokens.expand(c));
-    let known = |keyword: &str, default: &str| -> Result<Vec<PathBuf>> {
-        match s.get(keyword) {
-            Some(list) => paths(keyword, &[list.to_string()]),
-            None => paths(keyword, &[default.to_string()]),
-        }
-    };
-    let identity_agent = match s.get("identityagent") {
-        None => None,
-        Some(a) if is_none(a) || a == "SSH_AUTH_SOCK" => Some(a.to_string()),
-        Some(a) => Some(match a.strip_prefix('$') {
-            Some(var) => std::env::var(var.trim_matches(['{', '}'])).unwrap_or_default(),
-            None => path("identityagent", a)?.display().to_string(),
-        }),
-    };
-    let strict = match s.get("stricthostkeychecking") {
-        None => StrictHostKeyChecking::Ask,
-        Some(v) => StrictHostKeyChecking::parse(v)
-            .ok_or_else(|| bad("stricthostkeychecking", "bad StrictHostKeyChecking"))?,
-    };
-    let pubkey_authentication = !matches!(
-        s.get("pubkeyauthentication")
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("no" | "false")
-    );
-    let address_family = match s
-        .get("addressfamily")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("any") => AddressFamily::Any,
-        Some("inet") => AddressFamily::Inet,
-        Some("inet6") => AddressFamily::Inet6,
-        Some(_) => return Err(bad("addressfamily", "expected any, inet or inet6")),
-    };
-    let mut algorithms = Vec::new();
-    let mut algorithm_origins = Vec::new();
-    for kind in AlgorithmKind::ALL {
-        let list = s
-            .get(kind.keyword())
-            .or_else(|| match kind {
-                AlgorithmKind::PubkeyAccepted => s.get("pubkeyacceptedkeytypes"),
-                _ => None,
-            })
-            .unwrap_or(kind.default_list());
-        algorithms.push((kind, list.split(',').map(str::to_string).collect()));
-        let origin = origins.get(kind.keyword()).or_else(|| match kind {
-            AlgorithmKind::PubkeyAccepted => origins.get("pubkeyacceptedkeytypes"),
-            _ => None,
-        });
-        if let Some(origin) = origin {
-            algorithm_origins.push((kind, origin.clone()));
-        }
-    }
-
     let (skipped, mut refused_now) = sort_directives(s, origins);
     refused_now.extend(refused.iter().cloned());
-    let revoked_host_keys = match s.get("revokedhostkeys") {
-        Some(list) => paths("revokedhostkeys", &[list.to_string()])?,
-        None => Vec::new(),
-    };
-    for file in &revoked_host_keys {
-        if std::fs::read(file).is_ok_and(|bytes| bytes.starts_with(b"SSHKRL\n")) {
-            refused_now.push(directive(
-                "revokedhostkeys",
-                origins,
-                s,
-                "a binary key revocation list; mq reads only revoked public keys",
-            ));
-        }
-    }
+    let revoked_host_keys = paths.optional("revokedhostkeys")?;
+    refused_now.extend(binary_revocation_lists(&read, &revoked_host_keys));
 
     Ok(HostConfig {
         alias: alias.to_string(),
-        user: Some(remote_user),
+        user: Some(remote_user.clone()),
         port,
-        identity_files,
-        certificate_files: paths("certificatefile", s.all("certificatefile"))?,
-        identities_only: flag("identitiesonly", false)?,
-        identity_agent,
-        pubkey_authentication,
-        proxy_jump,
-        proxy_command,
-        user_known_hosts: known(
+        identity_files: identity_files(&paths, &ctx.home)?,
+        certificate_files: paths.all("certificatefile", s.all("certificatefile"))?,
+        identities_only: read.flag("identitiesonly", false)?,
+        identity_agent: identity_agent(&read, &paths)?,
+        pubkey_authentication: read.flag("pubkeyauthentication", true).unwrap_or(true),
+        proxy_jump: proxy_jump(&read, jump_text)?,
+        proxy_command: proxy_command(s, alias, &hostname, port, &remote_user),
+        user_known_hosts: paths.or_default(
             "userknownhostsfile",
             "~/.ssh/known_hosts ~/.ssh/known_hosts2",
         )?,
-        global_known_hosts: known(
+        global_known_hosts: paths.or_default(
             "globalknownhostsfile",
             "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2",
         )?,
-        known_hosts_command: s
-            .get("knownhostscommand")
-            .filter(|c| !is_none(c))
-            .map(str::to_string),
+        known_hosts_command: read.text("knownhostscommand"),
         revoked_host_keys,
         host_key_alias,
-        strict_host_key_checking: strict,
-        hash_known_hosts: flag("hashknownhosts", false)?,
-        server_alive_interval: number("serveraliveinterval")?
-            .filter(|&n| n > 0)
-            .map(Duration::from_secs),
-        server_alive_count_max: number("serveralivecountmax")?
+        strict_host_key_checking: match s.get("stricthostkeychecking") {
+            None => StrictHostKeyChecking::Ask,
+            Some(v) => StrictHostKeyChecking::parse(v)
+                .ok_or_else(|| read.bad("stricthostkeychecking", "bad StrictHostKeyChecking"))?,
+        },
+        hash_known_hosts: read.flag("hashknownhosts", false)?,
+        server_alive_interval: read.seconds("serveraliveinterval")?,
+        server_alive_count_max: read
+            .number("serveralivecountmax")?
             .unwrap_or(3)
             .clamp(1, u32::MAX as u64) as u32,
-        connect_timeout: number("connecttimeout")?
-            .filter(|&n| n > 0)
-            .map(Duration::from_secs),
-        compression: flag("compression", false)?,
-        address_family,
-        algorithms,
-        algorithm_origins,
+        connect_timeout: read.seconds("connecttimeout")?,
+        compression: read.flag("compression", false)?,
+        address_family: read.address_family()?,
+        algorithms: read.algorithms(),
+        algorithm_origins: read.algorithm_origins(),
         refused: refused_now,
         skipped,
         resolved_by: resolver.describe(),
         hostname,
     })
+}
+
+fn is_none(value: &str) -> bool {
+    value.eq_ignore_ascii_case("none")
+}
+
+/// Typed reads of resolved settings; a value that does not parse is an error naming its file and line.
+struct Reader<'a> {
+    s: &'a Settings,
+    origins: &'a BTreeMap<String, Origin>,
+}
+
+impl Reader<'_> {
+    fn bad(&self, keyword: &str, what: &str) -> TransportError {
+        let origin = self.origins.get(keyword);
+        TransportError::Config {
+            file: origin.map_or_else(|| "ssh configuration".into(), |o| o.file.clone()),
+            line: origin.map_or(0, |o| o.line),
+            message: format!("{what}: {keyword} {}", self.s.get(keyword).unwrap_or("")),
+        }
+    }
+
+    /// A value other than `none`.
+    fn text(&self, keyword: &str) -> Option<String> {
+        self.s
+            .get(keyword)
+            .filter(|v| !is_none(v))
+            .map(str::to_string)
+    }
+
+    fn flag(&self, keyword: &str, default: bool) -> Result<bool> {
+        match self.s.get(keyword).map(str::to_ascii_lowercase) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "yes" | "true") => Ok(true),
+            Some(v) if matches!(v.as_str(), "no" | "false") => Ok(false),
+            Some(_) => Err(self.bad(keyword, "expected yes or no")),
+        }
+    }
+
+    fn number(&self, keyword: &str) -> Result<Option<u64>> {
+        match self.s.get(keyword) {
+            None => Ok(None),
+            Some(v) if is_none(v) => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(keyword, "expected a number")),
+        }
+    }
+
+    /// A number of seconds where 0 means "not set".
+    fn seconds(&self, keyword: &str) -> Result<Option<Duration>> {
+        Ok(self
+            .number(keyword)?
+            .filter(|&n| n > 0)
+            .map(Duration::from_secs))
+    }
+
+    fn address_family(&self) -> Result<AddressFamily> {
+        match self
+            .s
+            .get("addressfamily")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("any") => Ok(AddressFamily::Any),
+            Some("inet") => Ok(AddressFamily::Inet),
+            Some("inet6") => Ok(AddressFamily::Inet6),
+            Some(_) => Err(self.bad("addressfamily", "expected any, inet or inet6")),
+        }
+    }
+
+    /// The keyword setting an algorithm list, or its older name where the list has one.
+    fn algorithm_keyword(&self, kind: AlgorithmKind) -> &'static str {
+        match kind {
+            AlgorithmKind::PubkeyAccepted
+                if !self.s.has(kind.keyword()) && self.s.has("pubkeyacceptedkeytypes") =>
+            {
+                "pubkeyacceptedkeytypes"
+            }
+            _ => kind.keyword(),
+        }
+    }
+
+    /// Each algorithm list: configured, or OpenSSH's default.
+    fn algorithms(&self) -> Vec<(AlgorithmKind, Vec<String>)> {
+        AlgorithmKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let list = self
+                    .s
+                    .get(self.algorithm_keyword(kind))
+                    .unwrap_or(kind.default_list());
+                (kind, list.split(',').map(str::to_string).collect())
+            })
+            .collect()
+    }
+
+    /// Where each configured algorithm list came from.
+    fn algorithm_origins(&self) -> Vec<(AlgorithmKind, Origin)> {
+        AlgorithmKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                let origin = self.origins.get(self.algorithm_keyword(kind))?;
+                Some((kind, origin.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Path-valued settings, with `~` and `%` tokens expanded.
+struct Paths<'a> {
+    read: &'a Reader<'a>,
+    tokens: &'a Tokens,
+    home: &'a Path,
+}
+
+impl Paths<'_> {
+    fn one(&self, keyword: &str, value: &str) -> Result<PathBuf> {
+        self.tokens
+            .path(value, self.home)
+            .map_err(|why| self.read.bad(keyword, &why))
+    }
+
+    /// Every path in `values` (each may list several), `none` dropped.
+    fn all(&self, keyword: &str, values: &[String]) -> Result<Vec<PathBuf>> {
+        values
+            .iter()
+            .flat_map(|v| v.split_whitespace())
+            .filter(|v| !is_none(v))
+            .map(|v| self.one(keyword, v))
+            .collect()
+    }
+
+    fn or_default(&self, keyword: &str, default: &str) -> Result<Vec<PathBuf>> {
+        let list = self.read.s.get(keyword).unwrap_or(default);
+        self.all(keyword, &[list.to_string()])
+    }
+
+    fn optional(&self, keyword: &str) -> Result<Vec<PathBuf>> {
+        self.or_default(keyword, "none")
+    }
+}
+
+fn identity_files(paths: &Paths, home: &Path) -> Result<Vec<PathBuf>> {
+    if paths.read.s.has("identityfile") {
+        return paths.all("identityfile", paths.read.s.all("identityfile"));
+    }
+    Ok(DEFAULT_IDENTITIES
+        .iter()
+        .map(|name| home.join(".ssh").join(name))
+        .collect())
+}
+
+/// `IdentityAgent`: `none` and `SSH_AUTH_SOCK` as written, `$VAR` from the environment, else a path.
+fn identity_agent(read: &Reader, paths: &Paths) -> Result<Option<String>> {
+    Ok(match read.s.get("identityagent") {
+        None => None,
+        Some(a) if is_none(a) || a == "SSH_AUTH_SOCK" => Some(a.to_string()),
+        Some(a) => Some(match a.strip_prefix('$') {
+            Some(var) => std::env::var(var.trim_matches(['{', '}'])).unwrap_or_default(),
+            None => paths.one("identityagent", a)?.display().to_string(),
+        }),
+    })
+}
+
+fn proxy_jump(read: &Reader, jump_text: Option<&str>) -> Result<Vec<Jump>> {
+    let Some(list) = jump_text else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(|hop| {
+            Jump::parse(hop.trim())
+                .ok_or_else(|| read.bad("proxyjump", &format!("bad ProxyJump hop '{hop}'")))
+        })
+        .collect()
+}
+
+/// `ProxyCommand`, which takes %h %n %p %r (and %%) only.
+fn proxy_command(
+    s: &Settings,
+    alias: &str,
+    hostname: &str,
+    port: u16,
+    remote_user: &str,
+) -> Option<String> {
+    let port = port.to_string();
+    let tokens = Tokens::from_pairs(&[
+        ('h', hostname),
+        ('n', alias),
+        ('p', &port),
+        ('r', remote_user),
+    ]);
+    s.get("proxycommand")
+        .filter(|c| !is_none(c))
+        .map(|c| tokens.expand(c))
+}
+
+/// A binary KRL among the revoked-key files is refused: mq reads only plain revoked keys.
+fn binary_revocation_lists(read: &Reader, files: &[PathBuf]) -> Vec<Directive> {
+    files
+        .iter()
+        .filter(|file| std::fs::read(file).is_ok_and(|bytes| bytes.starts_with(b"SSHKRL\n")))
+        .map(|_| {
+            directive(
+                "revokedhostkeys",
+                read.origins,
+                read.s,
+                "a binary key revocation list; mq reads only revoked public keys",
+            )
+        })
+        .collect()
 }
 
 /// OpenSSH's default identities, in the order it tries them.
