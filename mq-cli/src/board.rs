@@ -24,7 +24,7 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
     })?;
     let timeout = match args.timeout.as_str() {
         "-1" => None,
-        text => Some(text.parse::<u64>().map_err(|_| {
+        text => Some(crate::sem::number(text, 0..=u64::MAX).ok_or_else(|| {
             Failure::new(
                 format!("mq board: -t {text}: seconds, or -1 for none"),
                 exit::USAGE,

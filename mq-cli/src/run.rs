@@ -20,20 +20,15 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
     })?;
     let timeout = match args.timeout.as_deref() {
         None | Some("-1") => None,
-        Some(text) => Some(
-            text.parse::<u64>()
-                .ok()
-                .filter(|&d| d <= sem::MAX_SECONDS)
-                .ok_or_else(|| {
-                    Failure::stdout(
-                        format!(
-                            "-d {text}: the timeout is a whole number of seconds up to {}, or -1 for none",
-                            sem::MAX_SECONDS
-                        ),
-                        exit::USAGE,
-                    )
-                })?,
-        ),
+        Some(text) => Some(sem::number(text, 0..=sem::MAX_SECONDS).ok_or_else(|| {
+            Failure::stdout(
+                format!(
+                    "-d {text}: the timeout is a whole number of seconds up to {}, or -1 for none",
+                    sem::MAX_SECONDS
+                ),
+                exit::USAGE,
+            )
+        })?),
     };
     let Some(target) = args.system.clone() else {
         return Err(Failure::stdout(

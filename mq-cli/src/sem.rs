@@ -29,48 +29,43 @@ pub(crate) const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 /// The most retries `-t` takes (procmail's lockfile counts them in an int).
 pub(crate) const MAX_RETRIES: i64 = i32::MAX as i64 - 1;
 
+/// A whole number within `range`; `None` for anything else. Each flag says
+/// its own message (mq.sh's where it has one), so clap does not parse these.
+pub(crate) fn number<T>(text: &str, range: std::ops::RangeInclusive<T>) -> Option<T>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    text.parse().ok().filter(|n| range.contains(n))
+}
+
 pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
     // mq.sh's default is 0 (never reclaimable), so 0 is accepted too.
     let timeout = match &options.timeout {
         None => 0,
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if n <= MAX_SECONDS => n,
-            _ => {
-                // mq.sh's own line, which scripts may know.
-                return Err(Failure::stdout(
-                    "-T <timeout> requires a positive integer",
-                    exit::USAGE,
-                ));
-            }
-        },
+        // mq.sh's own line, which scripts may know.
+        Some(text) => number(text, 0..=MAX_SECONDS).ok_or_else(|| {
+            Failure::stdout("-T <timeout> requires a positive integer", exit::USAGE)
+        })?,
     };
     let retry_seconds = match &options.retry {
         None => 1,
-        Some(text) => match text.parse::<u32>() {
-            Ok(n) if n > 0 && u64::from(n) <= MAX_SECONDS => n,
-            _ => {
-                return Err(Failure::new(
-                    format!(
-                        "mq: -w {text}: the retry period is a whole number of seconds, 1 to {MAX_SECONDS}"
-                    ),
-                    exit::USAGE,
-                ))
-            }
-        },
+        Some(text) => number(text, 1..=MAX_SECONDS as u32).ok_or_else(|| {
+            Failure::new(
+                format!("mq: -w {text}: the retry period is a whole number of seconds, 1 to {MAX_SECONDS}"),
+                exit::USAGE,
+            )
+        })?,
     };
     let retries = match &options.retries {
         None => -1,
-        Some(text) => match text.parse::<i64>() {
-            Ok(n) if (-1..=MAX_RETRIES).contains(&n) => n,
-            _ => {
-                return Err(Failure::new(
-                    format!(
+        Some(text) => number(text, -1..=MAX_RETRIES).ok_or_else(|| {
+            Failure::new(
+                format!(
                     "mq: -t {text}: retries are a whole number up to {MAX_RETRIES}, or -1 for ever"
                 ),
-                    exit::USAGE,
-                ))
-            }
-        },
+                exit::USAGE,
+            )
+        })?,
     };
     mq_core::check_key(&options.key)
         .map_err(|e| Failure::new(format!("mq: -k: {e}"), exit::USAGE))?;

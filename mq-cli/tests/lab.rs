@@ -7,19 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_testkit::{eventually, LabHost};
+use mq_testkit::{eventually, output, LabHost};
 use nix::sys::signal::Signal;
-
-fn qemu_installed() -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", "command -v qemu-system-x86_64"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        mq_testkit::skip::<()>("no qemu-system-x86_64 (install qemu-system-x86)");
-    }
-    ok
-}
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -28,7 +17,7 @@ struct Lab {
 
 impl Lab {
     fn init() -> Option<Lab> {
-        if !qemu_installed() {
+        if !mq_testkit::qemu_installed() {
             return None;
         }
         let dir = tempfile::Builder::new()
@@ -106,15 +95,6 @@ impl Lab {
                 .is_ok_and(|c| c.contains("qemu-system"))
         })
     }
-}
-
-fn output(mut cmd: Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -261,7 +241,7 @@ fn a_pool_of_two_runs_two_at_once_and_the_third_waits() {
 
 #[test]
 fn qemu_board_over_the_ssh_test_server() {
-    if !qemu_installed() {
+    if !mq_testkit::qemu_installed() {
         return;
     }
     let Some(host) = LabHost::start(1) else {

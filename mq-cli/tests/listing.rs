@@ -3,8 +3,9 @@
 //! the machine's own `~/.mq` never leaks in.
 
 use std::path::Path;
+use std::process::Command;
 
-use assert_cmd::Command;
+use mq_testkit::output;
 use tempfile::TempDir;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/golden");
@@ -23,7 +24,7 @@ impl Sandbox {
     }
 
     fn mq(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("mq").unwrap();
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
         cmd.args(args)
             .env("HOME", self.home.path())
             .env_remove("MQ_HOST")
@@ -50,15 +51,6 @@ impl Sandbox {
         }
         dir.display().to_string()
     }
-}
-
-fn output(mut cmd: Command) -> (i32, String, String) {
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 fn golden(name: &str) -> String {

@@ -7,19 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_testkit::{eventually, LabHost};
+use mq_testkit::{eventually, LabHost, Run};
 use nix::sys::signal::Signal;
 
 struct Lab {
     lab: LabHost,
     home: tempfile::TempDir,
     images: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 const MACHINES: [&str; 6] = [
@@ -82,12 +76,7 @@ impl Lab {
     }
 
     fn mq(&self, i: usize, args: &[&str]) -> Run {
-        let out = self.command(i, args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::of(&mut self.command(i, args))
     }
 
     /// `mq run -s SYSTEM -c COMPLETION -f IMAGE... EXTRA...` as user 0.

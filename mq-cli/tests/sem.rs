@@ -4,18 +4,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_testkit::{eventually, LabHost};
+use mq_testkit::{eventually, LabHost, Run};
 use nix::sys::signal::Signal;
 
 struct Sem {
     lab: LabHost,
     home: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Sem {
@@ -42,12 +36,7 @@ impl Sem {
     }
 
     fn mq(&self, i: usize, args: &[&str]) -> Run {
-        let out = self.command(i, args).output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::of(&mut self.command(i, args))
     }
 
     fn spawn(&self, i: usize, args: &[&str]) -> Child {

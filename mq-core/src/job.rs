@@ -21,7 +21,7 @@ use mq_console::{
 };
 use mq_lock::{AcquireOptions, Kept, LockClient, LockError, LockState, WaitEvent};
 use mq_transport::{
-    quote, spawn_reader, PtyProcess, PtySize, ReadOutcome, Transport, TransportError,
+    fill, quote, spawn_reader, PtyProcess, PtySize, ReadOutcome, Transport, TransportError,
 };
 use serde::Serialize;
 
@@ -42,21 +42,29 @@ pub const KEEP_FRESH_PERIOD: Duration = Duration::from_secs(30);
 /// How often cleanup reconnects after a lost connection.
 pub const CLEANUP_ATTEMPTS: u32 = 3;
 
-/// What [`MAKE_TEMP_DIR`] prints before the directory's path.
-macro_rules! temp_dir_mark {
-    () => {
-        "mq-temp-dir "
-    };
-}
-const TEMP_DIR_MARK: &str = temp_dir_mark!();
+/// What [`make_temp_dir`] prints before the directory's path.
+const TEMP_DIR_MARK: &str = "mq-temp-dir ";
+
+/// The scripts a job runs on the host besides the lock's (`src/sh/`).
+const MAKE_TEMP_DIR: &str = include_str!("sh/make_temp_dir.sh");
+const REMOVE_TEMP_DIR: &str = include_str!("sh/remove_temp_dir.sh");
+const INVOCATION: &str = include_str!("sh/invocation.sh");
 
 /// Makes a run's temporary directory on the host (the log and each file
-/// sent go in it) and prints its path after [`TEMP_DIR_MARK`].
-const MAKE_TEMP_DIR: &str = concat!(
-    "d=$(mktemp -d \"${TMPDIR:-/tmp}/mq-run.XXXXXXXX\") && printf '",
-    temp_dir_mark!(),
-    "%s\\n' \"$d\""
-);
+/// sent go in it) and prints its path after [`TEMP_DIR_MARK`]. One line,
+/// so that a redirection can follow it.
+fn make_temp_dir() -> String {
+    fill(
+        MAKE_TEMP_DIR.trim_end(),
+        &[("temp_dir_mark", TEMP_DIR_MARK)],
+    )
+}
+
+/// Removes a run's temporary directory; prints a line only when it is
+/// still there afterwards.
+fn remove_temp_dir(dir: &str) -> String {
+    fill(REMOVE_TEMP_DIR.trim_end(), &[("dir", &quote(dir))])
+}
 
 /// What to run; the same options as `mq run`.
 #[derive(Debug, Clone)]
@@ -890,10 +898,14 @@ impl MachineQueue {
             // time stays the time it was taken.
             keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
         };
-        let then = if spec.reservation { "" } else { MAKE_TEMP_DIR };
+        let then = if spec.reservation {
+            String::new()
+        } else {
+            make_temp_dir()
+        };
         let mut held = self
             .locks()
-            .acquire_kept(&system.name, &options, then, &mut |e| {
+            .acquire_kept(&system.name, &options, &then, &mut |e| {
                 let WaitEvent::Holder { owner, since } = e;
                 events(JobEvent::Waiting {
                     owner: &owner,
@@ -980,7 +992,7 @@ impl MachineQueue {
         let said = match said {
             Some(said) => said,
             None => {
-                let out = self.transport().run(&format!("{MAKE_TEMP_DIR} 2>&1"))?;
+                let out = self.transport().run(&format!("{} 2>&1", make_temp_dir()))?;
                 out.stdout_text().lines().map(str::to_string).collect()
             }
         };
@@ -1047,7 +1059,7 @@ impl MachineQueue {
         remote_files: &[String],
     ) -> Result<String, JobError> {
         let n_images = spec.files.len();
-        let mut cmd = format!("stty isig -echoctl -echo; {}", quote(reboot));
+        let mut cmd = quote(reboot);
         if spec.linux {
             cmd.push_str(" -L");
         }
@@ -1079,6 +1091,7 @@ impl MachineQueue {
         if spec.keep_alive {
             cmd.push_str(" -a -i");
         }
+        let cmd = fill(INVOCATION.trim_end(), &[("reboot", &cmd)]);
         if cmd.len() <= MAX_INLINE_COMMAND {
             return Ok(cmd);
         }
@@ -1239,10 +1252,7 @@ fn clean_with<T: Transport>(
     key: &str,
 ) -> Result<(), CleanupError> {
     // Prints nothing when the directory is gone.
-    let remove = left.temp_dir.as_ref().map(|dir| {
-        let dir = quote(dir);
-        format!("rm -rf -- {dir} 2>&1; [ -e {dir} ] && echo mq: still there: {dir}")
-    });
+    let remove = left.temp_dir.as_deref().map(remove_temp_dir);
     let said = if left.release {
         match locks.release_after(&left.system, key, false, remove.as_deref().unwrap_or("")) {
             Ok(said) => said,
@@ -1307,5 +1317,33 @@ mod report_tests {
         assert_eq!(at(1_700_000_000, 7), "2023-11-14T22:13:20.007Z");
         assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000Z");
         assert_eq!(at(4_102_444_799, 999), "2099-12-31T23:59:59.999Z");
+    }
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+
+    #[test]
+    fn the_job_scripts_pass_dash_bash_and_shellcheck() {
+        let invocation = fill(
+            INVOCATION.trim_end(),
+            &[(
+                "reboot",
+                "'/tftpboot/sabre/reboot' -l '/tmp/mq-run.x/log' -c 'All is well' -t 60",
+            )],
+        );
+        let mut problems = Vec::new();
+        for (name, text) in [
+            ("make_temp_dir.sh", make_temp_dir()),
+            ("remove_temp_dir.sh", remove_temp_dir("/tmp/mq-run.x")),
+            ("invocation.sh", invocation),
+        ] {
+            let Some(found) = mq_testkit::check_sh_script(name, &text) else {
+                return;
+            };
+            problems.extend(found);
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

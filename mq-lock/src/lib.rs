@@ -670,7 +670,7 @@ impl<T: Transport> LockClient<T> {
             Some(script::code::NOT_YOURS) => {
                 let owner = String::from_utf8_lossy(&body)
                     .lines()
-                    .find_map(|l| l.strip_prefix("MQ-OWNER "))
+                    .find_map(|l| l.strip_prefix(script::OWNER_MARK))
                     .map(|o| o.trim().to_string())
                     .filter(|o| !o.is_empty());
                 Err(LockError::NotYours {
@@ -732,7 +732,7 @@ impl<T: Transport> LockClient<T> {
         let cancelled = cancelled_count(&text).unwrap_or(0);
         let released = text
             .lines()
-            .filter_map(|l| l.strip_prefix("MQ-RELEASED "))
+            .filter_map(|l| l.strip_prefix(script::RELEASED_MARK))
             .map(str::to_string)
             .collect();
         Ok((cancelled, released))
@@ -742,7 +742,7 @@ impl<T: Transport> LockClient<T> {
 /// The count of the cancel script's `MQ-CANCELLED <n>` line.
 fn cancelled_count(text: &str) -> Option<usize> {
     text.lines()
-        .find_map(|l| l.strip_prefix("MQ-CANCELLED "))
+        .find_map(|l| l.strip_prefix(script::CANCELLED_MARK))
         .and_then(|n| n.trim().parse().ok())
 }
 
@@ -815,7 +815,7 @@ impl AcquireLines {
     fn detail(self) -> String {
         self.before
             .into_iter()
-            .filter(|l| !l.starts_with("MQ-"))
+            .filter(|l| !l.starts_with(script::MARK_PREFIX))
             .collect::<Vec<_>>()
             .join("; ")
     }
@@ -878,7 +878,7 @@ mod tests {
         assert!(commands[0].contains("VERSION"));
         assert!(!commands[1].contains("VERSION"));
         assert!(
-            commands[0].starts_with("b='/b'\n"),
+            commands[0].lines().any(|l| l == "b='/b'"),
             "trailing slash trimmed"
         );
         assert_eq!(locks.preflight().unwrap().user, "me");

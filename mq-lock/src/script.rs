@@ -1,10 +1,11 @@
 //! The `sh` scripts each lock operation sends to the host: one script, one
-//! round trip. Every value is quoted with [`mq_transport::quote`].
+//! round trip. The scripts are the `.sh` files in `src/sh/`, filled by
+//! [`mq_transport::fill`]; every value is quoted with [`quote`].
 //!
 //! Records about locks travel NUL-separated (`system owner since content
 //! key`), so a key with spaces, quotes or tabs reads back exactly.
 
-use mq_transport::quote;
+use mq_transport::{fill, quote};
 
 /// The protocol version the host's `BASE/VERSION` must hold.
 pub const PROTOCOL_VERSION: &str = "5";
@@ -33,6 +34,44 @@ pub(crate) const PREFLIGHT_MARK: &str = "MQ-PRE ";
 pub(crate) const HOLDER_MARK: &str = "MQ-HOLDER ";
 /// Printed once the lock is held, before the `then` commands' own lines.
 pub(crate) const ACQUIRED_MARK: &str = "MQ-ACQUIRED";
+/// Printed once the lock is held and [`Acquire::keep_fresh`] begins.
+pub(crate) const HOLDING_MARK: &str = "MQ-HOLDING";
+/// A refused release: `MQ-OWNER <owner>` (empty when the lock is free).
+pub(crate) const OWNER_MARK: &str = "MQ-OWNER ";
+/// The count of waits a cancel ended: `MQ-CANCELLED <n>`.
+pub(crate) const CANCELLED_MARK: &str = "MQ-CANCELLED ";
+/// A lock a cleanup released: `MQ-RELEASED <system>`.
+pub(crate) const RELEASED_MARK: &str = "MQ-RELEASED ";
+/// Every marker the scripts print starts with this; other lines are the host's.
+pub(crate) const MARK_PREFIX: &str = "MQ-";
+
+/// Every script file, by name (for the tests that check them).
+#[cfg(test)]
+pub(crate) const FILES: &[(&str, &str)] = &[
+    ("preflight.sh", PREFLIGHT),
+    ("record_fn.sh", RECORD_FN),
+    ("records.sh", RECORDS),
+    ("dump_all.sh", DUMP_ALL),
+    ("lockfile_fn.sh", LOCKFILE_FN),
+    ("acquire.sh", ACQUIRE),
+    ("hold.sh", HOLD),
+    ("release_check.sh", RELEASE_CHECK),
+    ("release.sh", RELEASE),
+    ("cancel.sh", CANCEL),
+    ("cleanup.sh", CLEANUP),
+];
+
+const PREFLIGHT: &str = include_str!("sh/preflight.sh");
+const RECORD_FN: &str = include_str!("sh/record_fn.sh");
+const RECORDS: &str = include_str!("sh/records.sh");
+const DUMP_ALL: &str = include_str!("sh/dump_all.sh");
+const LOCKFILE_FN: &str = include_str!("sh/lockfile_fn.sh");
+const ACQUIRE: &str = include_str!("sh/acquire.sh");
+const HOLD: &str = include_str!("sh/hold.sh");
+const RELEASE_CHECK: &str = include_str!("sh/release_check.sh");
+const RELEASE: &str = include_str!("sh/release.sh");
+const CANCEL: &str = include_str!("sh/cancel.sh");
+const CLEANUP: &str = include_str!("sh/cleanup.sh");
 
 /// Paths of a system's lock and key files under `base`.
 pub(crate) fn lock_path(base: &str, system: &str) -> String {
@@ -52,83 +91,39 @@ pub(crate) type Known<'a> = Option<&'a str>;
 /// run, it checks BASE/VERSION and prints the preflight line (PROTOCOL.md's
 /// preflight, folded into the operation).
 pub(crate) fn preamble(base: &str, known: Known<'_>) -> String {
-    let mut s = format!("b={}\n", quote(base));
-    if let Some(user) = known {
-        s.push_str(&format!("mq_me={}\n", quote(user)));
-    } else {
-        // `read` is the shell's own: no process for the version. A file
-        // written on Windows ends its line with CR, which is dropped.
-        s.push_str(&format!(
-            "mq_v=\n{{ IFS= read -r mq_v < \"$b/VERSION\"; }} 2>/dev/null\n\
-             mq_v=${{mq_v%'\r'}}\n\
-             mq_me=$(whoami)\n\
-             printf '{PREFLIGHT_MARK}%s %s\\n' \"$mq_me\" \"$mq_v\"\n\
-             [ \"$mq_v\" = {PROTOCOL_VERSION} ] || exit {}\n",
-            code::VERSION
-        ));
+    // Most scripts read BASE; the ones that do not still get it.
+    let b = format!("# shellcheck disable=SC2034\nb={}\n", quote(base));
+    match known {
+        Some(user) => format!("{b}mq_me={}\n", quote(user)),
+        None => {
+            b + &fill(
+                PREFLIGHT,
+                &[
+                    ("cr", &quote("\r")),
+                    ("preflight_mark", PREFLIGHT_MARK),
+                    ("version", PROTOCOL_VERSION),
+                    ("version_code", &code::VERSION.to_string()),
+                ],
+            )
+        }
     }
-    s
 }
 
-/// A shell function printing the NUL-separated record of one system's lock,
-/// or nothing when it is free. Owner and time as PROTOCOL.md (`stat`, once
-/// for both: a user name has no space); contents read by the shell itself.
-const RECORD_FN: &str = r#"mq_rec() {
-  f="$b/$1.lock"
-  [ -e "$f" ] || return 0
-  ut=$(stat --format='%U %y' -- "$f" 2>/dev/null) || return 0
-  c=; { IFS= read -r c < "$f"; } 2>/dev/null
-  k=; { IFS= read -r k < "$b/$1.key"; } 2>/dev/null
-  printf '%s\000%s\000%s\000%s\000%s\000' "$1" "${ut%% *}" "${ut#* }" "$c" "$k"
+/// Quoted words for a `for` list.
+fn words(names: &[&str]) -> String {
+    names.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ")
 }
-"#;
 
 /// The records of `systems`.
 pub(crate) fn records(base: &str, known: Known<'_>, systems: &[&str]) -> String {
-    let names: Vec<String> = systems.iter().map(|s| quote(s)).collect();
-    format!(
-        "{}{RECORD_FN}for s in {}; do mq_rec \"$s\"; done\n",
-        preamble(base, known),
-        names.join(" ")
-    )
+    let list = fill(RECORDS, &[("systems", &words(systems))]);
+    format!("{}{RECORD_FN}{list}", preamble(base, known))
 }
 
 /// The records of every lock file in BASE.
 pub(crate) fn dump_all(base: &str, known: Known<'_>) -> String {
-    format!(
-        "{}{RECORD_FN}cd \"$b\" || exit 3\nfor f in *.lock; do [ -e \"$f\" ] || continue; mq_rec \"${{f%.lock}}\"; done\n",
-        preamble(base, known)
-    )
+    format!("{}{RECORD_FN}{DUMP_ALL}", preamble(base, known))
 }
-
-/// Emulates `lockfile -SLEEP [-l N] -r RETRIES FILE` with an exclusive create
-/// (`set -C`) where the host has no procmail: same retries, same forced
-/// removal of a lock older than N seconds. Defined as a function named
-/// `lockfile`, so the command line of a wait reads as PROTOCOL.md's and old
-/// clients' `sem -cancel` finds it.
-const FALLBACK_FN: &str = r#"command -v lockfile >/dev/null 2>&1 || lockfile() {
-  s=8; l=0; r=-1
-  while [ $# -gt 1 ]; do
-    case "$1" in
-      -l) l=$2; shift 2 ;;
-      -r) r=$2; shift 2 ;;
-      -[0-9]*) s=${1#-}; shift ;;
-      *) shift ;;
-    esac
-  done
-  i=0
-  while :; do
-    if ( set -C; : > "$1" ) 2>/dev/null; then chmod a-w -- "$1"; return 0; fi
-    if [ "$l" -gt 0 ]; then
-      m=$(stat --format=%Y -- "$1" 2>/dev/null) || continue
-      if [ $(( $(date +%s) - m )) -ge "$l" ]; then rm -f -- "$1"; continue; fi
-    fi
-    if [ "$r" -ge 0 ] && [ "$i" -ge "$r" ]; then echo "lockfile: Sorry, giving up on \"$1\"" >&2; return 73; fi
-    i=$((i + 1))
-    sleep "$s"
-  done
-}
-"#;
 
 /// What an acquire writes and how it waits.
 pub(crate) struct Acquire<'a> {
@@ -140,7 +135,8 @@ pub(crate) struct Acquire<'a> {
     pub retries: i64,
     /// The lock content written once held (PROTOCOL.md's NEWTIMEOUT).
     pub new_timeout: &'a str,
-    /// Use the plain-sh emulation even where `lockfile` exists (tests).
+    /// Use the plain-sh emulation of `lockfile` (`sh/lockfile_fn.sh`) even
+    /// where `lockfile` exists (tests).
     pub force_fallback: bool,
     /// Shell commands run once the lock is held, in the same round trip
     /// (e.g. making a job's temporary directory); empty for none.
@@ -153,14 +149,15 @@ pub(crate) struct Acquire<'a> {
     pub keep_fresh: Option<u32>,
 }
 
-/// Printed once the lock is held and [`Acquire::keep_fresh`] begins.
-pub(crate) const HOLDING_MARK: &str = "MQ-HOLDING";
-
 /// The acquire script. It refuses a lock already ours (PROTOCOL.md step 1),
 /// then waits in rounds of at most five attempts, so that between rounds it
 /// reports the current holder and picks up the holder's own reclaim timeout
 /// (step 2). Each round is PROTOCOL.md's command line (step 3), so
 /// `lockfile...'KEY' > 'BASE/SYSTEM.key'` is in its text for `cancel`.
+///
+/// Where the host has no procmail, `lockfile` is a shell function emulating
+/// it with an exclusive create (`set -C`): same retries, same forced removal
+/// of an old lock, and the same command line for `sem -cancel` to find.
 ///
 /// It runs on a pseudo-terminal: when the client goes away, or `cancel` kills
 /// the shell (the session leader), the terminal hangs up and `lockfile` dies
@@ -174,69 +171,44 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
         ("mq_um=$(umask)\n", format!("umask \"$mq_um\"; {}", a.then))
     };
     let lock = quote(&lock_path(a.base, a.system));
-    let keyfile = quote(&key_path(a.base, a.system));
-    let key = quote(a.key);
+    let hold = match a.keep_fresh {
+        None => String::new(),
+        Some(period) => fill(
+            HOLD,
+            &[
+                ("holding_mark", HOLDING_MARK),
+                ("period", &period.to_string()),
+                ("lock", &lock),
+            ],
+        ),
+    };
     let attempts = if a.retries < 0 { -1 } else { a.retries + 1 };
-    let mut s = preamble(a.base, known);
-    if a.force_fallback {
-        // A shell function is found before any program of the same name.
-        s.push_str(&FALLBACK_FN.replace(
-            "command -v lockfile >/dev/null 2>&1 || lockfile()",
-            "lockfile()",
-        ));
+    // A shell function is found before any program of the same name.
+    let emulation = if a.force_fallback {
+        ""
     } else {
-        s.push_str(FALLBACK_FN);
-    }
-    s.push_str(&format!(
-        r#"f={lock}
-me=$mq_me
-{save_umask}o=
-[ -e "$f" ] && o=$(stat --format=%U -- "$f" 2>/dev/null)
-if [ -n "$o" ] && [ "$o" = "$me" ]; then
-  sk=$(cat -- {keyfile} 2>/dev/null)
-  if [ "$sk" = 0 ] && [ {key} = 0 ]; then echo MQ-OWN; exit {own}; fi
-  if [ "$sk" = {key} ]; then echo MQ-OWNKEY; exit {own_key}; fi
-fi
-left={attempts}
-last=
-L=
-first=1
-while :; do
-  # A lock that was free a moment ago is simply tried: its holder and
-  # reclaim timeout are read only once it turns out to be taken.
-  if [ -z "$first" ] || [ -n "$o" ]; then
-    o=$(stat --format=%U -- "$f" 2>/dev/null)
-    L=
-    if [ -n "$o" ]; then
-      h="$o $(stat --format=%y -- "$f" 2>/dev/null)"
-      [ "$h" = "$last" ] || printf '{holder}%s\n' "$h"
-      last=$h
-      n=$(cat -- "$f" 2>/dev/null)
-      case "$n" in ''|*[!0-9]*|0) ;; *) L="-l $n" ;; esac
-    fi
-  fi
-  first=
-  if [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
-  umask 0111 && lockfile -{retry} $L -r "$r" {lock} && {{ trap '' HUP INT TERM; rm -f {keyfile} && printf '%s' {key} > {keyfile} && chmod a-w,g+r {keyfile} && chmod u+w {lock} && printf '%s' {timeout} > {lock} && chmod a-w {lock}; }} && {{ echo MQ-ACQUIRED; {then}
-{hold}exit 0; }}
-  [ "$left" -eq 0 ] && {{ echo MQ-GAVEUP; exit {gave_up}; }}
-  sleep {retry}
-done
-"#,
-        own = code::OWN,
-        own_key = code::OWN_KEY,
-        holder = HOLDER_MARK,
-        retry = a.retry_seconds,
-        timeout = quote(a.new_timeout),
-        gave_up = code::GAVE_UP,
-        hold = match a.keep_fresh {
-            None => String::new(),
-            Some(period) => format!(
-                "echo {HOLDING_MARK}; trap 'exit 0' HUP INT TERM; while sleep {period}; do touch -c -- {lock} 2>/dev/null; done\n"
-            ),
-        },
-    ));
-    s
+        "command -v lockfile >/dev/null 2>&1 || "
+    };
+    let body = fill(
+        ACQUIRE,
+        &[
+            ("lock", &lock),
+            ("keyfile", &quote(&key_path(a.base, a.system))),
+            ("key", &quote(a.key)),
+            ("save_umask", save_umask),
+            ("own", &code::OWN.to_string()),
+            ("own_key", &code::OWN_KEY.to_string()),
+            ("attempts", &attempts.to_string()),
+            ("holder_mark", HOLDER_MARK),
+            ("retry", &a.retry_seconds.to_string()),
+            ("timeout", &quote(a.new_timeout)),
+            ("acquired_mark", ACQUIRED_MARK),
+            ("then", &then),
+            ("hold", &hold),
+            ("gave_up", &code::GAVE_UP.to_string()),
+        ],
+    );
+    format!("{}{emulation}{LOCKFILE_FN}{body}", preamble(a.base, known))
 }
 
 /// The release script: `before` (shell commands, e.g. removing a job's
@@ -258,23 +230,25 @@ pub(crate) fn release(
         s.push('\n');
     }
     if !force {
-        s.push_str(&format!(
-            r#"o=
-[ -e {lock} ] && o=$(stat --format=%U -- {lock} 2>/dev/null)
-[ -n "$o" ] && [ "$o" = "$mq_me" ] || {{ printf 'MQ-OWNER %s\n' "$o"; exit {not_yours}; }}
-k=; {{ IFS= read -r k < {keyfile}; }} 2>/dev/null
-[ "$k" = {key} ] || exit {wrong_key}
-"#,
-            key = quote(key),
-            not_yours = code::NOT_YOURS,
-            wrong_key = code::WRONG_KEY,
+        s.push_str(&fill(
+            RELEASE_CHECK,
+            &[
+                ("lock", &lock),
+                ("keyfile", &keyfile),
+                ("key", &quote(key)),
+                ("owner_mark", OWNER_MARK),
+                ("not_yours", &code::NOT_YOURS.to_string()),
+                ("wrong_key", &code::WRONG_KEY.to_string()),
+            ],
         ));
     }
-    s.push_str(&format!(
-        // rm's own status: the lock file may well exist again at once,
-        // taken by a waiter.
-        "rm -f {keyfile}; sync; rm -f {lock} || exit {}\nexit 0\n",
-        code::STILL_THERE
+    s.push_str(&fill(
+        RELEASE,
+        &[
+            ("lock", &lock),
+            ("keyfile", &keyfile),
+            ("still_there", &code::STILL_THERE.to_string()),
+        ],
     ));
     s
 }
@@ -307,37 +281,140 @@ pub(crate) fn cancel_pattern(base: &str, system: Option<&str>, key: &str) -> Str
 /// Kills my processes waiting on `system` (or on any system) with `key`.
 /// Prints `MQ-CANCELLED <n>`.
 pub(crate) fn cancel(base: &str, system: Option<&str>, key: &str, known: Known<'_>) -> String {
-    format!(
-        "{}n=$(pgrep -c -u \"$mq_me\" -f {pattern})\npkill -u \"$mq_me\" -f {pattern}\nprintf 'MQ-CANCELLED %s\\n' \"${{n:-0}}\"\n",
-        preamble(base, known),
-        pattern = quote(&cancel_pattern(base, system, key)),
-    )
+    preamble(base, known)
+        + &fill(
+            CANCEL,
+            &[
+                ("pattern", &quote(&cancel_pattern(base, system, key))),
+                ("cancelled_mark", CANCELLED_MARK),
+            ],
+        )
 }
 
 /// Cancels my waits with `key` on any system, then releases every lock I hold
 /// whose key is `key` (among `systems`), printing `MQ-RELEASED <system>` for
 /// each: a CI job's cleanup after it was cancelled, in one round trip.
 pub(crate) fn cleanup(base: &str, key: &str, systems: &[&str], known: Known<'_>) -> String {
-    let names: Vec<String> = systems.iter().map(|s| quote(s)).collect();
-    format!(
-        r#"{cancel}me=$mq_me
-for s in {names}; do
-  f="$b/$s.lock"; k="$b/$s.key"
-  [ "$(stat --format=%U -- "$f" 2>/dev/null)" = "$me" ] || continue
-  [ "$(cat -- "$k" 2>/dev/null)" = {key} ] || continue
-  rm -f -- "$k"; sync; rm -f -- "$f"
-  printf 'MQ-RELEASED %s\n' "$s"
-done
-"#,
-        cancel = cancel(base, None, key, known),
-        names = names.join(" "),
-        key = quote(key),
-    )
+    cancel(base, None, key, known)
+        + &fill(
+            CLEANUP,
+            &[
+                ("systems", &words(systems)),
+                ("key", &quote(key)),
+                ("released_mark", RELEASED_MARK),
+            ],
+        )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every script as it is sent, in each of its shapes.
+    fn every_script() -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for known in [None, Some("alice")] {
+            for (then, keep_fresh, force_fallback) in [
+                ("", None, false),
+                ("d=$(mktemp -d) && echo \"$d\"", Some(30), true),
+            ] {
+                let a = Acquire {
+                    base: "/var/cache/machinelocks",
+                    system: "odroidc4_1",
+                    key: "seL4-ci-1234-7",
+                    retry_seconds: 1,
+                    retries: -1,
+                    new_timeout: "3660",
+                    force_fallback,
+                    then,
+                    keep_fresh,
+                };
+                let shape = format!("{known:?} then={} keep={keep_fresh:?}", !then.is_empty());
+                all.push((format!("acquire {shape}"), acquire(&a, known)));
+            }
+            for force in [false, true] {
+                all.push((
+                    format!("release {known:?} force={force}"),
+                    release("/b", "s", "k", force, "rm -rf -- '/tmp/x'", known),
+                ));
+            }
+            all.push((
+                format!("records {known:?}"),
+                records("/b", known, &["a", "b c"]),
+            ));
+            all.push((format!("dump_all {known:?}"), dump_all("/b", known)));
+            all.push((
+                format!("cancel {known:?}"),
+                cancel("/b", Some("s"), "k", known),
+            ));
+            all.push((
+                format!("cleanup {known:?}"),
+                cleanup("/b", "k", &["a", "b"], known),
+            ));
+        }
+        all
+    }
+
+    #[test]
+    fn every_script_passes_dash_bash_and_shellcheck() {
+        let mut problems = Vec::new();
+        for (name, text) in every_script() {
+            let Some(found) = mq_testkit::check_sh_script(&name, &text) else {
+                return;
+            };
+            problems.extend(found);
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn every_script_file_is_used() {
+        let sent: String = every_script().into_iter().map(|(_, t)| t).collect();
+        for (file, text) in FILES {
+            // The first line that is not a comment, with its placeholders cut off.
+            let line = text
+                .lines()
+                .find(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+                .unwrap();
+            let probe = line.split('@').next().unwrap();
+            assert!(sent.contains(probe), "{file} is never sent ({probe:?})");
+        }
+    }
+
+    #[test]
+    fn markers_that_are_read_are_the_ones_printed() {
+        let sent: String = every_script().into_iter().map(|(_, t)| t).collect();
+        for mark in [
+            PREFLIGHT_MARK,
+            HOLDER_MARK,
+            ACQUIRED_MARK,
+            HOLDING_MARK,
+            OWNER_MARK,
+            CANCELLED_MARK,
+            RELEASED_MARK,
+        ] {
+            assert!(mark.starts_with(MARK_PREFIX));
+            assert!(sent.contains(mark), "{mark} is never printed");
+        }
+        // Every MQ- word the scripts print is one of those.
+        for word in sent.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            if let Some(rest) = word.strip_prefix(MARK_PREFIX) {
+                assert!(
+                    [
+                        "PRE",
+                        "HOLDER",
+                        "ACQUIRED",
+                        "HOLDING",
+                        "OWNER",
+                        "CANCELLED",
+                        "RELEASED"
+                    ]
+                    .contains(&rest),
+                    "MQ-{rest} is printed but never read"
+                );
+            }
+        }
+    }
 
     #[test]
     fn acquire_keeps_the_cancel_pattern_for_ordinary_keys() {

@@ -526,64 +526,7 @@ impl LabHost {
 /// echoes what is typed (`echo: LINE`) until its input ends. Each machine's
 /// directory records `last-args` (NUL-separated), `pid`, `hup` (hung up) and
 /// `powered-off`.
-pub const EMULATED_REBOOT: &str = r#"#!/bin/sh
-dir=$(dirname "$0")
-board=$(basename "$dir")
-printf '%s\0' "$@" > "$dir/last-args"
-log=/dev/null; comp=; to=-1; err=; kern=; root=; alive=; linux=; dtb=; bit=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -L) linux=1 ;;
-    -b) dtb=$2; shift ;;
-    --bitstream) bit=$2; shift ;;
-    -l) log=$2; shift ;;
-    -c) comp=$2; shift ;;
-    -t) to=$2; shift ;;
-    -e) err=$2; shift ;;
-    -k) kern=$2; shift ;;
-    -u) root=$2; shift ;;
-    -a|-i) alive=1 ;;
-    --shutdown) echo "[$board] powered off"; touch "$dir/powered-off"; exit 0 ;;
-    *) echo "reboot: unknown option $1" >&2; exit 64 ;;
-  esac
-  shift
-done
-echo $$ > "$dir/pid"
-rm -f "$dir/hup"
-trap 'touch "$dir/hup"; exit 129' HUP INT TERM
-: > "$log"
-say() { printf '%s\r\n' "$1"; printf '%s\n' "$1" >> "$log"; }
-start=$(date +%s)
-timed_out() { [ "$to" -ge 0 ] && [ $(( $(date +%s) - start )) -ge "$to" ]; }
-hang() { while :; do if timed_out; then say "[[Timeout]]"; exit 4; fi; sleep 0.1; done; }
-pause() { end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do if timed_out; then say "[[Timeout]]"; exit 4; fi; sleep 0.1; done; }
-say "[$board] power on"
-[ -n "$linux" ] && say "[$board] PXE booting Linux"
-[ -n "$dtb" ] && say "[$board] device tree: $(cat "$dtb")"
-[ -n "$bit" ] && say "[$board] bitstream: $(cat "$bit")"
-script="$dir/console.$$"
-{ cat -- "$kern"; echo; [ -n "$root" ] && cat -- "$root"; echo; } > "$script"
-while IFS= read -r line <&3 || [ -n "$line" ]; do
-  case "$line" in
-    "@sleep "*) pause "${line#@sleep }"; continue ;;
-    "@deaf") to=-1; continue ;;
-    "@litter") l=$(dirname -- "$log")/stuck; mkdir -p "$l" && : > "$l/file" && chmod 555 "$l"; continue ;;
-    "@hang") rm -f "$script"; hang ;;
-    "@exit "*) rm -f "$script"; exit "${line#@exit }" ;;
-  esac
-  say "$line"
-  if [ -n "$err" ] && printf '%s\n' "$line" | grep -qF -- "$err"; then rm -f "$script"; exit 3; fi
-  if [ -n "$comp" ] && printf '%s\n' "$line" | grep -qF -- "$comp"; then
-    rm -f "$script"
-    if [ -n "$alive" ]; then
-      while IFS= read -r typed; do say "echo: $typed"; done
-    fi
-    exit 0
-  fi
-done 3< "$script"
-rm -f "$script"
-hang
-"#;
+pub const EMULATED_REBOOT: &str = include_str!("sh/emulated_reboot.sh");
 
 impl LabHost {
     /// Installs the emulated board as `TFTPBOOT/MACHINE/reboot` for each
@@ -669,5 +612,98 @@ impl LabHost {
             .env_remove("MQ_TRANSPORT")
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null());
+    }
+}
+
+/// Checks a script mq sends to a host as the shells that run it read it:
+/// `dash -n`, `bash -n` and `shellcheck -s sh` (no findings at all). Returns
+/// what each tool said, empty when all is well; skips (fails under CI) when a
+/// tool is missing.
+pub fn check_sh_script(name: &str, text: &str) -> Option<Vec<String>> {
+    let mut problems = Vec::new();
+    for (tool, args) in [
+        ("dash", &["-n"][..]),
+        ("bash", &["-n"][..]),
+        ("shellcheck", &["-s", "sh", "-"][..]),
+    ] {
+        let child = Command::new(tool)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return skip(&format!("{tool} is not installed (Debian package {tool})"));
+            }
+            Err(e) => panic!("cannot run {tool}: {e}"),
+        };
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut stdin, text.as_bytes()).expect("script to stdin");
+        drop(stdin);
+        let out = child.wait_with_output().expect("tool ends");
+        if !out.status.success() {
+            problems.push(format!(
+                "{tool} on {name}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Some(problems)
+}
+
+/// What a finished command said.
+#[derive(Debug)]
+pub struct Run {
+    /// Its exit status (-1 when a signal ended it).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs `cmd` to its end.
+    pub fn of(cmd: &mut Command) -> Run {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// `(status, stdout, stderr)` of `cmd`, run to its end.
+pub fn output(mut cmd: Command) -> (i32, String, String) {
+    let run = Run::of(&mut cmd);
+    (run.code, run.stdout, run.stderr)
+}
+
+/// Whether QEMU's x86 emulator is installed; says the skip when it is not
+/// (a failure under CI).
+pub fn qemu_installed() -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", "command -v qemu-system-x86_64"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip::<()>("no qemu-system-x86_64 (install qemu-system-x86)");
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_emulated_board_passes_dash_bash_and_shellcheck() {
+        let Some(problems) = super::check_sh_script("emulated_reboot.sh", super::EMULATED_REBOOT)
+        else {
+            return;
+        };
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 }

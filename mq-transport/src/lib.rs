@@ -42,6 +42,7 @@ mod openssh;
 mod quote;
 pub mod ssh;
 mod status;
+mod template;
 
 pub use error::{Result, TransportError};
 pub use local::LocalTransport;
@@ -49,6 +50,7 @@ pub use openssh::{OpensshOptions, OpensshTransport};
 pub use quote::{quote, quote_all};
 pub use ssh::{SshOptions, SshTransport};
 pub use status::ExitStatus;
+pub use template::fill;
 
 /// What a captured command produced.
 #[derive(Debug, Clone, PartialEq, Eq)]

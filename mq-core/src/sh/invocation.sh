@@ -1,0 +1,1 @@
+stty isig -echoctl -echo; @reboot@

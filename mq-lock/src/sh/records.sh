@@ -1,0 +1,1 @@
+for s in @systems@; do mq_rec "$s"; done

@@ -1,0 +1,75 @@
+//! Fills the `sh` scripts mq sends to hosts. The scripts live as `.sh` files
+//! beside the code that sends them (so `sh -n` and `shellcheck` read them as
+//! they are), with `@name@` placeholders that [`fill`] replaces in one pass:
+//! a value is never scanned again, so a value holding `@x@` stays as it is.
+//!
+//! Values go in verbatim: a caller passes words already quoted with
+//! [`quote`](crate::quote), numbers, or other filled scripts.
+
+/// Replaces every `@name@` in `template` (`name`: lower-case letters, digits
+/// and `_`) by its value in `values`.
+///
+/// # Panics
+/// On a placeholder with no value, or a value no placeholder uses: both are
+/// mistakes in mq's own scripts, found by the tests that fill each of them.
+///
+/// ```
+/// use mq_transport::{fill, quote};
+/// let script = fill("rm -f -- @file@ && echo @n@", &[("file", &quote("a b")), ("n", "1")]);
+/// assert_eq!(script, "rm -f -- 'a b' && echo 1");
+/// // `$@` and an e-mail address are not placeholders.
+/// assert_eq!(fill("set -- \"$@\"; echo a@b.c", &[]), "set -- \"$@\"; echo a@b.c");
+/// ```
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut used = vec![false; values.len()];
+    let mut rest = template;
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len == 0 || !after[name_len..].starts_with('@') {
+            out.push('@');
+            rest = after;
+            continue;
+        }
+        let name = &after[..name_len];
+        let Some(i) = values.iter().position(|(n, _)| *n == name) else {
+            panic!("script placeholder @{name}@ has no value");
+        };
+        used[i] = true;
+        out.push_str(values[i].1);
+        rest = &after[name_len + 1..];
+    }
+    out.push_str(rest);
+    if let Some(i) = used.iter().position(|u| !u) {
+        panic!("no placeholder @{}@ in the script", values[i].0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn one_pass_and_only_names() {
+        assert_eq!(fill("@a@@b@", &[("a", "@b@"), ("b", "x")]), "@b@x");
+        assert_eq!(fill("@ @A@ @@", &[]), "@ @A@ @@");
+        assert_eq!(fill("x@a@", &[("a", "")]), "x");
+    }
+
+    #[test]
+    #[should_panic(expected = "@missing@ has no value")]
+    fn a_placeholder_without_value_is_a_mistake() {
+        fill("echo @missing@", &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "no placeholder @extra@")]
+    fn a_value_without_placeholder_is_a_mistake() {
+        fill("echo", &[("extra", "1")]);
+    }
+}
