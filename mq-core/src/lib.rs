@@ -1,20 +1,71 @@
 //! The machine queue as a library.
 //!
 //! `mq-core` is what a test harness or CI runner links to do everything the
-//! `mq` command does, with typed results. Today it holds:
+//! `mq` command does, with typed results. It composes `mq-transport`,
+//! `mq-lock` and `mq-console`, and never depends on the CLI: no argument
+//! parsing, printing for humans or process exits here.
 //!
-//! * [`inventory`]: the fleet of systems and pools (the upstream fleet is
-//!   built in; a lab can supply its own files), with the listings mq.sh prints;
-//! * [`config`]: where the lab is (host, lock directory, inventory) and where
-//!   each setting came from;
-//! * [`queue`]: [`MachineQueue`], one connection to the lab host and the lock
-//!   operations on boards named as users name them (systems or pools);
-//! * [`job`]: running an image on a board (`mq run`) with progress events, a
-//!   cancellation handle and a typed [`JobReport`]; cleanup on every path.
+//! # Embedding mq
 //!
-//! It composes `mq-transport`, `mq-lock` and `mq-console`, and must never
-//! depend on the CLI (`mq-cli`): no argument parsing, printing for humans or
-//! exit codes here.
+//! A harness resolves the configuration as `mq` does (`MQ_*` variables,
+//! `~/.mq`, its own [`Overrides`]), opens a [`MachineQueue`] (one connection
+//! to the lab host) and runs [`JobSpec`]s with
+//! [`MachineQueue::run_job`]: it takes a board (a system, or the first free
+//! member of a pool), uploads the images, power-cycles the board, streams its
+//! console until the completion text, the error text or the timeout, brings
+//! the log back and releases the board, on every path. Progress arrives as
+//! [`JobEvent`]s; a [`Cancel`] handle stops the job from any thread; the end
+//! is a [`JobReport`] (or a [`JobError`] saying what failed, and that
+//! nothing was left behind). [`exit`] maps outcomes to `mq`'s exit codes.
+//!
+//! ```no_run
+//! use mq_core::job::{Cancel, JobEvent, JobSpec};
+//! use mq_core::{Config, Environment, MachineQueue, Overrides};
+//!
+//! let config = Config::resolve(&Overrides::default(), &Environment::from_process())?;
+//! let queue = MachineQueue::connect(config)?;
+//! let spec = JobSpec {
+//!     target: "odroidc4_pool".into(),
+//!     files: vec!["sel4test-driver-image-arm-odroidc4".into()],
+//!     completion: Some("All is well in the universe".into()),
+//!     timeout: Some(600),
+//!     key: "my-ci-job-1234".into(),
+//!     ..JobSpec::default()
+//! };
+//! let report = queue.run_job(&spec, None, &Cancel::new(), &mut |event| {
+//!     if let JobEvent::Console(bytes) = event {
+//!         print!("{}", String::from_utf8_lossy(bytes));
+//!     }
+//! })?;
+//! println!("{:?} on {} after {:?}", report.outcome, report.system, report.total);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The lower layers are public too: [`queue`]'s lock operations
+//! ([`MachineQueue::acquire`], [`MachineQueue::info`], ...), the
+//! [`inventory`] of systems and pools, and [`config`] with where each setting
+//! came from. `examples/harness.rs` in the repository is a whole harness.
+//!
+//! # Testing your harness
+//!
+//! With the `testing` feature, [`testing::TestLab`] makes a lab in a
+//! temporary directory, reached with `sh` on this machine: `run_job`, locks,
+//! pools and cancellation run for real, in-process, with no lab host, sshd,
+//! root or QEMU. Boards are scripted from Rust ([`testing::Board`]: prints
+//! these lines, never boots, dies with a status); a board can be held as
+//! another client would; what the harness asked of each board and what it
+//! left behind can be checked. `examples/retrying_harness.rs` is a harness
+//! with a retry policy and its tests against a `TestLab`, ready to copy.
+//!
+//! ```toml
+//! [dev-dependencies]
+//! mq-core = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! For checking the exact commands a piece of code sends, use
+//! [`mq_transport::mock::MockTransport`] instead.
+//!
+//! # The fleet
 //!
 //! ```
 //! use mq_core::inventory::{Inventory, Target};
@@ -33,6 +84,8 @@ pub mod exit;
 pub mod inventory;
 pub mod job;
 pub mod queue;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
 pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};

@@ -517,16 +517,12 @@ impl LabHost {
 /// describes the host's (`[-L] [-b DTB] [--bitstream BIT] -l LOG -c TEXT -t
 /// SECONDS -e TEXT -k KERNEL [-u ROOTSERVER] [-a -i]`, or `--shutdown`).
 ///
-/// The uploaded images are the console script: every line is printed (and
-/// logged) in turn, kernel first, except these directives:
-/// `@sleep N` pauses, `@hang` prints nothing more, `@exit N` makes the board
-/// die with status N, `@deaf` makes it ignore `-t` from then on, `@litter`
-/// leaves a directory beside its log that its user cannot empty. The completion text ends the run with 0, the error text
-/// with 3, the timeout with `[[Timeout]]` and 4; with `-a` the board then
-/// echoes what is typed (`echo: LINE`) until its input ends. Each machine's
-/// directory records `last-args` (NUL-separated), `pid`, `hup` (hung up) and
-/// `powered-off`.
-pub const EMULATED_REBOOT: &str = include_str!("sh/emulated_reboot.sh");
+/// It is mq_core::testing's board program (`mq-core/src/sh/test_board.sh`,
+/// whose header lists its directives), here without a `console` file: the
+/// uploaded images are the console script, kernel first, matched as fixed
+/// strings. Each machine's directory records `last-args` (NUL-separated),
+/// `pid`, `hup` (hung up) and `powered-off`.
+pub const EMULATED_REBOOT: &str = include_str!("../../mq-core/src/sh/test_board.sh");
 
 impl LabHost {
     /// Installs the emulated board as `TFTPBOOT/MACHINE/reboot` for each

@@ -24,6 +24,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct LocalTransport {
     user: String,
+    /// Variables set for every command, over this process's own.
+    env: Vec<(String, String)>,
 }
 
 impl LocalTransport {
@@ -34,7 +36,17 @@ impl LocalTransport {
             .ok()
             .flatten()
             .map_or_else(|| uid.to_string(), |u| u.name);
-        LocalTransport { user }
+        LocalTransport {
+            user,
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets `name` to `value` for every command this transport runs (a
+    /// test lab's own `TMPDIR`, say), leaving this process's environment alone.
+    pub fn env(mut self, name: &str, value: &str) -> LocalTransport {
+        self.env.push((name.to_string(), value.to_string()));
+        self
     }
 }
 
@@ -106,6 +118,7 @@ impl Transport for LocalTransport {
         let out = Command::new("sh")
             .arg("-c")
             .arg(command)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .map_err(|e| TransportError::io("running sh", e))?;
@@ -141,6 +154,7 @@ impl Transport for LocalTransport {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(command)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(slave("pty stdin")?)
             .stdout(slave("pty stdout")?)
             .stderr(slave("pty stderr")?);
