@@ -1171,3 +1171,53 @@ fn cleanup_that_leaves_something_is_status_6_and_says_what() {
         }
     }
 }
+
+/// The host finishes the job: a client SIGKILLed right after the completion
+/// text, or in the middle of the run, leaves no lock and no temporary files
+/// on the host (over SSH, as users run it; nobody cleans up by hand).
+#[test]
+fn a_client_killed_at_any_moment_leaves_nothing_on_the_host() {
+    let Some(t) = Lab::start(1) else { return };
+    for (image_lines, wait_for) in [
+        // Killed as the completion text shows: the host's finish races the
+        // client's death, and whichever way it goes, nothing is left.
+        (
+            &["ELF-loader started", "All is well in the universe"][..],
+            "All is well",
+        ),
+        // Killed in the middle: the hangup ends the runner, and the host's
+        // guard cleans up after it.
+        (
+            &[
+                "ELF-loader started",
+                "@sleep 30",
+                "All is well in the universe",
+            ][..],
+            "ELF-loader started",
+        ),
+    ] {
+        let image = t.image("kill.elf", image_lines);
+        let args = [
+            "run",
+            "-s",
+            "sabre",
+            "-c",
+            "All is well",
+            "-l",
+            "/dev/null",
+            "-f",
+            image.to_str().unwrap(),
+        ];
+        let (mut child, _) = spawn_and_wait_for(&t, &args, wait_for);
+        mq_testkit::signal(child.id(), Signal::SIGKILL);
+        child.wait().unwrap();
+        assert!(
+            eventually(Duration::from_secs(15), || t
+                .lab
+                .lock_owner("sabre")
+                .is_none()),
+            "the lock outlived a SIGKILLed mq ({wait_for})"
+        );
+        t.assert_clean(0);
+    }
+}

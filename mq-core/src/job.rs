@@ -25,6 +25,8 @@ use mq_transport::{
 };
 use serde::Serialize;
 
+mod finish;
+
 use crate::inventory::{System, UnknownTarget};
 use crate::queue::{open_transport, MachineQueue, QueueError};
 
@@ -63,8 +65,14 @@ fn make_temp_dir() -> String {
 /// Removes a run's temporary directory; prints a line only when it is
 /// still there afterwards.
 fn remove_temp_dir(dir: &str) -> String {
-    fill(REMOVE_TEMP_DIR.trim_end(), &[("dir", &quote(dir))])
+    fill(
+        REMOVE_TEMP_DIR.trim_end(),
+        &[("dir", &quote(dir)), ("still_there_mark", STILL_THERE_MARK)],
+    )
 }
+
+/// What [`remove_temp_dir`] prints before a directory that would not go.
+const STILL_THERE_MARK: &str = "mq: still there: ";
 
 /// What to run; the same options as `mq run`.
 #[derive(Debug, Clone)]
@@ -506,7 +514,6 @@ fn replace_with_runner_log(
     file: &mut std::fs::File,
     events: &mut dyn FnMut(JobEvent<'_>),
 ) -> Result<(), JobError> {
-    use std::io::{Seek, Write};
     let fetched = match host.run(&format!("cat {}", quote(log_remote))) {
         Ok(out) if out.status.success() => out.stdout,
         Ok(out) => {
@@ -525,13 +532,20 @@ fn replace_with_runner_log(
             return Ok(());
         }
     };
+    replace_log(path, file, &fetched)
+}
+
+/// The `-l` file becomes the runner's log (when there is one, and the file
+/// is a regular file: not a terminal or a pipe the user gave).
+fn replace_log(path: &Path, file: &mut std::fs::File, log: &[u8]) -> Result<(), JobError> {
+    use std::io::{Seek, Write};
     let regular = file.metadata().is_ok_and(|m| m.is_file());
-    if fetched.is_empty() || !regular {
+    if log.is_empty() || !regular {
         return Ok(());
     }
     file.set_len(0)
         .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(&fetched))
+        .and_then(|()| file.write_all(log))
         .map_err(|e| JobError::Log {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -602,18 +616,68 @@ fn console_matcher(spec: &JobSpec) -> Result<mq_console::Matcher, mq_console::Pa
 struct PtyConsole<'a> {
     process: &'a mut dyn PtyProcess,
     error: Option<TransportError>,
+    /// Splits the console from the host's finish, when there is one.
+    scanner: Option<finish::MarkScanner>,
+    /// Console bytes taken from the process, not yet read.
+    ready: Vec<u8>,
+    ended: bool,
+}
+
+impl<'a> PtyConsole<'a> {
+    fn new(process: &'a mut dyn PtyProcess, end_mark: Option<Vec<u8>>) -> PtyConsole<'a> {
+        PtyConsole {
+            process,
+            error: None,
+            scanner: end_mark.map(finish::MarkScanner::new),
+            ready: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// The bytes after the host's end mark, once the console reached it.
+    fn finished_on_host(&mut self) -> Option<Vec<u8>> {
+        self.scanner.as_mut()?.after.take()
+    }
+
+    fn at_mark(&self) -> bool {
+        self.scanner.as_ref().is_some_and(|s| s.after.is_some())
+    }
 }
 
 impl ConsoleSource for PtyConsole<'_> {
     fn read(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<SourceRead> {
-        match self.process.read(buf, timeout) {
-            Ok(ReadOutcome::Data(n)) => Ok(SourceRead::Data(n)),
-            Ok(ReadOutcome::Eof) => Ok(SourceRead::Eof),
-            Ok(ReadOutcome::TimedOut) => Ok(SourceRead::TimedOut),
-            Err(e) => {
-                let io = io::Error::other(e.to_string());
-                self.error = Some(e);
-                Err(io)
+        loop {
+            if !self.ready.is_empty() {
+                let n = buf.len().min(self.ready.len());
+                buf[..n].copy_from_slice(&self.ready[..n]);
+                self.ready.drain(..n);
+                return Ok(SourceRead::Data(n));
+            }
+            if self.ended || self.at_mark() {
+                return Ok(SourceRead::Eof);
+            }
+            match self.process.read(buf, timeout) {
+                Ok(ReadOutcome::Data(n)) => match self.scanner.as_mut() {
+                    Some(scanner) => {
+                        self.ready = scanner.take(&buf[..n]);
+                        if self.ready.is_empty() && !self.at_mark() {
+                            return Ok(SourceRead::TimedOut);
+                        }
+                    }
+                    None => return Ok(SourceRead::Data(n)),
+                },
+                Ok(ReadOutcome::Eof) => {
+                    self.ended = true;
+                    if let Some(scanner) = self.scanner.as_mut() {
+                        self.ready = scanner.flush();
+                    }
+                }
+                Ok(ReadOutcome::TimedOut) => return Ok(SourceRead::TimedOut),
+                Err(e) => {
+                    let io = io::Error::other(e.to_string());
+                    self.error = Some(e);
+                    return Err(io);
+                }
             }
         }
     }
@@ -625,6 +689,54 @@ impl ConsoleSource for PtyConsole<'_> {
             io
         })
     }
+}
+
+/// What the host's finish reported, and the finish script's own status.
+struct HostFinish {
+    /// `None` when the report was cut short (the connection went).
+    report: Option<finish::Report>,
+    status: mq_transport::ExitStatus,
+}
+
+impl HostFinish {
+    fn runner_status(&self) -> i32 {
+        self.report
+            .as_ref()
+            .map_or(self.status.shell_code(), |r| r.runner_status)
+    }
+}
+
+/// Reads the host's finish to its end: the report after the end mark, and
+/// the script's exit status.
+fn read_host_finish(
+    process: &mut dyn PtyProcess,
+    mut after: Vec<u8>,
+    cancel: &Cancel,
+) -> Result<HostFinish, JobError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        if cancel.is_cancelled() {
+            process
+                .hangup()
+                .map_err(|e| transport_or_interrupt(cancel, e))?;
+            return Err(JobError::Interrupted);
+        }
+        match process
+            .read(&mut buf, Some(Duration::from_millis(100)))
+            .map_err(|e| transport_or_interrupt(cancel, e))?
+        {
+            ReadOutcome::Data(n) => after.extend_from_slice(&buf[..n]),
+            ReadOutcome::TimedOut => {}
+            ReadOutcome::Eof => break,
+        }
+    }
+    let status = process
+        .wait()
+        .map_err(|e| transport_or_interrupt(cancel, e))?;
+    Ok(HostFinish {
+        report: finish::parse(&after),
+        status,
+    })
 }
 
 /// Console bytes to the event callback.
@@ -959,8 +1071,12 @@ impl MachineQueue {
         let dir = self.temp_dir(temp_dir)?;
         leftovers.temp_dir = Some(dir.clone());
         let (remote_files, upload) = self.upload(job, &dir)?;
-        let cmd = self.invocation(job.spec, &reboot, &dir, &remote_files)?;
-        let mut report = self.console(job, &cmd, &dir, matcher, input)?;
+        let finish = self.finish(job.spec, &dir, leftovers)?;
+        let cmd = self.invocation(job.spec, &reboot, &dir, &remote_files, &finish)?;
+        let (mut report, host) = self.console(job, &cmd, &dir, matcher, input, finish.mark)?;
+        if let Some(host) = host {
+            self.take_host_cleanup(host, leftovers);
+        }
         report.upload = upload;
         Ok(report)
     }
@@ -1057,6 +1173,7 @@ impl MachineQueue {
         reboot: &str,
         dir: &str,
         remote_files: &[String],
+        finish: &finish::Finish,
     ) -> Result<String, JobError> {
         let n_images = spec.files.len();
         let mut cmd = quote(reboot);
@@ -1091,7 +1208,14 @@ impl MachineQueue {
         if spec.keep_alive {
             cmd.push_str(" -a -i");
         }
-        let cmd = fill(INVOCATION.trim_end(), &[("reboot", &cmd)]);
+        let cmd = fill(
+            INVOCATION.trim_end(),
+            &[
+                ("guard", &finish.guard),
+                ("reboot", &cmd),
+                ("finish", &finish.script),
+            ],
+        );
         if cmd.len() <= MAX_INLINE_COMMAND {
             return Ok(cmd);
         }
@@ -1109,7 +1233,8 @@ impl MachineQueue {
         dir: &str,
         matcher: mq_console::Matcher,
         input: Option<Box<dyn Read + Send>>,
-    ) -> Result<JobReport, JobError> {
+        end_mark: Vec<u8>,
+    ) -> Result<(JobReport, Option<HostFinish>), JobError> {
         let spec = job.spec;
         let cancel = job.cancel;
         let mut local_log = open_local_log(spec)?;
@@ -1126,15 +1251,40 @@ impl MachineQueue {
         if let Some(file) = local_log.as_mut() {
             session = session.tee(file);
         }
-        let mut console = PtyConsole {
-            process: process.as_mut(),
-            error: None,
-        };
+        let mut console = PtyConsole::new(process.as_mut(), Some(end_mark));
         let report = session.run(&mut console);
         if let Some(e) = console.error.take() {
             return Err(transport_or_interrupt(cancel, e));
         }
         let report = report.map_err(|e| JobError::Console(e.to_string()))?;
+        if let Some(after) = console.finished_on_host() {
+            let host = read_host_finish(process.as_mut(), after, cancel)?;
+            let run = started.elapsed();
+            let console_ended = Instant::now();
+            if let (Some(path), Some(file), Some(log)) = (
+                &spec.log,
+                local_log.as_mut(),
+                host.report.as_ref().and_then(|r| r.log.as_ref()),
+            ) {
+                replace_log(path, file, log)?;
+            }
+            let runner_status = host.runner_status();
+            let outcome = report.outcome;
+            return Ok((
+                JobReport {
+                    exit_code: exit_code(job, &outcome, report.detached, false, runner_status),
+                    outcome: Some(outcome),
+                    remote_status: Some(runner_status),
+                    log: spec.log.clone(),
+                    markers: report.markers,
+                    console_bytes: report.bytes,
+                    run,
+                    finish: console_ended.elapsed(),
+                    ..empty_report(&job.system.name, None)
+                },
+                Some(host),
+            ));
+        }
         // An interrupt after the completion text (a keep-alive console, or
         // a runner still powering off) stops the board all the same.
         let finished = !matches!(
@@ -1165,23 +1315,78 @@ impl MachineQueue {
         } else {
             report.outcome
         };
-        Ok(JobReport {
-            exit_code: exit_code(
-                job,
-                &outcome,
-                report.detached,
-                interrupted,
-                status.shell_code(),
-            ),
-            outcome: Some(outcome),
-            remote_status: Some(status.shell_code()),
-            log: spec.log.clone(),
-            markers: report.markers,
-            console_bytes: report.bytes,
-            run,
-            finish: console_ended.elapsed(),
-            ..empty_report(&job.system.name, None)
-        })
+        Ok((
+            JobReport {
+                exit_code: exit_code(
+                    job,
+                    &outcome,
+                    report.detached,
+                    interrupted,
+                    status.shell_code(),
+                ),
+                outcome: Some(outcome),
+                remote_status: Some(status.shell_code()),
+                log: spec.log.clone(),
+                markers: report.markers,
+                console_bytes: report.bytes,
+                run,
+                finish: console_ended.elapsed(),
+                ..empty_report(&job.system.name, None)
+            },
+            None,
+        ))
+    }
+
+    /// The lines that let the host finish the job (see [`finish`]): the
+    /// directory removed and, unless `-n`, the lock released.
+    fn finish(
+        &self,
+        spec: &JobSpec,
+        dir: &str,
+        leftovers: &Leftovers,
+    ) -> Result<finish::Finish, JobError> {
+        let remove = remove_temp_dir(dir);
+        let cleanup = if leftovers.release {
+            let script = self
+                .locks()
+                .release_script(&leftovers.system, &spec.key, false, &remove)
+                .map_err(QueueError::Lock)?;
+            finish::Cleanup::Release(script)
+        } else {
+            finish::Cleanup::RemoveOnly(remove)
+        };
+        Ok(finish::Finish::new(
+            &format!("{dir}/log"),
+            spec.log.is_some(),
+            &cleanup,
+        ))
+    }
+
+    /// What the host's finish did: what it removed and released is off the
+    /// leftovers; anything else stays for [`clean_up`](Self::clean_up),
+    /// which tries again and says exactly what is left.
+    fn take_host_cleanup(&self, host: HostFinish, leftovers: &mut Leftovers) {
+        let Some(report) = host.report else {
+            return;
+        };
+        let left_dir = report.said.lines().any(|l| l.starts_with(STILL_THERE_MARK));
+        if !left_dir {
+            leftovers.temp_dir = None;
+        }
+        if !leftovers.release {
+            return;
+        }
+        let verdict = self.locks().release_outcome(
+            &leftovers.system,
+            &host.status,
+            &report.said,
+            &report.said,
+        );
+        // Released; or not ours any more (taken over after its reclaim
+        // timeout, or released by hand): nothing of ours to release.
+        if matches!(verdict, Ok(_) | Err(LockError::NotYours { .. })) {
+            leftovers.release = false;
+        }
     }
 
     /// Removes the temporary files and releases the lock (one round trip);
@@ -1326,12 +1531,21 @@ mod script_tests {
 
     #[test]
     fn the_job_scripts_pass_dash_bash_and_shellcheck() {
+        let finish = finish::Finish::new(
+            "/tmp/mq-run.x/log",
+            true,
+            &finish::Cleanup::RemoveOnly(remove_temp_dir("/tmp/mq-run.x")),
+        );
         let invocation = fill(
             INVOCATION.trim_end(),
-            &[(
-                "reboot",
-                "'/tftpboot/sabre/reboot' -l '/tmp/mq-run.x/log' -c 'All is well' -t 60",
-            )],
+            &[
+                (
+                    "reboot",
+                    "'/tftpboot/sabre/reboot' -l '/tmp/mq-run.x/log' -c 'All is well' -t 60",
+                ),
+                ("finish", &finish.script),
+                ("guard", &finish.guard),
+            ],
         );
         let mut problems = Vec::new();
         for (name, text) in [

@@ -652,23 +652,48 @@ impl<T: Transport> LockClient<T> {
         force: bool,
         before: &str,
     ) -> Result<String, LockError> {
+        let script = self.release_script(system, key, force, before)?;
+        let (status, body, stderr) = self.run("releasing the lock", &script)?;
+        self.release_outcome(system, &status, &String::from_utf8_lossy(&body), &stderr)
+    }
+
+    /// The script [`release_after`](Self::release_after) runs, for a caller
+    /// that runs it at the end of a script of its own (a job's host-side
+    /// finish): it ends the script with its verdict as the exit status. Read
+    /// that with [`release_outcome`](Self::release_outcome).
+    pub fn release_script(
+        &self,
+        system: &str,
+        key: &str,
+        force: bool,
+        before: &str,
+    ) -> Result<String, LockError> {
         check_system(system)?;
         check_key(key)?;
-        let (status, body, stderr) = self.run(
-            "releasing the lock",
-            &script::release(
-                &self.base,
-                system,
-                key,
-                force,
-                before,
-                self.known().as_deref(),
-            ),
-        )?;
+        Ok(script::release(
+            &self.base,
+            system,
+            key,
+            force,
+            before,
+            self.known().as_deref(),
+        ))
+    }
+
+    /// What a [`release_script`](Self::release_script) that ended with
+    /// `status`, printing `stdout` and `stderr`, did: `Ok` with what `before`
+    /// printed, or why the lock was not released.
+    pub fn release_outcome(
+        &self,
+        system: &str,
+        status: &ExitStatus,
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<String, LockError> {
         match status.code() {
-            Some(0) => Ok(String::from_utf8_lossy(&body).into_owned()),
+            Some(0) => Ok(stdout.to_string()),
             Some(script::code::NOT_YOURS) => {
-                let owner = String::from_utf8_lossy(&body)
+                let owner = stdout
                     .lines()
                     .find_map(|l| l.strip_prefix(script::OWNER_MARK))
                     .map(|o| o.trim().to_string())

@@ -227,11 +227,25 @@ impl SshServer {
 
     /// [`SshServer::config_block`] for another user (see [`SshServer::authorize_user`]).
     pub fn config_block_for(&self, alias: &str, user: &str) -> String {
+        self.config_block_via(alias, user, self.port)
+    }
+
+    /// [`SshServer::config_block_for`] reaching the server through `port`
+    /// (a [`DelayProxy`] in front of it); the server's key is trusted there too.
+    pub fn config_block_via(&self, alias: &str, user: &str, port: u16) -> String {
+        if port != self.port {
+            let mut known = fs::read_to_string(&self.known_hosts).unwrap_or_default();
+            let line = format!("[127.0.0.1]:{port} {}\n", self.host_key);
+            if !known.contains(&line) {
+                known.push_str(&line);
+                fs::write(&self.known_hosts, known).expect("known_hosts");
+            }
+        }
         format!(
             "Host {alias}\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  \
              IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {}\n  \
              GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
-            self.port,
+            port,
             user,
             self.user_key.display(),
             self.known_hosts.display()
@@ -492,6 +506,14 @@ impl LabHost {
     pub fn config_for(&self, user: &str) -> PathBuf {
         let path = self.root.path().join(format!("ssh_config.{user}"));
         fs::write(&path, self.server.config_block_for("lab", user)).expect("ssh_config");
+        path
+    }
+
+    /// [`LabHost::config_for`] through `port` (a [`DelayProxy`] in front of
+    /// the host's sshd).
+    pub fn config_via(&self, user: &str, port: u16) -> PathBuf {
+        let path = self.root.path().join(format!("ssh_config.{user}.{port}"));
+        fs::write(&path, self.server.config_block_via("lab", user, port)).expect("ssh_config");
         path
     }
 

@@ -1,1 +1,5 @@
-stty isig -echoctl -echo; @reboot@
+stty isig -echoctl -echo
+@guard@
+@reboot@
+mq_st=$?
+@finish@

@@ -1,1 +1,1 @@
-rm -rf -- @dir@ 2>&1; [ -e @dir@ ] && echo mq: still there: @dir@
+rm -rf -- @dir@ 2>&1; [ -e @dir@ ] && echo '@still_there_mark@'@dir@

@@ -1,0 +1,224 @@
+//! The host finishes the job: once the board's runner ends, the script that
+//! ran it prints an end mark with the runner's status, sends the runner's log
+//! (with `-l`), removes the run's temporary files and releases the lock, all
+//! on the console's own channel. The client reads that instead of asking in
+//! round trips of its own (the log, the release), and a client that dies at
+//! the last moment (even of SIGKILL) leaves nothing behind.
+//!
+//! The end mark carries a nonce drawn per run, so no board output can fake
+//! it. The console stops at the mark: what follows is not console.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+use mq_transport::{fill, quote};
+
+const FINISH: &str = include_str!("../sh/finish.sh");
+const GUARD: &str = include_str!("../sh/guard.sh");
+
+/// What the host's finish does besides reporting.
+pub(crate) enum Cleanup {
+    /// Remove the temporary directory, then release the lock with this
+    /// script (mq-lock's, the directory removal as its `before`).
+    Release(String),
+    /// Remove the temporary directory only (`-n`: the lock stays the caller's).
+    RemoveOnly(String),
+}
+
+/// The lines around the invocation: the guard started before it, the
+/// finish after it, and the mark the finish prints.
+pub(crate) struct Finish {
+    pub(crate) mark: Vec<u8>,
+    pub(crate) guard: String,
+    pub(crate) script: String,
+}
+
+impl Finish {
+    /// The finish for a run whose runner writes `log_remote`; `send_log`
+    /// when the client wants the runner's log.
+    pub(crate) fn new(log_remote: &str, send_log: bool, cleanup: &Cleanup) -> Finish {
+        let mut nonce = RandomState::new().build_hasher();
+        nonce.write_u32(std::process::id());
+        let mark = format!("MQ-END-{:016x}", nonce.finish());
+        let log = quote(log_remote);
+        let measure = if send_log {
+            format!("mq_n=$(wc -c < {log} 2>/dev/null) || mq_n=-1")
+        } else {
+            String::new()
+        };
+        let release = match cleanup {
+            Cleanup::Release(script) | Cleanup::RemoveOnly(script) => script.as_str(),
+        };
+        let script = fill(
+            FINISH.trim_end(),
+            &[
+                ("measure_log", &measure),
+                ("end_mark", &mark),
+                ("log", &log),
+                ("release", release.trim_end()),
+            ],
+        );
+        let guard = fill(GUARD.trim_end(), &[("cleanup", release.trim_end())]);
+        let guard = format!(
+            "mq_pg=$(ps -o pgid= -p $$ | tr -d ' ')\n\
+             sh -c {} mq-guard \"$$\" \"$mq_pg\" </dev/null >/dev/null 2>&1 &\n\
+             mq_guard=$!",
+            quote(&guard)
+        );
+        Finish {
+            mark: format!("{mark} ").into_bytes(),
+            guard,
+            script,
+        }
+    }
+}
+
+/// Splits a console stream at the end mark: bytes before it are console,
+/// bytes from it on are the finish's report. A tail that may be the start of
+/// the mark is held back until the next bytes tell.
+#[derive(Debug)]
+pub(crate) struct MarkScanner {
+    mark: Vec<u8>,
+    held: Vec<u8>,
+    /// Everything after the mark, once it was seen.
+    pub(crate) after: Option<Vec<u8>>,
+}
+
+impl MarkScanner {
+    pub(crate) fn new(mark: Vec<u8>) -> MarkScanner {
+        MarkScanner {
+            mark,
+            held: Vec::new(),
+            after: None,
+        }
+    }
+
+    /// Takes a chunk; returns the console bytes it releases.
+    pub(crate) fn take(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if let Some(after) = self.after.as_mut() {
+            after.extend_from_slice(chunk);
+            return Vec::new();
+        }
+        self.held.extend_from_slice(chunk);
+        if let Some(at) = find(&self.held, &self.mark) {
+            self.after = Some(self.held[at + self.mark.len()..].to_vec());
+            let console = self.held[..at].to_vec();
+            self.held.clear();
+            return console;
+        }
+        // The longest tail that is a proper prefix of the mark waits.
+        let keep = (1..self.mark.len().min(self.held.len() + 1))
+            .rev()
+            .find(|&k| self.held.ends_with(&self.mark[..k]))
+            .unwrap_or(0);
+        let release = self.held.len() - keep;
+        self.held.drain(..release).collect()
+    }
+
+    /// The console ended without the mark: whatever was held is console.
+    pub(crate) fn flush(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.held)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// What the host reported after the mark.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// The runner's exit status.
+    pub(crate) runner_status: i32,
+    /// The runner's log, when it was asked for and readable.
+    pub(crate) log: Option<Vec<u8>>,
+    /// What the cleanup printed (the directory removal, the release).
+    pub(crate) said: String,
+}
+
+/// Parses the bytes after the mark (`STATUS LOG-SIZE\n`, the log, the
+/// cleanup's lines); `None` when they are cut short.
+pub(crate) fn parse(after: &[u8]) -> Option<Report> {
+    let line_end = after.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&after[..line_end]).ok()?;
+    let mut words = line.split_whitespace();
+    let runner_status = words.next()?.parse().ok()?;
+    let size: i64 = words.next()?.parse().ok()?;
+    let rest = &after[line_end + 1..];
+    let (log, said) = if size >= 0 {
+        let size = usize::try_from(size).ok()?;
+        if rest.len() < size {
+            return None;
+        }
+        (Some(rest[..size].to_vec()), &rest[size..])
+    } else {
+        (None, rest)
+    };
+    Some(Report {
+        runner_status,
+        log,
+        said: String::from_utf8_lossy(said).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mark_splits_the_stream_wherever_chunks_break() {
+        let stream = b"booting\r\nAll is well\r\nMQ-END-00ff 0 5\nhello[said]\n".to_vec();
+        for split in 0..stream.len() {
+            let mut scanner = MarkScanner::new(b"MQ-END-00ff ".to_vec());
+            let mut console = scanner.take(&stream[..split]);
+            console.extend(scanner.take(&stream[split..]));
+            assert_eq!(console, b"booting\r\nAll is well\r\n", "split at {split}");
+            let report = parse(scanner.after.as_ref().unwrap()).unwrap();
+            assert_eq!(report.runner_status, 0);
+            assert_eq!(report.log.as_deref(), Some(&b"hello"[..]));
+            assert_eq!(report.said, "[said]\n");
+        }
+    }
+
+    #[test]
+    fn a_tail_that_is_not_the_mark_is_released_at_once() {
+        let mut scanner = MarkScanner::new(b"MQ-END-00ff ".to_vec());
+        assert_eq!(scanner.take(b"login: "), b"login: ");
+        assert_eq!(scanner.take(b"ok\r\nM"), b"ok\r\n");
+        assert_eq!(scanner.take(b"Q-EN"), b"");
+        assert_eq!(scanner.take(b"X"), b"MQ-ENX");
+        assert_eq!(scanner.take(b"MQ"), b"");
+        assert_eq!(scanner.flush(), b"MQ");
+        assert!(scanner.after.is_none());
+    }
+
+    #[test]
+    fn a_report_cut_short_is_none() {
+        assert_eq!(parse(b"0 10\nshort"), None);
+        assert_eq!(parse(b"0"), None);
+        let r = parse(b"3 -1\nmq: still there: /tmp/x\n").unwrap();
+        assert_eq!((r.runner_status, r.log), (3, None));
+    }
+
+    #[test]
+    fn the_finish_script_passes_dash_bash_and_shellcheck() {
+        let mut problems = Vec::new();
+        for (send_log, cleanup) in [
+            (true, Cleanup::Release("rm -f 'x'; exit 0".into())),
+            (false, Cleanup::RemoveOnly("rm -rf -- '/tmp/d'".into())),
+        ] {
+            let finish = Finish::new("/tmp/mq-run.x/log", send_log, &cleanup);
+            // The runner's status, as the invocation sets it.
+            let text = format!("{}\nmq_st=0\n{}", finish.guard, finish.script);
+            // The guard's own script runs under `sh -c`, quoted in the above.
+            let guard = fill(GUARD.trim_end(), &[("cleanup", "exit 0")]);
+            for (name, text) in [("finish.sh", text), ("guard.sh", guard)] {
+                let Some(found) = mq_testkit::check_sh_script(name, &text) else {
+                    return;
+                };
+                problems.extend(found);
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}
