@@ -867,6 +867,46 @@ fn transport_or_interrupt(cancel: &Cancel, e: TransportError) -> JobError {
     }
 }
 
+/// How a console ended, for its report.
+struct Ending {
+    interrupted: bool,
+    /// The runner's exit status.
+    status: i32,
+    /// From the invocation's start to the runner's end.
+    run: Duration,
+}
+
+/// The report of a run whose console has ended.
+fn run_report(
+    job: &mut Job<'_>,
+    report: mq_console::Report,
+    ending: &Ending,
+    finish: Duration,
+) -> JobReport {
+    let outcome = if ending.interrupted {
+        Outcome::Interrupted
+    } else {
+        report.outcome
+    };
+    JobReport {
+        exit_code: exit_code(
+            job,
+            &outcome,
+            report.detached,
+            ending.interrupted,
+            ending.status,
+        ),
+        outcome: Some(outcome),
+        remote_status: Some(ending.status),
+        log: job.spec.log.clone(),
+        markers: report.markers,
+        console_bytes: report.bytes,
+        run: ending.run,
+        finish,
+        ..empty_report(&job.system.name, None)
+    }
+}
+
 /// What [`MachineQueue::check_job`] found.
 struct Checked {
     matcher: mq_console::Matcher,
@@ -1226,6 +1266,7 @@ impl MachineQueue {
 
     /// Runs the invocation on a pty and watches its console until the
     /// runner ends (or mq's own deadline, or an interrupt); then the log.
+    /// Where the host finished the job, what it reported comes back too.
     fn console(
         &self,
         job: &mut Job<'_>,
@@ -1257,34 +1298,47 @@ impl MachineQueue {
             return Err(transport_or_interrupt(cancel, e));
         }
         let report = report.map_err(|e| JobError::Console(e.to_string()))?;
-        if let Some(after) = console.finished_on_host() {
-            let host = read_host_finish(process.as_mut(), after, cancel)?;
-            let run = started.elapsed();
-            let console_ended = Instant::now();
-            if let (Some(path), Some(file), Some(log)) = (
-                &spec.log,
-                local_log.as_mut(),
-                host.report.as_ref().and_then(|r| r.log.as_ref()),
-            ) {
-                replace_log(path, file, log)?;
+        let after = console.finished_on_host();
+        let (ending, host) = match after {
+            Some(after) => {
+                let host = read_host_finish(process.as_mut(), after, cancel)?;
+                let log = host.report.as_ref().and_then(|r| r.log.as_ref());
+                if let (Some(path), Some(file), Some(log)) = (&spec.log, local_log.as_mut(), log) {
+                    replace_log(path, file, log)?;
+                }
+                let ending = Ending {
+                    interrupted: false,
+                    status: host.runner_status(),
+                    run: started.elapsed(),
+                };
+                (ending, Some(host))
             }
-            let runner_status = host.runner_status();
-            let outcome = report.outcome;
-            return Ok((
-                JobReport {
-                    exit_code: exit_code(job, &outcome, report.detached, false, runner_status),
-                    outcome: Some(outcome),
-                    remote_status: Some(runner_status),
-                    log: spec.log.clone(),
-                    markers: report.markers,
-                    console_bytes: report.bytes,
-                    run,
-                    finish: console_ended.elapsed(),
-                    ..empty_report(&job.system.name, None)
-                },
-                Some(host),
-            ));
-        }
+            None => {
+                let ending = self.end_from_client(job, process.as_mut(), &report, started)?;
+                if let (false, Some(path), Some(file)) =
+                    (ending.interrupted, &spec.log, local_log.as_mut())
+                {
+                    let log_remote = format!("{dir}/log");
+                    replace_with_runner_log(self.transport(), &log_remote, path, file, job.events)?;
+                }
+                (ending, None)
+            }
+        };
+        let finish = started.elapsed() - ending.run;
+        Ok((run_report(job, report, &ending, finish), host))
+    }
+
+    /// The console ended without the host's finish (mq's deadline, an
+    /// interrupt, a detach, a runner script of old): the board is stopped if
+    /// it may still run, and the shell's status is the runner's.
+    fn end_from_client(
+        &self,
+        job: &Job<'_>,
+        process: &mut dyn PtyProcess,
+        report: &mq_console::Report,
+        started: Instant,
+    ) -> Result<Ending, JobError> {
+        let cancel = job.cancel;
         // An interrupt after the completion text (a keep-alive console, or
         // a runner still powering off) stops the board all the same.
         let finished = !matches!(
@@ -1300,41 +1354,15 @@ impl MachineQueue {
         let status = process
             .wait()
             .map_err(|e| transport_or_interrupt(cancel, e))?;
-        let run = started.elapsed();
-        let console_ended = Instant::now();
         // Once the board ran, an interrupt still gives a report (bytes,
         // markers, times), with the interrupted outcome and status 130.
         let interrupted = (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
             && !report.detached;
-        if let (false, Some(path), Some(file)) = (interrupted, &spec.log, local_log.as_mut()) {
-            let log_remote = format!("{dir}/log");
-            replace_with_runner_log(self.transport(), &log_remote, path, file, job.events)?;
-        }
-        let outcome = if interrupted {
-            Outcome::Interrupted
-        } else {
-            report.outcome
-        };
-        Ok((
-            JobReport {
-                exit_code: exit_code(
-                    job,
-                    &outcome,
-                    report.detached,
-                    interrupted,
-                    status.shell_code(),
-                ),
-                outcome: Some(outcome),
-                remote_status: Some(status.shell_code()),
-                log: spec.log.clone(),
-                markers: report.markers,
-                console_bytes: report.bytes,
-                run,
-                finish: console_ended.elapsed(),
-                ..empty_report(&job.system.name, None)
-            },
-            None,
-        ))
+        Ok(Ending {
+            interrupted,
+            status: status.shell_code(),
+            run: started.elapsed(),
+        })
     }
 
     /// The lines that let the host finish the job (see [`finish`]): the
