@@ -421,7 +421,9 @@ fn error_text_and_timeout_give_their_codes() {
     let started = Instant::now();
     let r = t.run("sabre", "All is well", &[&hanging], &["-d", "2"]);
     assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("[[Timeout]]"));
+    // The runner's timeout, said once: not mistaken for mq's own deadline.
+    assert_eq!(r.stdout.matches("[[Timeout]]").count(), 1, "{}", r.stdout);
+    assert!(!r.stderr.contains("does not honour"), "{}", r.stderr);
     assert!(started.elapsed() < Duration::from_secs(10));
     t.assert_clean(0);
 
@@ -1220,4 +1222,63 @@ fn a_client_killed_at_any_moment_leaves_nothing_on_the_host() {
         );
         t.assert_clean(0);
     }
+}
+
+/// The images travel through the console's terminal, raw: every byte value,
+/// ^C, ^D, ^S, ^Q, ^V, CR, DEL, and "~." at a line start arrive as sent, on
+/// each transport (SSH, the system ssh client, local).
+#[test]
+fn images_arrive_byte_exact_through_the_console_terminal() {
+    let Some(t) = Lab::start(1) else { return };
+    let calls = t.lab.root.path().join("tftpboot/haswell3/calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    mq_testkit::set_mode(&calls, 0o777);
+    let kernel = t.image("kernel.elf", &["All is well in the universe"]);
+    let mut root: Vec<u8> = (0..=255u8).cycle().take(256 * 1024).collect();
+    root.extend_from_slice(b"\n~.\n~?\r\n\x03\x04\x11\x13\x16\x7f");
+    let root_path = t.images.path().join("rootserver");
+    std::fs::write(&root_path, &root).unwrap();
+    let args = [
+        "run",
+        "-s",
+        "haswell3",
+        "-c",
+        "All is well",
+        "-f",
+        kernel.to_str().unwrap(),
+        "-f",
+        root_path.to_str().unwrap(),
+    ];
+    let mut openssh = t.command(0, &args);
+    openssh.env("MQ_TRANSPORT", "openssh");
+    for (name, mut command) in [
+        ("ssh", t.command(0, &args)),
+        ("openssh", openssh),
+        ("local", t.local(&args)),
+    ] {
+        let _ = std::fs::remove_dir_all(&calls);
+        std::fs::create_dir_all(&calls).unwrap();
+        mq_testkit::set_mode(&calls, 0o777);
+        let run = Run::of(&mut command);
+        assert_eq!(run.code, 0, "{name}: {}{}", run.stdout, run.stderr);
+        let call = std::fs::read_dir(&calls)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(
+            std::fs::read(call.join("kernel")).unwrap(),
+            std::fs::read(&kernel).unwrap(),
+            "{name}"
+        );
+        let arrived = std::fs::read(call.join("rootserver")).unwrap();
+        assert!(
+            arrived == root,
+            "{name}: {} bytes arrived of {}",
+            arrived.len(),
+            root.len()
+        );
+    }
+    t.assert_clean(0);
 }

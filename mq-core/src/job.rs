@@ -26,6 +26,7 @@ use mq_transport::{
 use serde::Serialize;
 
 mod finish;
+mod receive;
 
 use crate::inventory::{System, UnknownTarget};
 use crate::queue::{open_transport, MachineQueue, QueueError};
@@ -62,13 +63,19 @@ fn make_temp_dir() -> String {
     )
 }
 
-/// Removes a run's temporary directory; prints a line only when it is
-/// still there afterwards.
+/// Removes a run's temporary directory (a shell word: quoted, or
+/// `"$mq_d"`); prints a line only when it is still there afterwards.
 fn remove_temp_dir(dir: &str) -> String {
     fill(
         REMOVE_TEMP_DIR.trim_end(),
-        &[("dir", &quote(dir)), ("still_there_mark", STILL_THERE_MARK)],
+        &[("dir", dir), ("still_there_mark", STILL_THERE_MARK)],
     )
+}
+
+/// The file `name` in the run's directory, as a shell word: the run's
+/// scripts know the directory as `$mq_d`.
+fn in_run_dir(name: &str) -> String {
+    format!("\"$mq_d\"/{}", quote(name))
 }
 
 /// What [`remove_temp_dir`] prints before a directory that would not go.
@@ -476,6 +483,8 @@ fn check_log_path(path: &Path) -> Result<(), JobError> {
 
 /// The longest board invocation sent inline in the exec request.
 const MAX_INLINE_COMMAND: usize = 16 * 1024;
+/// Room the acquire script itself takes beside a run's commands riding on it.
+const ACQUIRE_SCRIPT_ALLOWANCE: usize = 8 * 1024;
 
 /// Puts `text` into the file `remote` on the host (through a private local
 /// file, since transports copy files).
@@ -624,12 +633,23 @@ struct PtyConsole<'a> {
 }
 
 impl<'a> PtyConsole<'a> {
-    fn new(process: &'a mut dyn PtyProcess, end_mark: Option<Vec<u8>>) -> PtyConsole<'a> {
+    /// A console over `process`, split at `end_mark`; `first` is console
+    /// already read from it.
+    fn new(
+        process: &'a mut dyn PtyProcess,
+        end_mark: Option<Vec<u8>>,
+        first: &[u8],
+    ) -> PtyConsole<'a> {
+        let mut scanner = end_mark.map(finish::MarkScanner::new);
+        let ready = match scanner.as_mut() {
+            Some(scanner) => scanner.take(first),
+            None => first.to_vec(),
+        };
         PtyConsole {
             process,
             error: None,
-            scanner: end_mark.map(finish::MarkScanner::new),
-            ready: Vec::new(),
+            scanner,
+            ready,
             ended: false,
         }
     }
@@ -796,6 +816,7 @@ fn exit_code(
     detached: bool,
     interrupted: bool,
     runner_status: i32,
+    runner_timed_out: bool,
 ) -> i32 {
     if interrupted {
         return Outcome::Interrupted.exit_code();
@@ -804,7 +825,8 @@ fn exit_code(
         return 0;
     }
     match (outcome, job.spec.timeout) {
-        (Outcome::Timeout { .. }, Some(timeout)) => {
+        // mq's own deadline, not the runner's -t (which it reported).
+        (Outcome::Timeout { .. }, Some(timeout)) if !runner_timed_out => {
             (job.events)(JobEvent::Console(b"\r\n[[Timeout]]\r\n"));
             let text = format!(
                 "the board did not end within -d {timeout} s + {} s (its reboot program does not honour -t); mq stopped it",
@@ -867,6 +889,69 @@ fn transport_or_interrupt(cancel: &Cancel, e: TransportError) -> JobError {
     }
 }
 
+/// What a run's console needs: the invocation, where the run's files are,
+/// the images it sends, the host's end mark.
+struct Console<'a> {
+    /// The session running the run's commands, and what it said already.
+    process: Box<dyn PtyProcess>,
+    first: Vec<u8>,
+    dir: &'a str,
+    uploads: &'a [receive::Upload],
+    end_mark: Vec<u8>,
+}
+
+/// What the steps under the lock start from: what the acquire's `then`
+/// printed (the run's directory), the session it handed over (with what it
+/// said past the hand-over), the plan.
+struct Held {
+    lines: Option<Vec<String>>,
+    session: Option<(Box<dyn PtyProcess>, Vec<u8>)>,
+    plan: Option<Plan>,
+}
+
+/// See [`MachineQueue::plan`].
+struct Plan {
+    uploads: Vec<receive::Upload>,
+    end_mark: Vec<u8>,
+    /// The run's commands; `$mq_d` is the run's directory.
+    script: String,
+}
+
+/// PROTOCOL.md's invocation of `reboot`, every value quoted; `log` and the
+/// image `files` are shell words.
+fn reboot_command(spec: &JobSpec, reboot: &str, log: &str, files: &[String]) -> String {
+    let n_images = spec.files.len();
+    let mut cmd = quote(reboot);
+    if spec.linux {
+        cmd.push_str(" -L");
+    }
+    let mut extra = files[n_images..].iter();
+    if spec.dtb.is_some() {
+        cmd.push_str(&format!(" -b {}", extra.next().expect("dtb sent")));
+    }
+    if spec.bitstream.is_some() {
+        cmd.push_str(&format!(
+            " --bitstream {}",
+            extra.next().expect("bitstream sent")
+        ));
+    }
+    let timeout_text = spec.timeout.map_or("-1".to_string(), |t| t.to_string());
+    cmd.push_str(&format!(
+        " -l {log} -c {} -t {} -e {} -k {}",
+        quote(spec.completion.as_deref().unwrap_or("")),
+        quote(&timeout_text),
+        quote(spec.error.as_deref().unwrap_or("")),
+        files[0],
+    ));
+    if let Some(root) = files.get(1).filter(|_| n_images > 1) {
+        cmd.push_str(&format!(" -u {root}"));
+    }
+    if spec.keep_alive {
+        cmd.push_str(" -a -i");
+    }
+    cmd
+}
+
 /// How a console ended, for its report.
 struct Ending {
     interrupted: bool,
@@ -888,6 +973,10 @@ fn run_report(
     } else {
         report.outcome
     };
+    let runner_timed_out = report.markers.iter().any(|m| {
+        matches!(&m.kind, mq_console::Kind::Marker(label)
+            if label == "[[Timeout]]" || label == "[[Boot timeout]]")
+    });
     JobReport {
         exit_code: exit_code(
             job,
@@ -895,6 +984,7 @@ fn run_report(
             report.detached,
             ending.interrupted,
             ending.status,
+            runner_timed_out,
         ),
         outcome: Some(outcome),
         remote_status: Some(ending.status),
@@ -935,11 +1025,12 @@ impl MachineQueue {
         let started = Instant::now();
         let started_wall = SystemTime::now();
         let checked = self.check_job(spec, events)?;
+        let plan = self.plan(spec, &checked.system)?;
         if cancel.is_cancelled() {
             return Err(JobError::Interrupted);
         }
         let lock_started = Instant::now();
-        let (held_lines, kept) = self.take_lock(spec, &checked.system, cancel, events)?;
+        let (held, kept) = self.take_lock(spec, &checked.system, plan, cancel, events)?;
         let lock_wait = lock_started.elapsed();
         let mut leftovers = Leftovers {
             system: checked.system.name.clone(),
@@ -952,7 +1043,7 @@ impl MachineQueue {
             cancel,
             events,
         };
-        let result = self.with_lock(&mut job, checked.matcher, input, held_lines, &mut leftovers);
+        let result = self.with_lock(&mut job, checked.matcher, input, held, &mut leftovers);
         let cleanup_started = Instant::now();
         // The lock stops being refreshed just before it is released.
         drop(kept);
@@ -1021,19 +1112,26 @@ impl MachineQueue {
     }
 
     /// Takes the system's lock (or checks that the caller holds it, with
-    /// `reuse_held_lock`). Returns what the host said when asked, in the same
-    /// round trip, for a temporary directory, and what keeps a lock with a
-    /// reclaim timeout fresh while it lives.
+    /// `reuse_held_lock`). A run's directory is made in the same round trip,
+    /// and the run's commands ride on the acquire's own session when they
+    /// fit one exec request: no session of their own to open. Otherwise
+    /// the returned [`Kept`] keeps a lock with a reclaim timeout fresh.
     fn take_lock(
         &self,
         spec: &JobSpec,
         system: &System,
+        plan: Option<Plan>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
-    ) -> Result<(Option<Vec<String>>, Option<Kept>), JobError> {
+    ) -> Result<(Held, Option<Kept>), JobError> {
         if spec.reuse_held_lock {
             self.check_holder(&system.name, &spec.key)?;
-            return Ok((None, None));
+            let held = Held {
+                lines: None,
+                session: None,
+                plan,
+            };
+            return Ok((held, None));
         }
         let lock_started = Instant::now();
         events(JobEvent::Acquiring {
@@ -1050,26 +1148,45 @@ impl MachineQueue {
             // time stays the time it was taken.
             keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
         };
-        let then = if spec.reservation {
-            String::new()
-        } else {
-            make_temp_dir()
+        let then = plan.as_ref().map(|_| make_temp_dir()).unwrap_or_default();
+        let handover = plan
+            .as_ref()
+            .map(|p| format!("[ -n \"$mq_d\" ] || exit 76\n{}", p.script))
+            .filter(|h| h.len() + ACQUIRE_SCRIPT_ALLOWANCE <= MAX_INLINE_COMMAND);
+        let mut waiting = |e| {
+            let WaitEvent::Holder { owner, since } = e;
+            events(JobEvent::Waiting {
+                owner: &owner,
+                since: &since,
+            });
         };
-        let mut held = self
-            .locks()
-            .acquire_kept(&system.name, &options, &then, &mut |e| {
-                let WaitEvent::Holder { owner, since } = e;
-                events(JobEvent::Waiting {
-                    owner: &owner,
-                    since: &since,
-                });
-            })?;
-        let lines = std::mem::take(&mut held.lines);
+        let locks = self.locks();
+        let mut kept = match &handover {
+            Some(h) => {
+                locks.acquire_and_hand_over(&system.name, &options, &then, h, &mut waiting)?
+            }
+            None => locks.acquire_kept(&system.name, &options, &then, &mut waiting)?,
+        };
+        let lines = Some(std::mem::take(&mut kept.lines));
         events(JobEvent::Acquired {
             system: &system.name,
             waited: lock_started.elapsed(),
         });
-        Ok((Some(lines), Some(held)))
+        if handover.is_some() {
+            let session = kept.into_session();
+            let held = Held {
+                lines,
+                session,
+                plan,
+            };
+            return Ok((held, None));
+        }
+        let held = Held {
+            lines,
+            session: None,
+            plan,
+        };
+        Ok((held, Some(kept)))
     }
 
     /// `-n`: the lock must be ours (and hold the key, if one was given).
@@ -1097,28 +1214,46 @@ impl MachineQueue {
         job: &mut Job<'_>,
         matcher: mq_console::Matcher,
         input: Option<Box<dyn Read + Send>>,
-        temp_dir: Option<Vec<String>>,
+        held: Held,
         leftovers: &mut Leftovers,
     ) -> Result<JobReport, JobError> {
-        let reboot = format!(
-            "{}/{}/reboot",
-            self.config().tftpboot.value.trim_end_matches('/'),
-            job.system.machine
-        );
-        if job.spec.reservation {
-            return self.reserve(job, &reboot, input);
-        }
-        let dir = self.temp_dir(temp_dir)?;
+        let Some(plan) = held.plan else {
+            return self.reserve(job, &self.reboot_program(job.system), input);
+        };
+        let dir = self.temp_dir(held.lines)?;
         leftovers.temp_dir = Some(dir.clone());
-        let (remote_files, upload) = self.upload(job, &dir)?;
-        let finish = self.finish(job.spec, &dir, leftovers)?;
-        let cmd = self.invocation(job.spec, &reboot, &dir, &remote_files, &finish)?;
-        let (mut report, host) = self.console(job, &cmd, &dir, matcher, input, finish.mark)?;
+        let (process, first) = match held.session {
+            Some(session) => session,
+            None => {
+                let cmd = self.invocation(&plan, &dir)?;
+                let size = PtySize {
+                    cols: 200,
+                    rows: 50,
+                };
+                (self.transport().spawn_pty(&cmd, size)?, Vec::new())
+            }
+        };
+        let console = Console {
+            process,
+            first,
+            dir: &dir,
+            uploads: &plan.uploads,
+            end_mark: plan.end_mark,
+        };
+        let (report, host) = self.console(job, console, matcher, input)?;
         if let Some(host) = host {
             self.take_host_cleanup(host, leftovers);
         }
-        report.upload = upload;
         Ok(report)
+    }
+
+    /// PROTOCOL.md's `TFTPBOOT/MACHINE/reboot` of `system`.
+    fn reboot_program(&self, system: &System) -> String {
+        format!(
+            "{}/{}/reboot",
+            self.config().tftpboot.value.trim_end_matches('/'),
+            system.machine
+        )
     }
 
     /// `-r`: the board is the user's until the input says so, then off.
@@ -1164,98 +1299,33 @@ impl MachineQueue {
             })
     }
 
-    /// Sends the images (then the DTB and the bitstream) into `dir`; ^C (or a
-    /// harness's cancel) stops even a big upload at once.
-    fn upload(&self, job: &mut Job<'_>, dir: &str) -> Result<(Vec<String>, Duration), JobError> {
-        let spec = job.spec;
-        let uploads: Vec<&PathBuf> = spec
-            .files
+    /// The images (then the DTB and the bitstream) and their names in the
+    /// run's directory; they travel through the console's terminal ([`receive`]).
+    fn uploads(&self, spec: &JobSpec) -> Result<Vec<receive::Upload>, JobError> {
+        spec.files
             .iter()
             .chain(&spec.dtb)
             .chain(&spec.bitstream)
-            .collect();
-        let remote_files: Vec<String> = (0..uploads.len())
-            .map(|i| format!("{dir}/img{i}"))
-            .collect();
-        let started = Instant::now();
-        for (local, remote) in uploads.iter().zip(&remote_files) {
-            if job.cancel.is_cancelled() {
-                return Err(JobError::Interrupted);
-            }
-            let cancel = job.cancel;
-            let events = &mut job.events;
-            let uploaded = self.transport().upload(local, remote, &mut |done, total| {
-                events(JobEvent::Uploading {
-                    file: local,
-                    done,
-                    total,
-                });
-                !cancel.is_cancelled()
-            });
-            match uploaded {
-                Err(TransportError::Cancelled { .. }) => return Err(JobError::Interrupted),
-                other => other?,
-            }
-        }
-        if job.cancel.is_cancelled() {
-            return Err(JobError::Interrupted);
-        }
-        Ok((remote_files, started.elapsed()))
+            .enumerate()
+            .map(|(i, local)| {
+                let size = std::fs::metadata(local)
+                    .map_err(TransportError::local_file(local))?
+                    .len();
+                Ok(receive::Upload {
+                    local: local.clone(),
+                    name: format!("img{i}"),
+                    size,
+                })
+            })
+            .collect()
     }
 
-    /// PROTOCOL.md's invocation of the board's `reboot`, every value quoted.
-    /// An exec request carries a command of at most about 32 KiB (OpenSSH's
-    /// packet limit); a longer one (a huge -c) goes up as a script into
-    /// `dir`, and the pty runs that.
-    fn invocation(
-        &self,
-        spec: &JobSpec,
-        reboot: &str,
-        dir: &str,
-        remote_files: &[String],
-        finish: &finish::Finish,
-    ) -> Result<String, JobError> {
-        let n_images = spec.files.len();
-        let mut cmd = quote(reboot);
-        if spec.linux {
-            cmd.push_str(" -L");
-        }
-        let mut extra = remote_files[n_images..].iter();
-        if spec.dtb.is_some() {
-            cmd.push_str(&format!(
-                " -b {}",
-                quote(extra.next().expect("dtb uploaded"))
-            ));
-        }
-        if spec.bitstream.is_some() {
-            cmd.push_str(&format!(
-                " --bitstream {}",
-                quote(extra.next().expect("bitstream uploaded"))
-            ));
-        }
-        let timeout_text = spec.timeout.map_or("-1".to_string(), |t| t.to_string());
-        cmd.push_str(&format!(
-            " -l {} -c {} -t {} -e {} -k {}",
-            quote(&format!("{dir}/log")),
-            quote(spec.completion.as_deref().unwrap_or("")),
-            quote(&timeout_text),
-            quote(spec.error.as_deref().unwrap_or("")),
-            quote(&remote_files[0]),
-        ));
-        if let Some(root) = remote_files.get(1).filter(|_| n_images > 1) {
-            cmd.push_str(&format!(" -u {}", quote(root)));
-        }
-        if spec.keep_alive {
-            cmd.push_str(" -a -i");
-        }
-        let cmd = fill(
-            INVOCATION.trim_end(),
-            &[
-                ("guard", &finish.guard),
-                ("reboot", &cmd),
-                ("finish", &finish.script),
-            ],
-        );
+    /// The run's commands for a session of their own (the directory made
+    /// beforehand). An exec request carries a command of at most about 32
+    /// KiB (OpenSSH's packet limit); a longer one (a huge -c) goes up as a
+    /// script into `dir`, and the pty runs that.
+    fn invocation(&self, plan: &Plan, dir: &str) -> Result<String, JobError> {
+        let cmd = format!("mq_d={}\n{}", quote(dir), plan.script);
         if cmd.len() <= MAX_INLINE_COMMAND {
             return Ok(cmd);
         }
@@ -1264,35 +1334,62 @@ impl MachineQueue {
         Ok(format!("exec sh {}", quote(&script)))
     }
 
+    /// Everything a run does on the host once its lock is held, known before
+    /// the lock is asked for (so that it can ride on the acquire's session):
+    /// receive the images, PROTOCOL.md's invocation of the board's `reboot`
+    /// (every value quoted), the host's finish. `None` for a reservation.
+    fn plan(&self, spec: &JobSpec, system: &System) -> Result<Option<Plan>, JobError> {
+        if spec.reservation {
+            return Ok(None);
+        }
+        let uploads = self.uploads(spec)?;
+        let names: Vec<String> = uploads.iter().map(|u| in_run_dir(&u.name)).collect();
+        let log = in_run_dir("log");
+        let finish = self.finish(spec, system, &log)?;
+        let script = fill(
+            INVOCATION.trim_end(),
+            &[
+                ("receive", &receive::script(&uploads)),
+                ("guard", &finish.guard),
+                (
+                    "reboot",
+                    &reboot_command(spec, &self.reboot_program(system), &log, &names),
+                ),
+                ("finish", &finish.script),
+            ],
+        );
+        Ok(Some(Plan {
+            uploads,
+            end_mark: finish.mark,
+            script,
+        }))
+    }
+
     /// Runs the invocation on a pty and watches its console until the
     /// runner ends (or mq's own deadline, or an interrupt); then the log.
     /// Where the host finished the job, what it reported comes back too.
     fn console(
         &self,
         job: &mut Job<'_>,
-        cmd: &str,
-        dir: &str,
+        run: Console<'_>,
         matcher: mq_console::Matcher,
         input: Option<Box<dyn Read + Send>>,
-        end_mark: Vec<u8>,
     ) -> Result<(JobReport, Option<HostFinish>), JobError> {
         let spec = job.spec;
         let cancel = job.cancel;
+        let dir = run.dir;
         let mut local_log = open_local_log(spec)?;
+        let upload_started = Instant::now();
+        let mut process = run.process;
+        let first = receive::send(process.as_mut(), run.first, run.uploads, cancel, job.events)?;
+        let upload = upload_started.elapsed();
         let started = Instant::now();
-        let mut process = self.transport().spawn_pty(
-            cmd,
-            PtySize {
-                cols: 200,
-                rows: 50,
-            },
-        )?;
         let mut session = Session::new(matcher, session_options(spec, input, cancel))
             .tee(EventSink(&mut *job.events));
         if let Some(file) = local_log.as_mut() {
             session = session.tee(file);
         }
-        let mut console = PtyConsole::new(process.as_mut(), Some(end_mark));
+        let mut console = PtyConsole::new(process.as_mut(), Some(run.end_mark), &first);
         let report = session.run(&mut console);
         if let Some(e) = console.error.take() {
             return Err(transport_or_interrupt(cancel, e));
@@ -1325,7 +1422,9 @@ impl MachineQueue {
             }
         };
         let finish = started.elapsed() - ending.run;
-        Ok((run_report(job, report, &ending, finish), host))
+        let mut report = run_report(job, report, &ending, finish);
+        report.upload = upload;
+        Ok((report, host))
     }
 
     /// The console ended without the host's finish (mq's deadline, an
@@ -1370,24 +1469,20 @@ impl MachineQueue {
     fn finish(
         &self,
         spec: &JobSpec,
-        dir: &str,
-        leftovers: &Leftovers,
+        system: &System,
+        log: &str,
     ) -> Result<finish::Finish, JobError> {
-        let remove = remove_temp_dir(dir);
-        let cleanup = if leftovers.release {
+        let remove = remove_temp_dir("\"$mq_d\"");
+        let cleanup = if spec.reuse_held_lock {
+            finish::Cleanup::RemoveOnly(remove)
+        } else {
             let script = self
                 .locks()
-                .release_script(&leftovers.system, &spec.key, false, &remove)
+                .release_script(&system.name, &spec.key, false, &remove)
                 .map_err(QueueError::Lock)?;
             finish::Cleanup::Release(script)
-        } else {
-            finish::Cleanup::RemoveOnly(remove)
         };
-        Ok(finish::Finish::new(
-            &format!("{dir}/log"),
-            spec.log.is_some(),
-            &cleanup,
-        ))
+        Ok(finish::Finish::new(log, spec.log.is_some(), &cleanup))
     }
 
     /// What the host's finish did: what it removed and released is off the
@@ -1485,7 +1580,10 @@ fn clean_with<T: Transport>(
     key: &str,
 ) -> Result<(), CleanupError> {
     // Prints nothing when the directory is gone.
-    let remove = left.temp_dir.as_deref().map(remove_temp_dir);
+    let remove = left
+        .temp_dir
+        .as_deref()
+        .map(|dir| remove_temp_dir(&quote(dir)));
     let said = if left.release {
         match locks.release_after(&left.system, key, false, remove.as_deref().unwrap_or("")) {
             Ok(said) => said,
@@ -1559,27 +1657,31 @@ mod script_tests {
 
     #[test]
     fn the_job_scripts_pass_dash_bash_and_shellcheck() {
-        let finish = finish::Finish::new(
-            "/tmp/mq-run.x/log",
-            true,
-            &finish::Cleanup::RemoveOnly(remove_temp_dir("/tmp/mq-run.x")),
-        );
-        let invocation = fill(
-            INVOCATION.trim_end(),
-            &[
-                (
-                    "reboot",
-                    "'/tftpboot/sabre/reboot' -l '/tmp/mq-run.x/log' -c 'All is well' -t 60",
-                ),
-                ("finish", &finish.script),
-                ("guard", &finish.guard),
-            ],
-        );
+        // The run's commands as a real job plans them, in each shape.
+        let lab = crate::testing::TestLab::new();
+        let queue = lab.queue();
+        let system = queue.inventory().system("board1").unwrap().clone();
+        let mut scripts = Vec::new();
+        for (log, reuse, keep_alive) in [(true, false, false), (false, true, true)] {
+            let spec = JobSpec {
+                target: "board1".into(),
+                files: vec![lab.image("kernel", b"k")],
+                completion: Some("All is well".into()),
+                timeout: Some(60),
+                log: log.then(|| lab.path().join("log")),
+                reuse_held_lock: reuse,
+                keep_alive,
+                ..JobSpec::default()
+            };
+            let plan = queue.plan(&spec, &system).unwrap().unwrap();
+            scripts.push(format!("mq_d=/tmp/mq-run.x\n{}", plan.script));
+        }
         let mut problems = Vec::new();
         for (name, text) in [
             ("make_temp_dir.sh", make_temp_dir()),
-            ("remove_temp_dir.sh", remove_temp_dir("/tmp/mq-run.x")),
-            ("invocation.sh", invocation),
+            ("remove_temp_dir.sh", remove_temp_dir("'/tmp/mq-run.x'")),
+            ("invocation.sh", scripts[0].clone()),
+            ("invocation.sh, -n -a", scripts[1].clone()),
         ] {
             let Some(found) = mq_testkit::check_sh_script(name, &text) else {
                 return;

@@ -247,18 +247,30 @@ pub struct Kept {
     /// What the `then` commands printed.
     pub lines: Vec<String>,
     session: Option<Box<dyn PtyProcess>>,
+    /// Output of the session read past the hand-over mark.
+    leftover: Vec<u8>,
 }
 
 impl Kept {
+    /// The session handed over by [`LockClient::acquire_and_hand_over`] (and
+    /// the output already read from it), now the caller's: the lock is no
+    /// longer this value's to keep fresh or stop. `None` after an acquire
+    /// without a hand-over that ended at once.
+    pub fn into_session(mut self) -> Option<(Box<dyn PtyProcess>, Vec<u8>)> {
+        let session = self.session.take()?;
+        Some((session, std::mem::take(&mut self.leftover)))
+    }
+
     /// Whether the host is keeping the lock fresh.
     pub fn is_kept_fresh(&self) -> bool {
         self.session.is_some()
     }
 
-    /// Stops keeping the lock fresh (hangs the host's session up).
+    /// Stops keeping the lock fresh: closes the host's session at once (its
+    /// shell dies of the hangup), without waiting for the host to say so.
     pub fn stop(&mut self) {
         if let Some(mut session) = self.session.take() {
-            let _ = session.hangup();
+            let _ = session.cut();
         }
     }
 }
@@ -509,9 +521,41 @@ impl<T: Transport> LockClient<T> {
         then: &str,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<Kept, LockError> {
+        self.acquire_with(system, options, then, "", events)
+    }
+
+    /// [`acquire_then`](Self::acquire_then), then hands the session over:
+    /// once the lock is held, `handover` (`sh` commands) runs in the same
+    /// session, and the returned [`Kept`] carries that session for
+    /// [`Kept::into_session`], with no round trip of its own. With
+    /// `options.keep_fresh` the host keeps the lock fresh from the
+    /// background meanwhile (its pid in `$mq_keeper`, for `handover` to stop).
+    /// `handover` runs with the hand-over's default signal handling: a
+    /// hangup ends it. Its exit status and what it does with the lock are
+    /// its own.
+    pub fn acquire_and_hand_over(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        then: &str,
+        handover: &str,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<Kept, LockError> {
+        assert!(!handover.is_empty(), "a hand-over needs commands");
+        self.acquire_with(system, options, then, handover, events)
+    }
+
+    fn acquire_with(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        then: &str,
+        handover: &str,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<Kept, LockError> {
         check_system(system)?;
         check_key(&options.key)?;
-        let script = self.acquire_script(system, options, then);
+        let script = self.acquire_script(system, options, then, handover);
         let mut process = self.host.spawn_pty(&script, PtySize::default())?;
         let mut pending = Vec::new();
         let mut said = AcquireLines::default();
@@ -549,6 +593,7 @@ impl<T: Transport> LockClient<T> {
                     return Ok(Kept {
                         lines: said.then.unwrap_or_default(),
                         session: Some(process),
+                        leftover: pending,
                     });
                 }
             }
@@ -558,7 +603,13 @@ impl<T: Transport> LockClient<T> {
     }
 
     /// The host script for an acquire.
-    fn acquire_script(&self, system: &str, options: &AcquireOptions, then: &str) -> String {
+    fn acquire_script(
+        &self,
+        system: &str,
+        options: &AcquireOptions,
+        then: &str,
+        handover: &str,
+    ) -> String {
         let new_timeout = options
             .reclaim_timeout
             .map(|t| t.to_string())
@@ -576,6 +627,7 @@ impl<T: Transport> LockClient<T> {
                 keep_fresh: options
                     .keep_fresh
                     .map(|d| d.as_secs().clamp(1, u32::MAX as u64) as u32),
+                handover,
             },
             self.known().as_deref(),
         )
@@ -592,6 +644,7 @@ impl<T: Transport> LockClient<T> {
             Some(0) => Ok(Kept {
                 lines: said.then.unwrap_or_default(),
                 session: None,
+                leftover: Vec::new(),
             }),
             Some(script::code::OWN) => Err(LockError::AlreadyYours {
                 system: system.into(),

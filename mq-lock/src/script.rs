@@ -55,6 +55,8 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("lockfile_fn.sh", LOCKFILE_FN),
     ("acquire.sh", ACQUIRE),
     ("hold.sh", HOLD),
+    ("handover.sh", HANDOVER),
+    ("keeper.sh", KEEPER),
     ("release_check.sh", RELEASE_CHECK),
     ("release.sh", RELEASE),
     ("cancel.sh", CANCEL),
@@ -68,6 +70,8 @@ const DUMP_ALL: &str = include_str!("sh/dump_all.sh");
 const LOCKFILE_FN: &str = include_str!("sh/lockfile_fn.sh");
 const ACQUIRE: &str = include_str!("sh/acquire.sh");
 const HOLD: &str = include_str!("sh/hold.sh");
+const HANDOVER: &str = include_str!("sh/handover.sh");
+const KEEPER: &str = include_str!("sh/keeper.sh");
 const RELEASE_CHECK: &str = include_str!("sh/release_check.sh");
 const RELEASE: &str = include_str!("sh/release.sh");
 const CANCEL: &str = include_str!("sh/cancel.sh");
@@ -147,6 +151,11 @@ pub(crate) struct Acquire<'a> {
     /// the file's age, so a live holder is never reclaimed, and a dead one
     /// is, its reclaim timeout after its last sign of life.
     pub keep_fresh: Option<u32>,
+    /// Commands to hand the session over to once the lock is held (after
+    /// `then`): `MQ-HOLDING` is printed and they run in the same session,
+    /// the lock kept fresh from the background (`$mq_keeper`) if asked.
+    /// Empty for none.
+    pub handover: &'a str,
 }
 
 /// The acquire script. It refuses a lock already ours (PROTOCOL.md step 1),
@@ -171,9 +180,22 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
         ("mq_um=$(umask)\n", format!("umask \"$mq_um\"; {}", a.then))
     };
     let lock = quote(&lock_path(a.base, a.system));
-    let hold = match a.keep_fresh {
-        None => String::new(),
-        Some(period) => fill(
+    let keeper = |period: u32| {
+        fill(
+            KEEPER.trim_end(),
+            &[("period", &period.to_string()), ("lock", &lock)],
+        )
+    };
+    let hold = match (a.keep_fresh, a.handover) {
+        (keep_fresh, handover) if !handover.is_empty() => fill(
+            HANDOVER,
+            &[
+                ("keeper", &keep_fresh.map(keeper).unwrap_or_default()),
+                ("holding_mark", HOLDING_MARK),
+            ],
+        ),
+        (None, _) => String::new(),
+        (Some(period), _) => fill(
             HOLD,
             &[
                 ("holding_mark", HOLDING_MARK),
@@ -208,7 +230,17 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
             ("gave_up", &code::GAVE_UP.to_string()),
         ],
     );
-    format!("{}{emulation}{LOCKFILE_FN}{body}", preamble(a.base, known))
+    // The caller's commands are a function, so that however they end, the
+    // script's own end stays where it is.
+    let handover = if a.handover.is_empty() {
+        String::new()
+    } else {
+        format!("mq_handover() {{\n{}\n}}\n", a.handover.trim_end())
+    };
+    format!(
+        "{}{emulation}{LOCKFILE_FN}{handover}{body}",
+        preamble(a.base, known)
+    )
 }
 
 /// The release script: `before` (shell commands, e.g. removing a job's
@@ -314,9 +346,11 @@ mod tests {
     fn every_script() -> Vec<(String, String)> {
         let mut all = Vec::new();
         for known in [None, Some("alice")] {
-            for (then, keep_fresh, force_fallback) in [
-                ("", None, false),
-                ("d=$(mktemp -d) && echo \"$d\"", Some(30), true),
+            for (then, keep_fresh, force_fallback, handover) in [
+                ("", None, false, ""),
+                ("d=$(mktemp -d) && echo \"$d\"", Some(30), true, ""),
+                ("d=$(mktemp -d)", Some(30), false, "echo \"$d\"\nexit 3"),
+                ("", None, false, "exit 3"),
             ] {
                 let a = Acquire {
                     base: "/var/cache/machinelocks",
@@ -328,8 +362,13 @@ mod tests {
                     force_fallback,
                     then,
                     keep_fresh,
+                    handover,
                 };
-                let shape = format!("{known:?} then={} keep={keep_fresh:?}", !then.is_empty());
+                let shape = format!(
+                    "{known:?} then={} keep={keep_fresh:?} handover={}",
+                    !then.is_empty(),
+                    !handover.is_empty()
+                );
                 all.push((format!("acquire {shape}"), acquire(&a, known)));
             }
             for force in [false, true] {
@@ -429,6 +468,7 @@ mod tests {
                 force_fallback: false,
                 then: "",
                 keep_fresh: None,
+                handover: "",
             },
             None,
         );

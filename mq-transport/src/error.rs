@@ -207,10 +207,9 @@ impl TransportError {
             )
     }
 
-    /// A mapper for I/O errors on the local file `path`.
-    pub(crate) fn local_file(
-        path: &std::path::Path,
-    ) -> impl Fn(io::Error) -> TransportError + Copy + '_ {
+    /// A mapper for I/O errors on the local file `path` (a file being sent
+    /// or received), for `map_err`.
+    pub fn local_file(path: &std::path::Path) -> impl Fn(io::Error) -> TransportError + Copy + '_ {
         move |source| TransportError::LocalFile {
             path: path.to_path_buf(),
             source,

@@ -245,6 +245,10 @@ impl PtyProcess for FaultPty {
         self.inner.hangup()
     }
 
+    fn cut(&mut self) -> Result<()> {
+        self.inner.cut()
+    }
+
     fn wait(&mut self) -> Result<ExitStatus> {
         self.faults.check("console")?;
         self.inner.wait()

@@ -113,6 +113,12 @@ pub trait PtyProcess: Send {
     fn write(&mut self, data: &[u8]) -> Result<()>;
     /// Closes the terminal; the process is hung up on.
     fn hangup(&mut self) -> Result<()>;
+    /// Closes the terminal at once, without the ^C a hangup may send first
+    /// and wait on: for a terminal in raw mode, where ^C is data. By default,
+    /// a hangup.
+    fn cut(&mut self) -> Result<()> {
+        self.hangup()
+    }
     /// After [`ReadOutcome::Eof`] (or a hangup): waits for the exit status.
     fn wait(&mut self) -> Result<ExitStatus>;
 }

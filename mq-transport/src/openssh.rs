@@ -244,7 +244,9 @@ impl Transport for OpensshTransport {
             size.cols, size.rows
         );
         let mut cmd = self.ssh();
-        cmd.args(["-o", "ControlMaster=no", "-tt"])
+        // -e none: no escape character; the console and the images sent
+        // through it are data, and "~." at a line start is not a disconnect.
+        cmd.args(["-o", "ControlMaster=no", "-tt", "-e", "none"])
             .arg(&self.options.destination)
             .arg("--")
             .arg(sized);
@@ -390,6 +392,18 @@ impl PtyProcess for OpensshPty {
         while std::time::Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        self.stdin = None;
+        self.stdout = None;
+        if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self) -> Result<()> {
         self.stdin = None;
         self.stdout = None;
         if let Ok(None) = self.child.try_wait() {

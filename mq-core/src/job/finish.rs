@@ -36,11 +36,11 @@ pub(crate) struct Finish {
 impl Finish {
     /// The finish for a run whose runner writes `log_remote`; `send_log`
     /// when the client wants the runner's log.
-    pub(crate) fn new(log_remote: &str, send_log: bool, cleanup: &Cleanup) -> Finish {
+    /// `log` is the runner's log as a shell word.
+    pub(crate) fn new(log: &str, send_log: bool, cleanup: &Cleanup) -> Finish {
         let mut nonce = RandomState::new().build_hasher();
         nonce.write_u32(std::process::id());
         let mark = format!("MQ-END-{:016x}", nonce.finish());
-        let log = quote(log_remote);
         let measure = if send_log {
             format!("mq_n=$(wc -c < {log} 2>/dev/null) || mq_n=-1")
         } else {
@@ -54,15 +54,15 @@ impl Finish {
             &[
                 ("measure_log", &measure),
                 ("end_mark", &mark),
-                ("log", &log),
+                ("log", log),
                 ("release", release.trim_end()),
             ],
         );
         let guard = fill(GUARD.trim_end(), &[("cleanup", release.trim_end())]);
+        // The invocation's shell leads its session (sshd and the local
+        // transport start it so): its process group is its pid.
         let guard = format!(
-            "mq_pg=$(ps -o pgid= -p $$ | tr -d ' ')\n\
-             sh -c {} mq-guard \"$$\" \"$mq_pg\" </dev/null >/dev/null 2>&1 &\n\
-             mq_guard=$!",
+            "sh -c {} mq-guard \"$$\" \"$$\" \"$mq_d\" \"${{mq_keeper:-}}\" </dev/null >/dev/null 2>&1 &\nmq_guard=$!",
             quote(&guard)
         );
         Finish {
@@ -207,11 +207,14 @@ mod tests {
             (true, Cleanup::Release("rm -f 'x'; exit 0".into())),
             (false, Cleanup::RemoveOnly("rm -rf -- '/tmp/d'".into())),
         ] {
-            let finish = Finish::new("/tmp/mq-run.x/log", send_log, &cleanup);
-            // The runner's status, as the invocation sets it.
-            let text = format!("{}\nmq_st=0\n{}", finish.guard, finish.script);
+            let finish = Finish::new("\"$mq_d\"/log", send_log, &cleanup);
+            // The run's directory and the runner's status, as the invocation sets them.
+            let text = format!("mq_d=/tmp/x\n{}\nmq_st=0\n{}", finish.guard, finish.script);
             // The guard's own script runs under `sh -c`, quoted in the above.
-            let guard = fill(GUARD.trim_end(), &[("cleanup", "exit 0")]);
+            let guard = fill(
+                GUARD.trim_end(),
+                &[("cleanup", &super::super::remove_temp_dir("\"$mq_d\""))],
+            );
             for (name, text) in [("finish.sh", text), ("guard.sh", guard)] {
                 let Some(found) = mq_testkit::check_sh_script(name, &text) else {
                     return;

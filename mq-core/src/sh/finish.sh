@@ -1,7 +1,9 @@
-# The runner has ended. The guard stands down; the client reads the
-# runner's status (and, with -l, its log, raw) after the end mark; then the
-# host removes the run's files and gives the lock back itself.
+# The runner has ended. The guard and the lock's keeper stand down; the
+# client reads the runner's status (and, with -l, its log, raw) after the
+# end mark; then the host removes the run's files and gives the lock back
+# itself.
 kill "$mq_guard" 2>/dev/null
+[ -n "${mq_keeper:-}" ] && kill "$mq_keeper" 2>/dev/null
 stty -opost 2>/dev/null
 mq_n=-1
 @measure_log@

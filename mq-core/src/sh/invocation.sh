@@ -1,4 +1,5 @@
-stty isig -echoctl -echo
+@receive@
+stty icanon isig iexten icrnl ixon opost -echo -echoctl
 @guard@
 @reboot@
 mq_st=$?

@@ -54,6 +54,28 @@ impl PtyProcess for SshPty {
         self.hang_up_within(HANGUP_LIMIT)
     }
 
+    fn cut(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        // The close goes out now; its answer is not waited for long.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match self.channel.close() {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if let Some(error) = self.conn.classify("closing the console", e) {
+                        return Err(error);
+                    }
+                }
+            }
+            if !self.conn.wait(Some(deadline))? {
+                return Ok(());
+            }
+        }
+    }
+
     fn wait(&mut self) -> Result<ExitStatus> {
         let conn = Arc::clone(&self.conn);
         let deadline = Instant::now() + Duration::from_secs(10);
