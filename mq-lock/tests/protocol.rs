@@ -747,3 +747,57 @@ fn a_lock_kept_fresh_is_never_reclaimed_while_its_holder_lives() {
     assert!(!plain.is_kept_fresh());
     alice.release("s", "p", false).unwrap();
 }
+
+#[test]
+fn a_session_handed_over_runs_the_callers_commands_under_the_lock() {
+    let lab = lab!(2);
+    let alice = client(&lab, 0);
+    let options = AcquireOptions {
+        key: "handed".into(),
+        reclaim_timeout: Some(3),
+        keep_fresh: Some(Duration::from_secs(1)),
+        ..AcquireOptions::default()
+    };
+    // The commands read a line, answer, and release the lock themselves
+    // (after stopping the keeper), as a job's finish does.
+    let lock = lab.base.join("s.lock");
+    let handover = format!(
+        "echo first; read -r mq_l; echo \"got $mq_l\"; sleep 4; kill \"$mq_keeper\"; \
+         rm -f '{}' '{}'; exit 7",
+        lab.base.join("s.key").display(),
+        lock.display()
+    );
+    let kept = alice
+        .acquire_and_hand_over("s", &options, "echo then-ran", &handover, &mut |_| {})
+        .unwrap();
+    assert_eq!(kept.lines, ["then-ran"]);
+    let (mut session, mut said) = kept.into_session().expect("a session handed over");
+    session.write(b"hello\n").unwrap();
+    // Meanwhile the keeper keeps the lock fresh: an old client with the
+    // holder's own timeout never reclaims it.
+    let waited = old_client(
+        &lab,
+        1,
+        &format!("lockfile -1 -l 3 -r 3 '{}'", lock.display()),
+    );
+    assert!(
+        !waited.status.success(),
+        "a live holder's lock was reclaimed"
+    );
+    let mut buf = [0u8; 1024];
+    loop {
+        match session
+            .read(&mut buf, Some(Duration::from_secs(10)))
+            .unwrap()
+        {
+            mq_transport::ReadOutcome::Data(n) => said.extend_from_slice(&buf[..n]),
+            mq_transport::ReadOutcome::TimedOut => panic!("the commands hung"),
+            mq_transport::ReadOutcome::Eof => break,
+        }
+    }
+    let said = String::from_utf8_lossy(&said).replace('\r', "");
+    assert!(said.starts_with("first\n"), "{said:?}");
+    assert!(said.contains("got hello\n"), "{said:?}");
+    assert_eq!(session.wait().unwrap().code(), Some(7));
+    assert_eq!(alice.info("s").unwrap(), LockState::Free);
+}
