@@ -795,8 +795,9 @@ fn a_session_handed_over_runs_the_callers_commands_under_the_lock() {
             mq_transport::ReadOutcome::Eof => break,
         }
     }
+    // The terminal echoes what was typed, whenever it arrives.
     let said = String::from_utf8_lossy(&said).replace('\r', "");
-    assert!(said.starts_with("first\n"), "{said:?}");
+    assert!(said.contains("first\n"), "{said:?}");
     assert!(said.contains("got hello\n"), "{said:?}");
     assert_eq!(session.wait().unwrap().code(), Some(7));
     assert_eq!(alice.info("s").unwrap(), LockState::Free);
