@@ -199,8 +199,9 @@ mod tests {
         let lab = TestLab::builder()
             .board("b1", Board::prints(["Booting", PASS]))
             .build();
-        // The first attempt's connection goes after the lock is taken.
-        lab.faults().fail_operation(2);
+        // The first attempt's connection fails as it asks for the lock (a
+        // whole run is one session: the acquire's).
+        lab.faults().fail_operation(1);
         let verdict = run_with_retries(&lab.queue(), &spec(&lab, "b1"), 3, true, &Cancel::new());
         let Verdict::Ran { report, retried } = verdict else {
             panic!("{verdict:?}")
