@@ -100,6 +100,9 @@ pub enum Command {
     /// Show which systems can PXE-boot Linux (run -L) and take a custom DTB (run -b)
     Features(FeaturesArgs),
 
+    /// Board health: which systems get jobs, and why not (see also: set, log, check)
+    Health(HealthArgs),
+
     /// Show the effective configuration and where each value came from
     Config(ConfigArgs),
 
@@ -369,6 +372,62 @@ pub struct RunArgs {
     /// Write a JSON report of the run (times, outcome, markers, exit code) to FILE
     #[arg(long = "json-report", value_name = "FILE")]
     pub json_report: Option<PathBuf>,
+
+    /// Run on a system named with -s whatever its health (bad, maintenance...)
+    #[arg(long = "any-health")]
+    pub any_health: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HealthArgs {
+    #[command(subcommand)]
+    pub action: Option<HealthCommand>,
+
+    /// Systems or pools to show (default: every system)
+    #[arg(value_name = SYSTEM_VALUE_NAME)]
+    pub names: Vec<String>,
+
+    /// Print an array of objects
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HealthCommand {
+    /// Set a system's state (good, unknown, bad, maintenance, retired)
+    Set {
+        /// The system
+        #[arg(value_name = SYSTEM_VALUE_NAME)]
+        system: String,
+        /// The new state
+        #[arg(value_parser = ["good", "unknown", "bad", "maintenance", "retired"])]
+        state: String,
+        /// Why (shown to everyone, kept in the log)
+        #[arg(long, value_name = "TEXT", allow_hyphen_values = true)]
+        reason: String,
+    },
+    /// The log of changes of state, oldest first
+    Log {
+        /// Only this system's changes
+        #[arg(value_name = SYSTEM_VALUE_NAME)]
+        system: Option<String>,
+        /// Print an array of objects
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run systems' health checks (the inventory's health.tsv) and set good or bad
+    Check {
+        /// Systems or pools to check
+        #[arg(value_name = SYSTEM_VALUE_NAME)]
+        names: Vec<String>,
+        /// Every system that has a check
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Only systems in the unknown state (what a lab runs from cron)
+        #[arg(long, conflicts_with = "names")]
+        unknown: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 mod board;
 mod completions;
 mod flags;
+mod health;
 mod legacy;
 mod listing;
 mod run;
@@ -180,6 +181,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 emit(&listing::features_table(&systems))
             }
         }
+        Command::Health(args) => health::health(args, config),
         Command::Completions(args) => {
             let inventory = config.load_inventory()?;
             let names: Vec<String> = inventory
@@ -244,7 +246,7 @@ fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
     emit(&out)
 }
 
-fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+pub(crate) fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::new(format!("mq: cannot encode JSON: {e}"), exit::USAGE))?;
     text.push('\n');
@@ -258,7 +260,7 @@ pub fn say(line: impl fmt::Display) {
     let _ = emit(&format!("{line}\n"));
 }
 
-fn emit(text: &str) -> Result<(), Failure> {
+pub(crate) fn emit(text: &str) -> Result<(), Failure> {
     emit_bytes(text.as_bytes())
 }
 

@@ -52,6 +52,7 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
         retry_seconds: checked.retry_seconds,
         retries: checked.retries,
         reservation: args.reserve,
+        any_health: args.any_health,
     })
 }
 

@@ -112,6 +112,15 @@ pub fn failure(error: QueueError) -> Failure {
         QueueError::Lock(LockError::Interrupted { .. }) => {
             Failure::new(format!("mq: {error}"), exit::INTERRUPTED)
         }
+        QueueError::Lock(LockError::Refused { system, reason }) => Failure::new(
+            format!(
+                "mq: {system} is out of service ({reason}); see `mq health {system}`, or run it with --any-health"
+            ),
+            exit::USAGE,
+        ),
+        e @ QueueError::NoHealthyMember { .. } => {
+            Failure::new(format!("mq: {e}; see `mq health`"), exit::USAGE)
+        }
         QueueError::Lock(LockError::BadInput(text)) => {
             Failure::new(format!("mq: {text}"), exit::USAGE)
         }
@@ -127,7 +136,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     mq_core::interrupt_on_signals()
 }
 
-fn connect(config: Config, inventory: Inventory) -> Result<MachineQueue, Failure> {
+pub(crate) fn connect(config: Config, inventory: Inventory) -> Result<MachineQueue, Failure> {
     // Names are checked against the inventory before connecting by the
     // callers; here the connection fails as mq.sh says.
     MachineQueue::connect_with(config, inventory).map_err(failure)
@@ -355,6 +364,10 @@ fn wait(queue: &MachineQueue, system: &str, checked: &Checked) -> Result<(), Fai
         // sem -wait ends once it holds the lock: nothing of it lives on to
         // vouch for the holder (as with mq.sh).
         keep_fresh: None,
+        // A system named directly is taken whatever its health: an admin
+        // takes a board for maintenance this way. Pools skip those out of
+        // service when they choose.
+        precheck: String::new(),
     };
     let display = WaitDisplay::start(system);
     let result = queue.acquire(system, &options, &mut |event| display.event(event));

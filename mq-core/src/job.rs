@@ -28,6 +28,7 @@ use serde::Serialize;
 mod finish;
 mod receive;
 
+use crate::health;
 use crate::inventory::{System, UnknownTarget};
 use crate::queue::{open_transport, MachineQueue, QueueError};
 
@@ -114,6 +115,10 @@ pub struct JobSpec {
     pub retries: i64,
     /// Only reserve the board until the input says so (`-r`).
     pub reservation: bool,
+    /// Run on a system named directly whatever its health (`--any-health`:
+    /// an admin looking at a board out of service). Pools always skip
+    /// systems out of service.
+    pub any_health: bool,
 }
 
 impl Default for JobSpec {
@@ -134,6 +139,7 @@ impl Default for JobSpec {
             retry_seconds: 1,
             retries: -1,
             reservation: false,
+            any_health: false,
         }
     }
 }
@@ -245,6 +251,13 @@ pub struct JobReport {
     pub markers: Vec<Match>,
     /// Bytes of console output.
     pub console_bytes: u64,
+    /// What the run says about the board: passed, test (the test failed),
+    /// infrastructure (the board or the lab failed), interrupted; `None`
+    /// for a reservation. See [`crate::health::classify`].
+    pub class: Option<health::RunClass>,
+    /// An infrastructure failure before the image ran: running the job
+    /// again (on another board) repeats nothing of the test.
+    pub retry_safe: bool,
     /// What mq could not follow of the job as given (a completion text with
     /// a back-reference: the runner's verdict decided), one sentence each.
     pub notes: Vec<String>,
@@ -802,6 +815,8 @@ fn empty_report(system: &str, outcome: Option<Outcome>) -> JobReport {
         log: None,
         markers: Vec::new(),
         console_bytes: 0,
+        class: None,
+        retry_safe: false,
         notes: Vec::new(),
     }
 }
@@ -973,6 +988,7 @@ fn run_report(
     } else {
         report.outcome
     };
+    let (class, retry_safe) = health::classify(ending.status, &outcome, &report.markers);
     let runner_timed_out = report.markers.iter().any(|m| {
         matches!(&m.kind, mq_console::Kind::Marker(label)
             if label == "[[Timeout]]" || label == "[[Boot timeout]]")
@@ -993,6 +1009,8 @@ fn run_report(
         console_bytes: report.bytes,
         run: ending.run,
         finish,
+        class: Some(class),
+        retry_safe,
         ..empty_report(&job.system.name, None)
     }
 }
@@ -1030,7 +1048,9 @@ impl MachineQueue {
             return Err(JobError::Interrupted);
         }
         let lock_started = Instant::now();
-        let (held, kept) = self.take_lock(spec, &checked.system, plan, cancel, events)?;
+        let named_directly = checked.pool.is_none();
+        let (held, kept) =
+            self.take_lock(spec, &checked.system, named_directly, plan, cancel, events)?;
         let lock_wait = lock_started.elapsed();
         let mut leftovers = Leftovers {
             system: checked.system.name.clone(),
@@ -1099,6 +1119,9 @@ impl MachineQueue {
                 pool,
             });
         }
+        if let Some(note) = &choice.note {
+            events(JobEvent::Warning(note));
+        }
         check_system(spec, &system)?;
         if let Some(warning) = kernel_first_warning(spec) {
             events(JobEvent::Warning(&warning));
@@ -1120,6 +1143,7 @@ impl MachineQueue {
         &self,
         spec: &JobSpec,
         system: &System,
+        named_directly: bool,
         plan: Option<Plan>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
@@ -1147,6 +1171,13 @@ impl MachineQueue {
             // Without a reclaim timeout nobody reclaims the lock: its
             // time stays the time it was taken.
             keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
+            // A system named directly must be in service (a pool's choice
+            // was made among those that are), checked before the wait.
+            precheck: if named_directly && !spec.any_health {
+                health::precheck_script(&self.config().base.value, &system.name)
+            } else {
+                String::new()
+            },
         };
         let then = plan.as_ref().map(|_| make_temp_dir()).unwrap_or_default();
         let handover = plan
@@ -1242,7 +1273,7 @@ impl MachineQueue {
         };
         let (report, host) = self.console(job, console, matcher, input)?;
         if let Some(host) = host {
-            self.take_host_cleanup(host, leftovers);
+            self.take_host_cleanup(host, leftovers, job.events);
         }
         Ok(report)
     }
@@ -1472,6 +1503,10 @@ impl MachineQueue {
         system: &System,
         log: &str,
     ) -> Result<finish::Finish, JobError> {
+        // The board's health is counted by the finish, under its lock,
+        // before the release (not by the guard: a client that went away
+        // says nothing about the board).
+        let health = health::update_script(&self.config().base.value, &system.name, log, &spec.key);
         let remove = remove_temp_dir("\"$mq_d\"");
         let cleanup = if spec.reuse_held_lock {
             finish::Cleanup::RemoveOnly(remove)
@@ -1482,16 +1517,38 @@ impl MachineQueue {
                 .map_err(QueueError::Lock)?;
             finish::Cleanup::Release(script)
         };
-        Ok(finish::Finish::new(log, spec.log.is_some(), &cleanup))
+        Ok(finish::Finish::new(
+            log,
+            spec.log.is_some(),
+            &health,
+            &cleanup,
+        ))
     }
 
     /// What the host's finish did: what it removed and released is off the
     /// leftovers; anything else stays for [`clean_up`](Self::clean_up),
     /// which tries again and says exactly what is left.
-    fn take_host_cleanup(&self, host: HostFinish, leftovers: &mut Leftovers) {
+    fn take_host_cleanup(
+        &self,
+        host: HostFinish,
+        leftovers: &mut Leftovers,
+        events: &mut dyn FnMut(JobEvent),
+    ) {
         let Some(report) = host.report else {
             return;
         };
+        for change in report
+            .said
+            .lines()
+            .filter_map(|l| l.strip_prefix(health::CHANGED_MARK))
+        {
+            let (state, reason) = change.split_once(' ').unwrap_or((change, ""));
+            let text = format!(
+                "{} is now {state} (board health): {reason}",
+                leftovers.system
+            );
+            events(JobEvent::Warning(&text));
+        }
         let left_dir = report.said.lines().any(|l| l.starts_with(STILL_THERE_MARK));
         if !left_dir {
             leftovers.temp_dir = None;

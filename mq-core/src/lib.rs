@@ -81,6 +81,7 @@
 
 pub mod config;
 pub mod exit;
+pub mod health;
 pub mod inventory;
 pub mod job;
 pub mod queue;

@@ -11,6 +11,7 @@ use mq_transport::{
 };
 
 use crate::config::{Config, TransportKind};
+use crate::health::{self, Health, State};
 use crate::inventory::{Inventory, InventoryError, Target, UnknownTarget};
 
 /// Why a queue operation failed.
@@ -34,6 +35,15 @@ pub enum QueueError {
     /// A lock operation failed.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Every member of the pool is out of service (bad, in maintenance,
+    /// retired); the text says which and why.
+    #[error("Pool {pool} has no member in service: {detail}")]
+    NoHealthyMember {
+        /// The pool.
+        pool: String,
+        /// Each member's state and reason.
+        detail: String,
+    },
 }
 
 /// A board chosen for a name: the system, and the pool it came from.
@@ -43,6 +53,8 @@ pub struct Choice {
     pub system: String,
     /// The pool named, if a pool was named.
     pub pool: Option<String>,
+    /// Something to say about the choice (no good member: a suspect one).
+    pub note: Option<String>,
 }
 
 /// The SSH options the configuration gives for its lab host (the `ssh`
@@ -135,9 +147,11 @@ impl MachineQueue {
             Target::System(system) => Ok(Choice {
                 system: system.name.clone(),
                 pool: None,
+                note: None,
             }),
             Target::Pool(pool) => {
-                let members: Vec<&str> = pool.members.iter().map(String::as_str).collect();
+                let all: Vec<&str> = pool.members.iter().map(String::as_str).collect();
+                let (members, note) = self.in_service(&pool.name, &all)?;
                 let states = self.locks.info_many(&members)?;
                 let free: Vec<&str> = states
                     .iter()
@@ -148,9 +162,126 @@ impl MachineQueue {
                 Ok(Choice {
                     system: candidates[random_index(candidates.len())].to_string(),
                     pool: Some(pool.name.clone()),
+                    note,
                 })
             }
         }
+    }
+
+    /// The members of `pool` that take jobs: the good ones, or (when none is
+    /// good) the suspect ones, with a note saying so.
+    fn in_service<'a>(
+        &self,
+        pool: &str,
+        members: &[&'a str],
+    ) -> Result<(Vec<&'a str>, Option<String>), QueueError> {
+        let health = self.health(members)?;
+        let with = |state: State| -> Vec<&'a str> {
+            members
+                .iter()
+                .zip(&health)
+                .filter(|(_, h)| h.state == state)
+                .map(|(m, _)| *m)
+                .collect()
+        };
+        let good = with(State::Good);
+        if !good.is_empty() {
+            return Ok((good, None));
+        }
+        let unknown = with(State::Unknown);
+        if !unknown.is_empty() {
+            let note = format!(
+                "no member of {pool} is known good; using a suspect one ({})",
+                unknown.join(" ")
+            );
+            return Ok((unknown, Some(note)));
+        }
+        let detail = health
+            .iter()
+            .map(|h| format!("{} {} ({})", h.system, h.state, h.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(QueueError::NoHealthyMember {
+            pool: pool.to_string(),
+            detail,
+        })
+    }
+
+    /// The health of `systems`, in their order (one round trip).
+    pub fn health(&self, systems: &[&str]) -> Result<Vec<Health>, QueueError> {
+        for s in systems {
+            mq_lock::check_system(s)?;
+        }
+        let script = health::read_script(&self.config.base.value, systems);
+        let out = self
+            .transport()
+            .run(&script)
+            .map_err(|e| QueueError::Lock(e.into()))?;
+        Ok(health::parse_read(systems, &out.stdout_text()))
+    }
+
+    /// Sets `system`'s health as an admin does (`by` this connection's user),
+    /// logging the change.
+    pub fn set_health(&self, system: &str, state: State, reason: &str) -> Result<(), QueueError> {
+        mq_lock::check_system(system)?;
+        let at = crate::job::format_rfc3339(std::time::SystemTime::now());
+        let by = self.transport().user().to_string();
+        let health = Health {
+            system: system.to_string(),
+            state,
+            since: at.clone(),
+            by: by.clone(),
+            reason: reason.to_string(),
+            run: String::new(),
+            failures: 0,
+        };
+        let change = health::Change {
+            at,
+            system: system.to_string(),
+            from: String::new(),
+            to: state.name().to_string(),
+            by,
+            reason: reason.to_string(),
+            run: String::new(),
+        };
+        let out = self
+            .transport()
+            .run(&health::set_script(
+                &self.config.base.value,
+                &health,
+                &change,
+            ))
+            .map_err(|e| QueueError::Lock(e.into()))?;
+        if !out.status.success() {
+            return Err(QueueError::Lock(LockError::Remote {
+                context: format!("setting the health of {system}"),
+                host: self.transport().describe(),
+                detail: out.stderr_text().trim().to_string(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// The health log: every change of state, oldest first (`system`'s only
+    /// when given).
+    pub fn health_log(&self, system: Option<&str>) -> Result<Vec<health::Change>, QueueError> {
+        let path = format!(
+            "{}/health/log",
+            self.config.base.value.trim_end_matches('/')
+        );
+        let out = self
+            .transport()
+            .run(&format!(
+                "cat -- {} 2>/dev/null; true",
+                mq_transport::quote(&path)
+            ))
+            .map_err(|e| QueueError::Lock(e.into()))?;
+        Ok(out
+            .stdout_text()
+            .lines()
+            .filter_map(health::Change::parse)
+            .filter(|c| system.is_none_or(|s| c.system == s))
+            .collect())
     }
 
     /// The members of `pool` this connection's user holds with `key` (one
@@ -255,7 +386,8 @@ mod tests {
             q.choose("sabre").unwrap(),
             Choice {
                 system: "sabre".into(),
-                pool: None
+                pool: None,
+                note: None,
             }
         );
         assert!(matches!(

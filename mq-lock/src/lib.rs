@@ -112,6 +112,14 @@ pub enum LockError {
     /// The host could not be reached or the connection failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The caller's precheck refused, before any wait (the reason is its).
+    #[error("{system}: {reason}")]
+    Refused {
+        /// The system.
+        system: String,
+        /// Why.
+        reason: String,
+    },
     /// BASE/VERSION is not this protocol's.
     #[error(
         "Local version of mq.sh appears to differ from version on {host} at {base} \
@@ -237,6 +245,10 @@ pub struct AcquireOptions {
     /// lock whose holder is still running (lockfile's `-l` goes by the lock
     /// file's age). Whole seconds, at least 1.
     pub keep_fresh: Option<Duration>,
+    /// `sh` commands run on the host before the wait (in the same round
+    /// trip); calling `mq_refuse REASON` ends the acquire with
+    /// [`LockError::Refused`]. Empty for none.
+    pub precheck: String,
 }
 
 /// A lock kept fresh from the host while this value lives: the acquire's
@@ -300,6 +312,7 @@ impl Default for AcquireOptions {
             cancel: None,
             force_fallback: false,
             keep_fresh: None,
+            precheck: String::new(),
         }
     }
 }
@@ -628,6 +641,7 @@ impl<T: Transport> LockClient<T> {
                     .keep_fresh
                     .map(|d| d.as_secs().clamp(1, u32::MAX as u64) as u32),
                 handover,
+                precheck: &options.precheck,
             },
             self.known().as_deref(),
         )
@@ -653,6 +667,10 @@ impl<T: Transport> LockClient<T> {
             Some(script::code::OWN_KEY) => Err(LockError::AlreadyYours {
                 system: system.into(),
                 with_key: true,
+            }),
+            Some(script::code::REFUSED) => Err(LockError::Refused {
+                system: system.into(),
+                reason: said.refusal(),
             }),
             Some(script::code::VERSION) => {
                 *self.preflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -878,6 +896,15 @@ impl AcquireLines {
             self.before.push(text);
         }
         false
+    }
+
+    /// A precheck's reason for refusing.
+    fn refusal(&self) -> String {
+        self.before
+            .iter()
+            .find_map(|l| l.strip_prefix(script::REFUSED_MARK))
+            .unwrap_or("refused")
+            .to_string()
     }
 
     /// The lock-file format version the host reported.

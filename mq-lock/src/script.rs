@@ -26,6 +26,8 @@ pub(crate) mod code {
     pub const WRONG_KEY: i32 = 21;
     /// Release: the files would not go away.
     pub const STILL_THERE: i32 = 22;
+    /// Acquire: the caller's precheck refused.
+    pub const REFUSED: i32 = 12;
 }
 
 /// The marker of the preflight line: `MQ-PRE <user> <version>`.
@@ -40,6 +42,8 @@ pub(crate) const HOLDING_MARK: &str = "MQ-HOLDING";
 pub(crate) const OWNER_MARK: &str = "MQ-OWNER ";
 /// The count of waits a cancel ended: `MQ-CANCELLED <n>`.
 pub(crate) const CANCELLED_MARK: &str = "MQ-CANCELLED ";
+/// A precheck's refusal: `MQ-REFUSED <reason>`.
+pub(crate) const REFUSED_MARK: &str = "MQ-REFUSED ";
 /// A lock a cleanup released: `MQ-RELEASED <system>`.
 pub(crate) const RELEASED_MARK: &str = "MQ-RELEASED ";
 /// Every marker the scripts print starts with this; other lines are the host's.
@@ -57,6 +61,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("hold.sh", HOLD),
     ("handover.sh", HANDOVER),
     ("keeper.sh", KEEPER),
+    ("refuse_fn.sh", REFUSE_FN),
     ("release_check.sh", RELEASE_CHECK),
     ("release.sh", RELEASE),
     ("cancel.sh", CANCEL),
@@ -72,6 +77,7 @@ const ACQUIRE: &str = include_str!("sh/acquire.sh");
 const HOLD: &str = include_str!("sh/hold.sh");
 const HANDOVER: &str = include_str!("sh/handover.sh");
 const KEEPER: &str = include_str!("sh/keeper.sh");
+const REFUSE_FN: &str = include_str!("sh/refuse_fn.sh");
 const RELEASE_CHECK: &str = include_str!("sh/release_check.sh");
 const RELEASE: &str = include_str!("sh/release.sh");
 const CANCEL: &str = include_str!("sh/cancel.sh");
@@ -156,6 +162,9 @@ pub(crate) struct Acquire<'a> {
     /// the lock kept fresh from the background (`$mq_keeper`) if asked.
     /// Empty for none.
     pub handover: &'a str,
+    /// Commands run before anything else (before the wait); they may call
+    /// `mq_refuse REASON` to end the acquire. Empty for none.
+    pub precheck: &'a str,
 }
 
 /// The acquire script. It refuses a lock already ours (PROTOCOL.md step 1),
@@ -228,6 +237,7 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
             ("then", &then),
             ("hold", &hold),
             ("gave_up", &code::GAVE_UP.to_string()),
+            ("precheck", &precheck(a.precheck)),
         ],
     );
     // The caller's commands are a function, so that however they end, the
@@ -241,6 +251,21 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
         "{}{emulation}{LOCKFILE_FN}{handover}{body}",
         preamble(a.base, known)
     )
+}
+
+/// A precheck's lines, with `mq_refuse` defined for them.
+fn precheck(commands: &str) -> String {
+    if commands.is_empty() {
+        return String::new();
+    }
+    let refuse = fill(
+        REFUSE_FN,
+        &[
+            ("refused_mark", REFUSED_MARK),
+            ("refused", &code::REFUSED.to_string()),
+        ],
+    );
+    format!("{refuse}{}\n", commands.trim_end())
 }
 
 /// The release script: `before` (shell commands, e.g. removing a job's
@@ -363,6 +388,11 @@ mod tests {
                     then,
                     keep_fresh,
                     handover,
+                    precheck: if handover.is_empty() {
+                        ""
+                    } else {
+                        "[ -e /nonexistent ] && mq_refuse 'it is bad'"
+                    },
                 };
                 let shape = format!(
                     "{known:?} then={} keep={keep_fresh:?} handover={}",
@@ -431,6 +461,7 @@ mod tests {
             OWNER_MARK,
             CANCELLED_MARK,
             RELEASED_MARK,
+            REFUSED_MARK,
         ] {
             assert!(mark.starts_with(MARK_PREFIX));
             assert!(sent.contains(mark), "{mark} is never printed");
@@ -446,7 +477,8 @@ mod tests {
                         "HOLDING",
                         "OWNER",
                         "CANCELLED",
-                        "RELEASED"
+                        "RELEASED",
+                        "REFUSED"
                     ]
                     .contains(&rest),
                     "MQ-{rest} is printed but never read"
@@ -469,6 +501,7 @@ mod tests {
                 then: "",
                 keep_fresh: None,
                 handover: "",
+                precheck: "",
             },
             None,
         );

@@ -37,7 +37,8 @@ impl Finish {
     /// The finish for a run whose runner writes `log_remote`; `send_log`
     /// when the client wants the runner's log.
     /// `log` is the runner's log as a shell word.
-    pub(crate) fn new(log: &str, send_log: bool, cleanup: &Cleanup) -> Finish {
+    /// `health` runs after the report and before the cleanup.
+    pub(crate) fn new(log: &str, send_log: bool, health: &str, cleanup: &Cleanup) -> Finish {
         let mut nonce = RandomState::new().build_hasher();
         nonce.write_u32(std::process::id());
         let mark = format!("MQ-END-{:016x}", nonce.finish());
@@ -55,6 +56,7 @@ impl Finish {
                 ("measure_log", &measure),
                 ("end_mark", &mark),
                 ("log", log),
+                ("health", health.trim_end()),
                 ("release", release.trim_end()),
             ],
         );
@@ -207,7 +209,8 @@ mod tests {
             (true, Cleanup::Release("rm -f 'x'; exit 0".into())),
             (false, Cleanup::RemoveOnly("rm -rf -- '/tmp/d'".into())),
         ] {
-            let finish = Finish::new("\"$mq_d\"/log", send_log, &cleanup);
+            let health = crate::health::update_script("/b", "sabre", "\"$mq_d\"/log", "ci-1");
+            let finish = Finish::new("\"$mq_d\"/log", send_log, &health, &cleanup);
             // The run's directory and the runner's status, as the invocation sets them.
             let text = format!("mq_d=/tmp/x\n{}\nmq_st=0\n{}", finish.guard, finish.script);
             // The guard's own script runs under `sh -c`, quoted in the above.

@@ -9,4 +9,5 @@ mq_n=-1
 @measure_log@
 printf '@end_mark@ %s %s\n' "$mq_st" "$mq_n"
 [ "$mq_n" -ge 0 ] && cat -- @log@
+@health@
 @release@

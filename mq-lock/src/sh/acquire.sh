@@ -1,4 +1,4 @@
-f=@lock@
+@precheck@f=@lock@
 me=$mq_me
 @save_umask@o=
 [ -e "$f" ] && o=$(stat --format=%U -- "$f" 2>/dev/null)

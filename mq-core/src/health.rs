@@ -1,0 +1,610 @@
+//! Board health: whether a system should get jobs, kept on the lab host next
+//! to the locks so every mq user sees the same (`BASE/health/`, see
+//! `docs/PROTOCOL-EXTENSIONS.md`). A system with no file is `good`.
+//!
+//! mq sees every run's outcome, so it can tell a board that fails to boot
+//! from a test that fails: [`classify`] sorts a finished run into
+//! passed / test failure / infrastructure failure. Infrastructure failures
+//! in a row move a board to `unknown` (it needs a health check), then to
+//! `bad`, by the host's own finish of the run, under the board's lock; a
+//! passing run resets the count; test failures never touch health. Pools
+//! pick `good` members (then `unknown` ones, saying so) and skip the rest.
+//!
+//! ```
+//! use mq_core::health::{classify, RunClass};
+//! use mq_core::Outcome;
+//!
+//! // A runner that died before any boot marker: the board's fault, and the
+//! // test never ran, so retrying it elsewhere is safe.
+//! let died = Outcome::SourceClosed { status: Some(1) };
+//! assert_eq!(classify(1, &died, &[]), (RunClass::Infrastructure, true));
+//! ```
+
+use std::fmt;
+
+use mq_console::{markers, Kind, Match, Outcome};
+use serde::Serialize;
+
+/// Where a system stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Gets jobs.
+    Good,
+    /// Suspect: infrastructure failures in a row; needs a health check.
+    /// Pools use it only when no member is good.
+    Unknown,
+    /// Out of pools until a health check passes (or an admin says so).
+    Bad,
+    /// Taken out by an admin.
+    Maintenance,
+    /// Gone for good.
+    Retired,
+}
+
+impl State {
+    /// Every state, in the order of the table.
+    pub const ALL: [State; 5] = [
+        State::Good,
+        State::Unknown,
+        State::Bad,
+        State::Maintenance,
+        State::Retired,
+    ];
+
+    /// The word in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Good => "good",
+            State::Unknown => "unknown",
+            State::Bad => "bad",
+            State::Maintenance => "maintenance",
+            State::Retired => "retired",
+        }
+    }
+
+    /// Parses [`State::name`].
+    pub fn parse(text: &str) -> Option<State> {
+        State::ALL.into_iter().find(|s| s.name() == text)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A system's health record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The system.
+    pub system: String,
+    /// Its state.
+    pub state: State,
+    /// When the state was set (RFC 3339, UTC), empty for a system never set.
+    pub since: String,
+    /// Who set it (a user, or `mq` for an automatic change).
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// The run that caused an automatic change (its key), if any.
+    pub run: String,
+    /// Infrastructure failures in a row.
+    pub failures: u32,
+}
+
+impl Health {
+    /// A system with no file: good.
+    pub fn good(system: &str) -> Health {
+        Health {
+            system: system.to_string(),
+            state: State::Good,
+            since: String::new(),
+            by: String::new(),
+            reason: String::new(),
+            run: String::new(),
+            failures: 0,
+        }
+    }
+
+    /// Parses a health file (`key=value` lines, values escaped as
+    /// [`escape`] does); unknown keys are ignored, a bad state is `None`.
+    pub fn parse(system: &str, text: &str) -> Option<Health> {
+        let mut health = Health::good(system);
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = unescape(value);
+            match key {
+                "state" => health.state = State::parse(&value)?,
+                "since" => health.since = value,
+                "by" => health.by = value,
+                "reason" => health.reason = value,
+                "run" => health.run = value,
+                "failures" => health.failures = value.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        Some(health)
+    }
+
+    /// The file's text.
+    pub fn render(&self) -> String {
+        format!(
+            "state={}\nsince={}\nby={}\nreason={}\nrun={}\nfailures={}\n",
+            self.state,
+            escape(&self.since),
+            escape(&self.by),
+            escape(&self.reason),
+            escape(&self.run),
+            self.failures
+        )
+    }
+
+    /// Whether pools give it jobs first.
+    pub fn is_good(&self) -> bool {
+        self.state == State::Good
+    }
+}
+
+/// One line of the health log: a change of state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The system.
+    pub system: String,
+    /// The state before.
+    pub from: String,
+    /// The state after.
+    pub to: String,
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// The run that caused it, if automatic.
+    pub run: String,
+}
+
+impl Change {
+    /// The log line (tab-separated, fields escaped).
+    pub fn render(&self) -> String {
+        [
+            &self.at,
+            &self.system,
+            &self.from,
+            &self.to,
+            &self.by,
+            &self.reason,
+            &self.run,
+        ]
+        .iter()
+        .map(|f| escape(f))
+        .collect::<Vec<_>>()
+        .join("\t")
+    }
+
+    /// Parses [`Change::render`]; `None` for a line that is not one.
+    pub fn parse(line: &str) -> Option<Change> {
+        let f: Vec<String> = line.split('\t').map(unescape).collect();
+        let [at, system, from, to, by, reason, run] = <[String; 7]>::try_from(f).ok()?;
+        Some(Change {
+            at,
+            system,
+            from,
+            to,
+            by,
+            reason,
+            run,
+        })
+    }
+}
+
+/// Escapes a value for one line of a health file or log: `\` `\n` `\t` `\r`.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Undoes [`escape`].
+pub fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// What a finished run says about its board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunClass {
+    /// The completion text: the board works.
+    Passed,
+    /// The test failed (error text, or a timeout after the image started):
+    /// the board did its job.
+    Test,
+    /// The board or the lab failed: no output, no boot, the runner could not
+    /// run, the console ended early.
+    Infrastructure,
+    /// Stopped by the user or a CI cancel: says nothing about the board.
+    Interrupted,
+}
+
+/// The boot markers that say the image itself started (the boot loader
+/// handed over to it, or later), from mq-console's seL4 set.
+pub fn image_started_markers() -> impl Iterator<Item = &'static markers::Marker> {
+    markers::SEL4
+        .iter()
+        .filter(|m| matches!(m.class, markers::Class::Boot(stage) if stage >= 2))
+}
+
+/// Whether `markers` (a run's matches) show the image started.
+pub fn image_started(found: &[Match]) -> bool {
+    found.iter().any(|m| {
+        matches!(&m.kind, Kind::Marker(label)
+            if image_started_markers().any(|b| b.label == label))
+    })
+}
+
+/// Sorts a finished run by the runner's exit status (PROTOCOL.md: 0
+/// completed, 3 error text, 4 timeout), its outcome and the markers seen.
+/// Returns the class and whether a retry is safe: an infrastructure failure
+/// before the image ran (nothing of the test ran; running it again elsewhere
+/// duplicates nothing). The host's finish classifies the same way for the
+/// health count (`docs/PROTOCOL-EXTENSIONS.md`); a test checks they agree.
+pub fn classify(runner_status: i32, outcome: &Outcome, found: &[Match]) -> (RunClass, bool) {
+    if matches!(outcome, Outcome::Interrupted) {
+        return (RunClass::Interrupted, false);
+    }
+    let started = image_started(found);
+    let class = match runner_status {
+        0 => RunClass::Passed,
+        3 => RunClass::Test,
+        4 if started => RunClass::Test,
+        _ => RunClass::Infrastructure,
+    };
+    (class, class == RunClass::Infrastructure && !started)
+}
+
+/// A system's health check: a job that must complete for the board to be
+/// `good` again (`mq health check`), from the inventory directory's
+/// `health.tsv`: `SYSTEM<TAB>COMPLETION<TAB>TIMEOUT<TAB>FILE[<TAB>FILE]`,
+/// files relative to that directory, `#` comments and blank lines ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    /// The system.
+    pub system: String,
+    /// The completion text (a regular expression, as `-c`).
+    pub completion: String,
+    /// Seconds (as `-d`).
+    pub timeout: u64,
+    /// The image files, kernel first.
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// A line of `health.tsv` that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct HealthCheckError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// Why.
+    pub message: String,
+}
+
+/// Reads `DIR/health.tsv` (no file: no checks), checking each system
+/// against `inventory`.
+pub fn load_checks(
+    dir: &std::path::Path,
+    inventory: &crate::Inventory,
+) -> Result<Vec<HealthCheck>, HealthCheckError> {
+    let path = dir.join("health.tsv");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    let mut checks: Vec<HealthCheck> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let bad = |message: String| HealthCheckError {
+            file: path.display().to_string(),
+            line: n + 1,
+            message,
+        };
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [system, completion, timeout, files @ ..] = &fields[..] else {
+            return Err(bad(
+                "expected SYSTEM, COMPLETION, TIMEOUT and 1 or 2 files, tab-separated".into(),
+            ));
+        };
+        let Some(known) = inventory.system(system) else {
+            return Err(bad(format!("no system {system} in the inventory")));
+        };
+        if files.len() != usize::from(known.num_files) {
+            return Err(bad(format!(
+                "{system} takes {} file(s), {} given",
+                known.num_files,
+                files.len()
+            )));
+        }
+        let timeout = timeout
+            .parse()
+            .ok()
+            .filter(|&t| t > 0)
+            .ok_or_else(|| bad(format!("the timeout is seconds, found '{timeout}'")))?;
+        if completion.is_empty() {
+            return Err(bad("the completion text is empty".into()));
+        }
+        if checks.iter().any(|c| c.system == *system) {
+            return Err(bad(format!("a second check for {system}")));
+        }
+        checks.push(HealthCheck {
+            system: system.to_string(),
+            completion: completion.to_string(),
+            timeout,
+            files: files.iter().map(|f| dir.join(f)).collect(),
+        });
+    }
+    Ok(checks)
+}
+
+/// The health scripts (`src/sh/`).
+const UPDATE: &str = include_str!("sh/health_update.sh");
+const READ: &str = include_str!("sh/health_read.sh");
+const SET: &str = include_str!("sh/health_set.sh");
+const PRECHECK: &str = include_str!("sh/health_precheck.sh");
+/// Precedes each system's file in what [`read_script`] prints.
+const FILE_MARK: &str = "MQ-HEALTH-FILE ";
+/// Printed by the run's finish when it changed the board's state:
+/// `MQ-HEALTH STATE REASON`.
+pub(crate) const CHANGED_MARK: &str = "MQ-HEALTH ";
+
+/// `BASE/health`, as a shell word.
+fn dir_word(base: &str) -> String {
+    mq_transport::quote(&format!("{}/health", base.trim_end_matches('/')))
+}
+
+/// The finish's update of `system`'s count and state, under its lock (see
+/// `sh/health_update.sh`); `log` is the runner's log, `run` the job's key.
+pub(crate) fn update_script(base: &str, system: &str, log: &str, run: &str) -> String {
+    let image_started: Vec<&str> = image_started_markers().map(|m| m.pattern).collect();
+    mq_transport::fill(
+        UPDATE.trim_end(),
+        &[
+            ("health_dir", &dir_word(base)),
+            ("system_file", &mq_transport::quote(system)),
+            ("system", &mq_transport::quote(system)),
+            (
+                "image_started",
+                &mq_transport::quote(&image_started.join("|")),
+            ),
+            ("log", log),
+            ("run", &mq_transport::quote(&escape(run))),
+            ("health_mark", CHANGED_MARK),
+        ],
+    )
+}
+
+/// Prints each of `systems`' health file.
+pub(crate) fn read_script(base: &str, systems: &[&str]) -> String {
+    let names: Vec<String> = systems.iter().map(|s| mq_transport::quote(s)).collect();
+    mq_transport::fill(
+        READ.trim_end(),
+        &[
+            ("systems", &names.join(" ")),
+            ("file_mark", FILE_MARK),
+            ("health_dir", &dir_word(base)),
+        ],
+    )
+}
+
+/// Parses what [`read_script`] printed, in the order of `systems`.
+pub(crate) fn parse_read(systems: &[&str], out: &str) -> Vec<Health> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for line in out.lines() {
+        if let Some(system) = line.strip_prefix(FILE_MARK) {
+            files.push((system.to_string(), String::new()));
+        } else if let Some((_, text)) = files.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    systems
+        .iter()
+        .map(|s| {
+            files
+                .iter()
+                .find(|(name, _)| name == s)
+                .and_then(|(_, text)| Health::parse(s, text))
+                .unwrap_or_else(|| Health::good(s))
+        })
+        .collect()
+}
+
+/// An admin's setting of `health`, logged as `change`.
+pub(crate) fn set_script(base: &str, health: &Health, change: &Change) -> String {
+    let q = |text: &str| mq_transport::quote(&escape(text));
+    mq_transport::fill(
+        SET.trim_end(),
+        &[
+            ("health_dir", &dir_word(base)),
+            ("system_file", &mq_transport::quote(&health.system)),
+            ("content", &mq_transport::quote(&health.render())),
+            ("at", &q(&change.at)),
+            ("system", &q(&change.system)),
+            ("to", &q(&change.to)),
+            ("by", &q(&change.by)),
+            ("reason", &q(&change.reason)),
+        ],
+    )
+}
+
+/// The acquire's precheck for a job naming `system` itself: refuses (before
+/// the wait) a system that is not good, with its state and reason.
+pub(crate) fn precheck_script(base: &str, system: &str) -> String {
+    mq_transport::fill(
+        PRECHECK.trim_end(),
+        &[
+            ("health_dir", &dir_word(base)),
+            ("system_file", &mq_transport::quote(system)),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's finish and [`classify`] sort runs alike: each case runs
+    /// the finish's update with `sh` on a board with one failure counted.
+    #[test]
+    fn the_hosts_count_and_classify_agree() {
+        let cases: [(i32, &str); 7] = [
+            (0, "ELF-loader started\nAll is well\n"),
+            (3, "ELF-loader started\nFAILED\n"),
+            (4, "Booting all finished, dropped to user space\n"),
+            (4, "U-Boot 2023.04\n"),
+            (4, ""),
+            (1, "ELF-loader started\n"),
+            (137, ""),
+        ];
+        for (status, console) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let base = dir.path().display().to_string();
+            std::fs::create_dir_all(dir.path().join("health")).unwrap();
+            std::fs::write(dir.path().join("health/b1"), "state=good\nfailures=1\n").unwrap();
+            let log = dir.path().join("log");
+            std::fs::write(&log, console).unwrap();
+            let script = update_script(
+                &base,
+                "b1",
+                &mq_transport::quote(&log.display().to_string()),
+                "k",
+            );
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("mq_st={status}\n{script}"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = std::fs::read_to_string(dir.path().join("health/b1")).unwrap();
+            let counted = Health::parse("b1", &text).unwrap().failures;
+            let mut matcher = mq_console::MatcherBuilder::board_run(None, None)
+                .build()
+                .unwrap();
+            let mut found = matcher.feed(console.as_bytes());
+            found.extend(matcher.finish());
+            let outcome = Outcome::SourceClosed {
+                status: Some(status),
+            };
+            let (class, _) = classify(status, &outcome, &found);
+            let expected = match class {
+                RunClass::Passed => 0,
+                RunClass::Infrastructure => 2,
+                _ => 1,
+            };
+            assert_eq!(
+                counted, expected,
+                "status {status}, console {console:?}: {class:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_health_scripts_pass_dash_bash_and_shellcheck() {
+        let health = Health::good("b1");
+        let change = Change {
+            at: "t".into(),
+            system: "b1".into(),
+            from: "good".into(),
+            to: "bad".into(),
+            by: "me".into(),
+            // (A `$` in single quotes is only shellcheck's worry: the
+            // hostile-text tests store and show it verbatim.)
+            reason: "it's \"broken\"; the serial line".into(),
+            run: String::new(),
+        };
+        let mut problems = Vec::new();
+        for (name, text) in [
+            (
+                "health_update.sh",
+                format!("mq_st=4\n{}", update_script("/b", "b1", "'/tmp/log'", "k")),
+            ),
+            ("health_read.sh", read_script("/b", &["b1", "b2"])),
+            ("health_set.sh", set_script("/b", &health, &change)),
+            (
+                "health_precheck.sh",
+                format!(
+                    "mq_refuse() {{ exit 12; }}\n{}",
+                    precheck_script("/b", "b1")
+                ),
+            ),
+        ] {
+            let Some(found) = mq_testkit::check_sh_script(name, &text) else {
+                return;
+            };
+            problems.extend(found);
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn files_and_log_lines_round_trip_hostile_text() {
+        let health = Health {
+            system: "sabre".into(),
+            state: State::Bad,
+            since: "2026-11-29T14:00:00Z".into(),
+            by: "alice".into(),
+            reason: "it's $(rm -rf /)\nand\ta \\ back".into(),
+            run: "ci-1".into(),
+            failures: 4,
+        };
+        assert_eq!(
+            Health::parse("sabre", &health.render()),
+            Some(health.clone())
+        );
+        let change = Change {
+            at: health.since.clone(),
+            system: "sabre".into(),
+            from: "unknown".into(),
+            to: "bad".into(),
+            by: "mq".into(),
+            reason: health.reason.clone(),
+            run: "ci-1".into(),
+        };
+        assert!(!change.render().contains('\n'));
+        assert_eq!(Change::parse(&change.render()), Some(change));
+        assert_eq!(Health::parse("x", "state=broken\n"), None);
+        assert_eq!(Health::parse("x", ""), Some(Health::good("x")));
+    }
+}
