@@ -91,7 +91,12 @@ impl Lab {
 
     /// Nothing of user `i` is left: no lock file, no temporary file.
     fn assert_clean(&self, i: usize) {
-        let base_files = LabHost::files_of(&self.lab.base, self.user(i));
+        // Boards' health (BASE/health) is kept by design; nothing else is.
+        let health = self.lab.base.join("health");
+        let base_files: Vec<PathBuf> = LabHost::files_of(&self.lab.base, self.user(i))
+            .into_iter()
+            .filter(|f| !f.starts_with(&health))
+            .collect();
         assert!(base_files.is_empty(), "left in BASE: {base_files:?}");
         assert!(
             eventually(Duration::from_secs(5), || LabHost::files_of(
