@@ -103,6 +103,9 @@ pub enum Command {
     /// Board health: which systems get jobs, and why not (see also: set, log, check)
     Health(HealthArgs),
 
+    /// Who waits for which board, in the order they will be served
+    Queue(FeaturesArgs),
+
     /// Show the effective configuration and where each value came from
     Config(ConfigArgs),
 
@@ -211,6 +214,14 @@ pub struct LockOptions {
     /// Reclaim timeout written into the lock: after this many seconds a waiter may take it over
     #[arg(short = 'T', value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<String>,
+
+    /// Place in the line of mq waiters: higher goes first (default 0, -1000 to 1000)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub priority: Option<String>,
+
+    /// Give up after waiting this many seconds (exit 7), leaving the line
+    #[arg(long = "queue-timeout", value_name = "SECONDS")]
+    pub queue_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +387,14 @@ pub struct RunArgs {
     /// Run on a system named with -s whatever its health (bad, maintenance...)
     #[arg(long = "any-health")]
     pub any_health: bool,
+
+    /// Place in the line of mq waiters: higher goes first (default 0, -1000 to 1000)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub priority: Option<String>,
+
+    /// Give up after waiting this many seconds (exit 7), leaving the line
+    #[arg(long = "queue-timeout", value_name = "SECONDS")]
+    pub queue_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -182,6 +182,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Health(args) => health::health(args, config),
+        Command::Queue(args) => health::queue(args, config),
         Command::Completions(args) => {
             let inventory = config.load_inventory()?;
             let names: Vec<String> = inventory

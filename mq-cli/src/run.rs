@@ -17,6 +17,8 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
         retry: args.retry.clone(),
         retries: args.retries.clone(),
         timeout: None,
+        priority: args.priority.clone(),
+        queue_timeout: args.queue_timeout.clone(),
     })?;
     let timeout = match args.timeout.as_deref() {
         None | Some("-1") => None,
@@ -53,6 +55,8 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
         retries: checked.retries,
         reservation: args.reserve,
         any_health: args.any_health,
+        priority: checked.priority,
+        queue_timeout: checked.queue_timeout,
     })
 }
 
@@ -201,6 +205,11 @@ impl Printer {
                 let _ = writeln!(out, "Acquiring lock for {system}");
             }
             JobEvent::Waiting { owner, since } => self.waiting(&mut out, owner, since),
+            JobEvent::InLine { place } => {
+                if let Some(w) = &self.waiting {
+                    w.event(mq_core::WaitEvent::Place(place));
+                }
+            }
             JobEvent::Acquired { .. } => {
                 self.acquired = true;
                 if let Some(w) = self.waiting.take() {

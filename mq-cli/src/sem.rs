@@ -20,6 +20,8 @@ pub(crate) struct Checked {
     pub(crate) retry_seconds: u32,
     pub(crate) retries: i64,
     pub(crate) timeout: u64,
+    pub(crate) priority: i32,
+    pub(crate) queue_timeout: Option<u64>,
 }
 
 /// The longest span any option takes, in seconds (ten years): beyond it a
@@ -67,9 +69,31 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
             )
         })?,
     };
+    let priority = match &options.priority {
+        None => 0,
+        Some(text) => number(text, -1000..=1000).ok_or_else(|| {
+            Failure::new(
+                format!("mq: --priority {text}: a whole number from -1000 to 1000"),
+                exit::USAGE,
+            )
+        })?,
+    };
+    let queue_timeout = match &options.queue_timeout {
+        None => None,
+        Some(text) => Some(number(text, 1..=MAX_SECONDS).ok_or_else(|| {
+            Failure::new(
+                format!(
+                    "mq: --queue-timeout {text}: a whole number of seconds, 1 to {MAX_SECONDS}"
+                ),
+                exit::USAGE,
+            )
+        })?),
+    };
     mq_core::check_key(&options.key)
         .map_err(|e| Failure::new(format!("mq: -k: {e}"), exit::USAGE))?;
     Ok(Checked {
+        priority,
+        queue_timeout,
         key: options.key.clone(),
         retry_seconds,
         retries,
@@ -111,6 +135,9 @@ pub fn failure(error: QueueError) -> Failure {
         },
         QueueError::Lock(LockError::Interrupted { .. }) => {
             Failure::new(format!("mq: {error}"), exit::INTERRUPTED)
+        }
+        QueueError::Lock(e @ LockError::QueueTimeout { .. }) => {
+            Failure::new(format!("mq: {e}"), exit::QUEUE_TIMEOUT)
         }
         QueueError::Lock(LockError::Refused { system, reason }) => Failure::new(
             format!(
@@ -368,6 +395,9 @@ fn wait(queue: &MachineQueue, system: &str, checked: &Checked) -> Result<(), Fai
         // takes a board for maintenance this way. Pools skip those out of
         // service when they choose.
         precheck: String::new(),
+        priority: checked.priority,
+        queue_timeout: checked.queue_timeout,
+        pool: String::new(),
     };
     let display = WaitDisplay::start(system);
     let result = queue.acquire(system, &options, &mut |event| display.event(event));
@@ -384,6 +414,8 @@ pub struct WaitDisplay {
 struct DisplayState {
     system: String,
     holder: Option<(String, String)>,
+    /// Place in the line of mq waiters (1: next), once known.
+    place: Option<usize>,
     started: Instant,
     done: bool,
     drawn: bool,
@@ -392,16 +424,35 @@ struct DisplayState {
 impl DisplayState {
     fn line(&self) -> String {
         let waited = self.started.elapsed().as_secs();
+        let place = self
+            .place
+            .map_or(String::new(), |n| format!(", {} in line", ordinal(n)));
         match &self.holder {
             Some((owner, since)) => format!(
-                "Waiting for {}: held by {owner} since {}; waited {}",
+                "Waiting for {}{place}: held by {owner} since {}; waited {}",
                 self.system,
                 short_time(since),
                 elapsed(waited)
             ),
-            None => format!("Waiting for {}; waited {}", self.system, elapsed(waited)),
+            None => format!(
+                "Waiting for {}{place}; waited {}",
+                self.system,
+                elapsed(waited)
+            ),
         }
     }
+}
+
+/// 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st.
+pub(crate) fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// `2026-11-28 06:00:58.010732932 +0000` without the fraction of a second.
@@ -429,6 +480,7 @@ impl WaitDisplay {
         let state = Arc::new(Mutex::new(DisplayState {
             system: system.to_string(),
             holder: None,
+            place: None,
             started: Instant::now(),
             done: false,
             drawn: false,
@@ -456,9 +508,11 @@ impl WaitDisplay {
 
     /// A wait event.
     pub fn event(&self, event: WaitEvent) {
-        let WaitEvent::Holder { owner, since } = event;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.holder = Some((owner, since));
+        match event {
+            WaitEvent::Holder { owner, since } => s.holder = Some((owner, since)),
+            WaitEvent::Place(n) => s.place = Some(n),
+        }
         if self.ticker.is_none() {
             eprintln!("{}", s.line());
         }
@@ -489,6 +543,11 @@ mod tests {
         assert_eq!(elapsed(5), "5s");
         assert_eq!(elapsed(125), "2m05s");
         assert_eq!(elapsed(7322), "2h02m");
+        let o: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].map(ordinal).to_vec();
+        assert_eq!(
+            o,
+            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+        );
         assert_eq!(
             short_time("2026-11-28 06:00:58.010732932 +0000"),
             "2026-11-28 06:00:58 +0000"
@@ -502,6 +561,8 @@ mod tests {
             retry: w.map(Into::into),
             retries: r.map(Into::into),
             timeout: t.map(Into::into),
+            priority: None,
+            queue_timeout: None,
         };
         for bad in ["-5", "x", "1.5", "315360001"] {
             let f = check(&opts(Some(bad), None, None, "0")).err().unwrap();

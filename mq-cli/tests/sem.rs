@@ -431,3 +431,56 @@ fn a_zero_reclaim_timeout_is_mq_sh_s_default() {
     assert_eq!(content.trim(), "0");
     assert_eq!(t.mq(0, &["sem", "-signal", "sabre"]).code, 0);
 }
+
+/// `mq queue` shows the line as it is; `--queue-timeout` gives up with its
+/// own status and leaves nothing; a waiter that is killed leaves the line.
+#[test]
+fn the_line_of_waiters_shows_and_ends() {
+    let Some(t) = Sem::start(2) else { return };
+    assert_eq!(t.mq(1, &["sem", "-wait", "sabre", "-k", "held"]).code, 0);
+    let mut first = t.spawn(0, &["sem", "-wait", "sabre", "-k", "first"]);
+    assert!(eventually(Duration::from_secs(10), || t
+        .mq(1, &["queue", "sabre"])
+        .stdout
+        .contains("first")));
+    let mut second = t.spawn(0, &["lock", "sabre", "-k", "second", "--priority", "-1"]);
+    let line = || -> Vec<serde_json::Value> {
+        serde_json::from_str(&t.mq(1, &["queue", "sabre", "--json"]).stdout).unwrap()
+    };
+    assert!(eventually(Duration::from_secs(10), || line().len() == 2));
+    let keys: Vec<String> = line()
+        .iter()
+        .map(|w| w["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["first", "second"]);
+    let table = t.mq(1, &["queue", "sabre"]).stdout;
+    assert!(table.contains(t.user(0)), "{table}");
+
+    // A queue timeout: its own status and message, and out of the line.
+    let r = t.mq(
+        1,
+        &[
+            "sem",
+            "-wait",
+            "sabre",
+            "-k",
+            "patient",
+            "--queue-timeout",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 7, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--queue-timeout"), "{}", r.stderr);
+    assert!(!line().iter().any(|w| w["key"] == "patient"));
+
+    // The first waiter is killed: out of the line within 5 s; the second
+    // gets the board once it is released.
+    mq_testkit::signal(first.id(), Signal::SIGKILL);
+    first.wait().unwrap();
+    assert!(eventually(Duration::from_secs(5), || line().len() == 1));
+    assert_eq!(t.mq(1, &["sem", "-signal", "sabre", "-k", "held"]).code, 0);
+    assert_eq!(second.wait().unwrap().code(), Some(0));
+    assert_eq!(t.lab.lock_owner("sabre").as_deref(), Some(t.user(0)));
+    assert!(line().is_empty());
+    assert_eq!(t.mq(0, &["unlock", "sabre", "-k", "second"]).code, 0);
+}

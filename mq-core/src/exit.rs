@@ -33,6 +33,8 @@ pub const CONSOLE_CLOSED: u8 = 5;
 pub const INFRASTRUCTURE: u8 = 6;
 /// Interrupted.
 pub const INTERRUPTED: u8 = 130;
+/// `--queue-timeout` ran out before the lock was taken (nothing is left).
+pub const QUEUE_TIMEOUT: u8 = 7;
 
 // The console's outcomes carry the same numbers (as i32, a process status).
 const _: () = {

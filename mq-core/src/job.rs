@@ -119,6 +119,10 @@ pub struct JobSpec {
     /// an admin looking at a board out of service). Pools always skip
     /// systems out of service.
     pub any_health: bool,
+    /// Place in line among mq waiters (`--priority`): higher first.
+    pub priority: i32,
+    /// Give up waiting after this many seconds (`--queue-timeout`).
+    pub queue_timeout: Option<u64>,
 }
 
 impl Default for JobSpec {
@@ -140,6 +144,8 @@ impl Default for JobSpec {
             retries: -1,
             reservation: false,
             any_health: false,
+            priority: 0,
+            queue_timeout: None,
         }
     }
 }
@@ -166,6 +172,11 @@ pub enum JobEvent<'a> {
         owner: &'a str,
         /// Since when.
         since: &'a str,
+    },
+    /// Waiting: this job's place in the line of mq waiters (1: next).
+    InLine {
+        /// The place.
+        place: usize,
     },
     /// The lock is ours.
     Acquired {
@@ -1048,9 +1059,9 @@ impl MachineQueue {
             return Err(JobError::Interrupted);
         }
         let lock_started = Instant::now();
-        let named_directly = checked.pool.is_none();
+        let pool = checked.pool.clone();
         let (held, kept) =
-            self.take_lock(spec, &checked.system, named_directly, plan, cancel, events)?;
+            self.take_lock(spec, &checked.system, pool.as_deref(), plan, cancel, events)?;
         let lock_wait = lock_started.elapsed();
         let mut leftovers = Leftovers {
             system: checked.system.name.clone(),
@@ -1143,7 +1154,7 @@ impl MachineQueue {
         &self,
         spec: &JobSpec,
         system: &System,
-        named_directly: bool,
+        pool: Option<&str>,
         plan: Option<Plan>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
@@ -1173,23 +1184,26 @@ impl MachineQueue {
             keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
             // A system named directly must be in service (a pool's choice
             // was made among those that are), checked before the wait.
-            precheck: if named_directly && !spec.any_health {
+            precheck: if pool.is_none() && !spec.any_health {
                 health::precheck_script(&self.config().base.value, &system.name)
             } else {
                 String::new()
             },
+            priority: spec.priority,
+            queue_timeout: spec.queue_timeout,
+            pool: pool.unwrap_or_default().to_string(),
         };
         let then = plan.as_ref().map(|_| make_temp_dir()).unwrap_or_default();
         let handover = plan
             .as_ref()
             .map(|p| format!("[ -n \"$mq_d\" ] || exit 76\n{}", p.script))
             .filter(|h| h.len() + ACQUIRE_SCRIPT_ALLOWANCE <= MAX_INLINE_COMMAND);
-        let mut waiting = |e| {
-            let WaitEvent::Holder { owner, since } = e;
-            events(JobEvent::Waiting {
+        let mut waiting = |e| match e {
+            WaitEvent::Holder { owner, since } => events(JobEvent::Waiting {
                 owner: &owner,
                 since: &since,
-            });
+            }),
+            WaitEvent::Place(place) => events(JobEvent::InLine { place }),
         };
         let locks = self.locks();
         let mut kept = match &handover {

@@ -112,6 +112,14 @@ pub enum LockError {
     /// The host could not be reached or the connection failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The queue timeout ran out; the wait left the line.
+    #[error("gave up waiting for {system} after {seconds} s in line (--queue-timeout)")]
+    QueueTimeout {
+        /// The system.
+        system: String,
+        /// The timeout.
+        seconds: u64,
+    },
     /// The caller's precheck refused, before any wait (the reason is its).
     #[error("{system}: {reason}")]
     Refused {
@@ -249,6 +257,14 @@ pub struct AcquireOptions {
     /// trip); calling `mq_refuse REASON` ends the acquire with
     /// [`LockError::Refused`]. Empty for none.
     pub precheck: String,
+    /// Place in line among mq waiters: higher first; equal priorities in
+    /// arrival order; a waiter gains one point every ten minutes it waits.
+    pub priority: i32,
+    /// Give up after this many seconds of waiting
+    /// ([`LockError::QueueTimeout`]), leaving nothing behind.
+    pub queue_timeout: Option<u64>,
+    /// The pool this wait is for, shown in the line (empty: none).
+    pub pool: String,
 }
 
 /// A lock kept fresh from the host while this value lives: the acquire's
@@ -313,8 +329,77 @@ impl Default for AcquireOptions {
             force_fallback: false,
             keep_fresh: None,
             precheck: String::new(),
+            priority: 0,
+            queue_timeout: None,
+            pool: String::new(),
         }
     }
+}
+
+/// A live wait in a system's line (mq waiters only: old clients' waits are
+/// not in it), in the order of service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ticket {
+    /// The system.
+    pub system: String,
+    /// The waiting user.
+    pub user: String,
+    /// The wait's key.
+    pub key: String,
+    /// When it joined the line (seconds since the epoch).
+    pub since: u64,
+    /// Its priority.
+    pub priority: i32,
+    /// The pool it waits for, if any.
+    pub pool: Option<String>,
+}
+
+/// Undoes the ticket files' escaping (`\\`, `\n`, `\t`, `\r`).
+fn unescape_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+fn parse_line(out: &str) -> Vec<Ticket> {
+    let mut tickets: Vec<Ticket> = Vec::new();
+    for text in out.lines() {
+        if let Some(rest) = text.strip_prefix(script::TICKET_MARK) {
+            let system = rest.split(' ').next().unwrap_or("").to_string();
+            tickets.push(Ticket {
+                system,
+                user: String::new(),
+                key: String::new(),
+                since: 0,
+                priority: 0,
+                pool: None,
+            });
+        } else if let (Some(t), Some((k, v))) = (tickets.last_mut(), text.split_once('=')) {
+            let v = unescape_line(v);
+            match k {
+                "user" => t.user = v,
+                "key" => t.key = v,
+                "since" => t.since = v.parse().unwrap_or(0),
+                "priority" => t.priority = v.parse().unwrap_or(0),
+                "pool" => t.pool = Some(v).filter(|p| !p.is_empty()),
+                _ => {}
+            }
+        }
+    }
+    tickets
 }
 
 /// What happens during a wait, as it happens.
@@ -328,6 +413,8 @@ pub enum WaitEvent {
         /// Since when.
         since: String,
     },
+    /// This wait's place in the line of mq waiters (1: next), when it changes.
+    Place(usize),
 }
 
 /// What the first command learned about the host.
@@ -459,6 +546,19 @@ impl<T: Transport> LockClient<T> {
             .into_iter()
             .next()
             .map_or(LockState::Free, |(_, h)| LockState::Held(h)))
+    }
+
+    /// The live waits in `systems`' lines, each line in the order of
+    /// service (one round trip).
+    pub fn line(&self, systems: &[&str]) -> Result<Vec<Ticket>, LockError> {
+        for s in systems {
+            check_system(s)?;
+        }
+        let (_, body, _) = self.run(
+            "reading the line",
+            &script::line(&self.base, self.known().as_deref(), systems),
+        )?;
+        Ok(parse_line(&String::from_utf8_lossy(&body)))
     }
 
     /// The states of several locks, in one round trip.
@@ -612,7 +712,7 @@ impl<T: Transport> LockClient<T> {
             }
         }
         let status = process.wait()?;
-        self.acquire_outcome(system, status, said)
+        self.acquire_outcome(system, status, said, options.queue_timeout)
     }
 
     /// The host script for an acquire.
@@ -642,6 +742,9 @@ impl<T: Transport> LockClient<T> {
                     .map(|d| d.as_secs().clamp(1, u32::MAX as u64) as u32),
                 handover,
                 precheck: &options.precheck,
+                priority: options.priority,
+                queue_timeout: options.queue_timeout,
+                pool: &options.pool,
             },
             self.known().as_deref(),
         )
@@ -653,6 +756,7 @@ impl<T: Transport> LockClient<T> {
         system: &str,
         status: ExitStatus,
         said: AcquireLines,
+        timeout: Option<u64>,
     ) -> Result<Kept, LockError> {
         match status.code() {
             Some(0) => Ok(Kept {
@@ -667,6 +771,10 @@ impl<T: Transport> LockClient<T> {
             Some(script::code::OWN_KEY) => Err(LockError::AlreadyYours {
                 system: system.into(),
                 with_key: true,
+            }),
+            Some(script::code::QUEUE_TIMEOUT) => Err(LockError::QueueTimeout {
+                system: system.into(),
+                seconds: timeout.unwrap_or(0),
             }),
             Some(script::code::REFUSED) => Err(LockError::Refused {
                 system: system.into(),
@@ -884,6 +992,10 @@ impl AcquireLines {
                 owner: owner.to_string(),
                 since: since.to_string(),
             });
+        } else if let Some(place) = text.strip_prefix(script::PLACE_MARK) {
+            if let Ok(place) = place.trim().parse() {
+                events(WaitEvent::Place(place));
+            }
         } else if text == script::ACQUIRED_MARK {
             self.then = Some(Vec::new());
         } else if text == script::HOLDING_MARK {

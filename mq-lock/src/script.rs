@@ -28,6 +28,8 @@ pub(crate) mod code {
     pub const STILL_THERE: i32 = 22;
     /// Acquire: the caller's precheck refused.
     pub const REFUSED: i32 = 12;
+    /// Acquire: the queue timeout ran out.
+    pub const QUEUE_TIMEOUT: i32 = 13;
 }
 
 /// The marker of the preflight line: `MQ-PRE <user> <version>`.
@@ -42,6 +44,10 @@ pub(crate) const HOLDING_MARK: &str = "MQ-HOLDING";
 pub(crate) const OWNER_MARK: &str = "MQ-OWNER ";
 /// The count of waits a cancel ended: `MQ-CANCELLED <n>`.
 pub(crate) const CANCELLED_MARK: &str = "MQ-CANCELLED ";
+/// A waiter's place in line: `MQ-PLACE <n>` (1: next), when it changes.
+pub(crate) const PLACE_MARK: &str = "MQ-PLACE ";
+/// A ticket in a line: `MQ-TICKET <system> <ticket>`, then its lines.
+pub(crate) const TICKET_MARK: &str = "MQ-TICKET ";
 /// A precheck's refusal: `MQ-REFUSED <reason>`.
 pub(crate) const REFUSED_MARK: &str = "MQ-REFUSED ";
 /// A lock a cleanup released: `MQ-RELEASED <system>`.
@@ -62,6 +68,8 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("handover.sh", HANDOVER),
     ("keeper.sh", KEEPER),
     ("refuse_fn.sh", REFUSE_FN),
+    ("queue_fn.sh", QUEUE_FN),
+    ("line.sh", LINE),
     ("release_check.sh", RELEASE_CHECK),
     ("release.sh", RELEASE),
     ("cancel.sh", CANCEL),
@@ -78,6 +86,8 @@ const HOLD: &str = include_str!("sh/hold.sh");
 const HANDOVER: &str = include_str!("sh/handover.sh");
 const KEEPER: &str = include_str!("sh/keeper.sh");
 const REFUSE_FN: &str = include_str!("sh/refuse_fn.sh");
+const QUEUE_FN: &str = include_str!("sh/queue_fn.sh");
+const LINE: &str = include_str!("sh/line.sh");
 const RELEASE_CHECK: &str = include_str!("sh/release_check.sh");
 const RELEASE: &str = include_str!("sh/release.sh");
 const CANCEL: &str = include_str!("sh/cancel.sh");
@@ -165,6 +175,17 @@ pub(crate) struct Acquire<'a> {
     /// Commands run before anything else (before the wait); they may call
     /// `mq_refuse REASON` to end the acquire. Empty for none.
     pub precheck: &'a str,
+    /// Place in line: a higher priority is served first.
+    pub priority: i32,
+    /// Give up after this many seconds of waiting.
+    pub queue_timeout: Option<u64>,
+    /// The pool the wait is for, if any (shown in the line).
+    pub pool: &'a str,
+}
+
+/// Paths of a system's line of waiters under `base`.
+pub(crate) fn queue_dir(base: &str, system: &str) -> String {
+    format!("{base}/queue/{system}")
 }
 
 /// The acquire script. It refuses a lock already ours (PROTOCOL.md step 1),
@@ -238,6 +259,17 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
             ("hold", &hold),
             ("gave_up", &code::GAVE_UP.to_string()),
             ("precheck", &precheck(a.precheck)),
+            ("place_mark", PLACE_MARK),
+            ("queue_timeout", &queue_timeout(a.queue_timeout)),
+        ],
+    );
+    let line = fill(
+        QUEUE_FN,
+        &[
+            ("queue_dir", &quote(&queue_dir(a.base, a.system))),
+            ("priority", &a.priority.to_string()),
+            ("key_text", &quote(&escape_line(a.key))),
+            ("pool", &quote(&escape_line(a.pool))),
         ],
     );
     // The caller's commands are a function, so that however they end, the
@@ -248,9 +280,42 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
         format!("mq_handover() {{\n{}\n}}\n", a.handover.trim_end())
     };
     format!(
-        "{}{emulation}{LOCKFILE_FN}{handover}{body}",
+        "{}{emulation}{LOCKFILE_FN}{line}{handover}{body}",
         preamble(a.base, known)
     )
+}
+
+/// The live tickets of `systems`' lines.
+pub(crate) fn line(base: &str, known: Known<'_>, systems: &[&str]) -> String {
+    preamble(base, known)
+        + &fill(
+            LINE,
+            &[
+                ("systems", &words(systems)),
+                ("queue_base", &quote(&format!("{base}/queue"))),
+                ("ticket_mark", TICKET_MARK),
+            ],
+        )
+}
+
+/// The queue timeout's check, run each round; empty for none.
+fn queue_timeout(seconds: Option<u64>) -> String {
+    match seconds {
+        None => String::new(),
+        Some(t) => format!(
+            ": \"${{mq_start:=$(date +%s)}}\"\n  \
+             if [ $(( $(date +%s) - mq_start )) -ge {t} ]; then mq_leave; exit {}; fi",
+            code::QUEUE_TIMEOUT
+        ),
+    }
+}
+
+/// A value on one line of a ticket: `\` and line breaks escaped.
+pub(crate) fn escape_line(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\t', "\\t")
+        .replace('\r', "\\r")
 }
 
 /// A precheck's lines, with `mq_refuse` defined for them.
@@ -393,6 +458,9 @@ mod tests {
                     } else {
                         "[ -e /nonexistent ] && mq_refuse 'it is bad'"
                     },
+                    priority: if handover.is_empty() { 0 } else { -3 },
+                    queue_timeout: (!handover.is_empty()).then_some(60),
+                    pool: if handover.is_empty() { "" } else { "x86_pool" },
                 };
                 let shape = format!(
                     "{known:?} then={} keep={keep_fresh:?} handover={}",
@@ -412,6 +480,7 @@ mod tests {
                 records("/b", known, &["a", "b c"]),
             ));
             all.push((format!("dump_all {known:?}"), dump_all("/b", known)));
+            all.push((format!("line {known:?}"), line("/b", known, &["a", "b"])));
             all.push((
                 format!("cancel {known:?}"),
                 cancel("/b", Some("s"), "k", known),
@@ -462,6 +531,8 @@ mod tests {
             CANCELLED_MARK,
             RELEASED_MARK,
             REFUSED_MARK,
+            PLACE_MARK,
+            TICKET_MARK,
         ] {
             assert!(mark.starts_with(MARK_PREFIX));
             assert!(sent.contains(mark), "{mark} is never printed");
@@ -478,7 +549,9 @@ mod tests {
                         "OWNER",
                         "CANCELLED",
                         "RELEASED",
-                        "REFUSED"
+                        "REFUSED",
+                        "PLACE",
+                        "TICKET"
                     ]
                     .contains(&rest),
                     "MQ-{rest} is printed but never read"
@@ -502,6 +575,9 @@ mod tests {
                 keep_fresh: None,
                 handover: "",
                 precheck: "",
+                priority: 0,
+                queue_timeout: None,
+                pool: "",
             },
             None,
         );

@@ -802,3 +802,100 @@ fn a_session_handed_over_runs_the_callers_commands_under_the_lock() {
     assert_eq!(session.wait().unwrap().code(), Some(7));
     assert_eq!(alice.info("s").unwrap(), LockState::Free);
 }
+
+/// mq waiters are served in order of arrival, a higher priority first; a
+/// waiter that dies leaves the line within seconds and holds nobody up.
+#[test]
+fn waiters_are_served_in_line_and_dead_ones_leave_it() {
+    let lab = lab!(2);
+    let holder = client(&lab, 0);
+    holder.acquire("s", &waiting("h"), &mut |_| {}).unwrap();
+    let grants = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut waiters = Vec::new();
+    // w1, w2, w3 arrive in that order; "late" arrives last with priority 5;
+    // "dead" arrives between w1 and w2 and is killed while in line.
+    let dead_cancel = Arc::new(AtomicBool::new(false));
+    for (key, priority, cancel) in [
+        ("w1", 0, None),
+        ("dead", 0, Some(Arc::clone(&dead_cancel))),
+        ("w2", 0, None),
+        ("w3", 0, None),
+        ("late", 5, None),
+    ] {
+        let c = client(&lab, 1);
+        let grants = Arc::clone(&grants);
+        let options = AcquireOptions {
+            key: key.into(),
+            priority,
+            cancel,
+            ..AcquireOptions::default()
+        };
+        let (placed_tx, placed_rx) = std::sync::mpsc::channel();
+        waiters.push(thread::spawn(move || {
+            let mut told = false;
+            let got = c.acquire("s", &options, &mut |e| {
+                if matches!(e, WaitEvent::Place(_)) && !told {
+                    told = true;
+                    let _ = placed_tx.send(());
+                }
+            });
+            if got.is_ok() {
+                grants.lock().unwrap().push(options.key.clone());
+                thread::sleep(Duration::from_millis(300));
+                c.release("s", &options.key, false).unwrap();
+            }
+        }));
+        placed_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("in line");
+    }
+    let line = holder.line(&["s"]).unwrap();
+    let keys: Vec<&str> = line.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["late", "w1", "dead", "w2", "w3"]);
+    assert_eq!(line[0].priority, 5);
+    assert_eq!(line[0].user, lab.users[1].name);
+
+    // The dead waiter's session goes; its ticket is out within 5 s.
+    dead_cancel.store(true, Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            !holder.line(&["s"]).unwrap().iter().any(|t| t.key == "dead")
+        }),
+        "a dead waiter stayed in line"
+    );
+    holder.release("s", "h", false).unwrap();
+    for w in waiters {
+        w.join().unwrap();
+    }
+    assert_eq!(*grants.lock().unwrap(), ["late", "w1", "w2", "w3"]);
+    assert!(
+        holder.line(&["s"]).unwrap().is_empty(),
+        "nothing left in line"
+    );
+}
+
+#[test]
+fn a_queue_timeout_gives_up_and_leaves_the_line() {
+    let lab = lab!(2);
+    let holder = client(&lab, 0);
+    holder.acquire("s", &waiting("h"), &mut |_| {}).unwrap();
+    let waiter = client(&lab, 1);
+    let started = Instant::now();
+    let options = AcquireOptions {
+        key: "w".into(),
+        queue_timeout: Some(2),
+        ..AcquireOptions::default()
+    };
+    let got = waiter.acquire("s", &options, &mut |_| {});
+    assert!(
+        matches!(got, Err(LockError::QueueTimeout { seconds: 2, .. })),
+        "{got:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(holder.line(&["s"]).unwrap().is_empty());
+    holder.release("s", "h", false).unwrap();
+}

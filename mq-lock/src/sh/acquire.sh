@@ -27,14 +27,33 @@ while :; do
     fi
   fi
   first=
-  if [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
+  # In line: mq waiters are served in order (old clients may overtake).
+  mq_ahead
+  if [ "$mq_n" -gt 0 ] || { [ -n "$o" ] && [ -z "$mq_t" ]; }; then
+    [ -n "$mq_t" ] || { mq_join; mq_ahead; }
+    if [ "$mq_n" != "$mq_place" ]; then
+      mq_place=$mq_n
+      echo "@place_mark@$((mq_n + 1))"
+    fi
+  fi
+  @queue_timeout@
+  if [ "$mq_n" -gt 0 ]; then
+    [ "$left" -gt 0 ] && left=$((left - 1))
+    [ "$left" -eq 0 ] && { mq_leave; exit @gave_up@; }
+    sleep @retry@
+    continue
+  fi
+  if [ -n "$mq_t" ]; then
+    # First in line: one attempt a round, so that the line is looked at again.
+    r=0; [ "$left" -gt 0 ] && left=$((left - 1))
+  elif [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
   # PROTOCOL.md's command line, word for word (old clients' cancel looks
   # for it); $L is empty or two words.
   # shellcheck disable=SC2086
-  umask 0111 && lockfile -@retry@ $L -r "$r" @lock@ && { trap '' HUP INT TERM; rm -f @keyfile@ && printf '%s' @key@ > @keyfile@ && chmod a-w,g+r @keyfile@ && chmod u+w @lock@ && printf '%s' @timeout@ > @lock@ && chmod a-w @lock@; } && { echo @acquired_mark@; @then@
+  umask 0111 && lockfile -@retry@ $L -r "$r" @lock@ && { trap '' HUP INT TERM; rm -f @keyfile@ && printf '%s' @key@ > @keyfile@ && chmod a-w,g+r @keyfile@ && chmod u+w @lock@ && printf '%s' @timeout@ > @lock@ && chmod a-w @lock@; } && { mq_leave; echo @acquired_mark@; @then@
 @hold@# A safety net: a hand-over's commands end the script themselves.
 # shellcheck disable=SC2317
 exit 0; }
-  [ "$left" -eq 0 ] && exit @gave_up@
+  [ "$left" -eq 0 ] && { mq_leave; exit @gave_up@; }
   sleep @retry@
 done
