@@ -91,11 +91,25 @@ impl Lab {
 
     /// Nothing of user `i` is left: no lock file, no temporary file.
     fn assert_clean(&self, i: usize) {
-        // Boards' health (BASE/health) is kept by design; nothing else is.
+        // Boards' health (BASE/health) is kept by design, and so are the
+        // lines' directories (BASE/queue/SYSTEM), but not a ticket in them.
         let health = self.lab.base.join("health");
+        let queue = self.lab.base.join("queue");
         let base_files: Vec<PathBuf> = LabHost::files_of(&self.lab.base, self.user(i))
             .into_iter()
             .filter(|f| !f.starts_with(&health))
+            .filter(|f| !f.starts_with(&queue))
+            .chain(
+                std::fs::read_dir(&queue)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .flat_map(|line| LabHost::files_of(&line.path(), self.user(i)))
+                    .filter(|f| {
+                        f.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('T'))
+                    }),
+            )
             .collect();
         assert!(base_files.is_empty(), "left in BASE: {base_files:?}");
         assert!(

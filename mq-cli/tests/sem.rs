@@ -48,13 +48,15 @@ impl Sem {
     }
 }
 
+/// A wait of `user` is on the host: its shell, whose command line is the
+/// acquire script with PROTOCOL.md's `lockfile` line (the one `sem -cancel`
+/// looks for). Between its attempts it sleeps in line.
 fn wait_for_lockfile_of(user: &str) -> bool {
     eventually(Duration::from_secs(10), || {
-        !mq_testkit::processes_matching("lockfile -1").is_empty()
-            && std::process::Command::new("pgrep")
-                .args(["-u", user, "lockfile"])
-                .output()
-                .is_ok_and(|o| o.status.success())
+        std::process::Command::new("pgrep")
+            .args(["-u", user, "-f", "lockfile -1"])
+            .output()
+            .is_ok_and(|o| o.status.success())
     })
 }
 

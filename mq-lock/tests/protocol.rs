@@ -186,8 +186,9 @@ fn waiters_see_the_holder_and_get_the_board_within_a_second_or_so() {
         lab.lock_owner("board").as_deref(),
         Some(lab.users[1].name.as_str())
     );
+    // The holder, once; then its place in line (first, as the only waiter).
     match &events[..] {
-        [WaitEvent::Holder { owner, since }] => {
+        [WaitEvent::Holder { owner, since }, WaitEvent::Place(1)] => {
             assert_eq!(owner, &lab.users[0].name);
             assert!(since.starts_with("20"));
         }

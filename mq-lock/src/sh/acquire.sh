@@ -12,6 +12,11 @@ left=@attempts@
 last=
 L=
 first=1
+# A hangup, ^C or cancel (the client gone) takes this wait out of the line
+# before it ends; it is heard between attempts. Once lockfile succeeds it is
+# ignored until the key is written (see below), as before.
+mq_hup=
+trap 'mq_hup=1' HUP INT TERM
 while :; do
   # A lock that was free a moment ago is simply tried: its holder and
   # reclaim timeout are read only once it turns out to be taken.
@@ -41,12 +46,13 @@ while :; do
     [ "$left" -gt 0 ] && left=$((left - 1))
     [ "$left" -eq 0 ] && { mq_leave; exit @gave_up@; }
     sleep @retry@
+    [ -n "$mq_hup" ] && { mq_leave; exit 129; }
     continue
   fi
-  if [ -n "$mq_t" ]; then
-    # First in line: one attempt a round, so that the line is looked at again.
-    r=0; [ "$left" -gt 0 ] && left=$((left - 1))
-  elif [ "$left" -lt 0 ]; then r=4; else r=$((left - 1)); [ "$r" -gt 4 ] && r=4; left=$((left - r - 1)); fi
+  # One attempt a round, so that the line (and a hangup) is looked at
+  # again between attempts.
+  r=0
+  [ "$left" -gt 0 ] && left=$((left - 1))
   # PROTOCOL.md's command line, word for word (old clients' cancel looks
   # for it); $L is empty or two words.
   # shellcheck disable=SC2086
@@ -54,6 +60,8 @@ while :; do
 @hold@# A safety net: a hand-over's commands end the script themselves.
 # shellcheck disable=SC2317
 exit 0; }
+  [ -n "$mq_hup" ] && { mq_leave; exit 129; }
   [ "$left" -eq 0 ] && { mq_leave; exit @gave_up@; }
   sleep @retry@
+  [ -n "$mq_hup" ] && { mq_leave; exit 129; }
 done

@@ -28,7 +28,10 @@ mq_join() {
   mq_t=$(printf '%s/T%012d.%s.%s' "$mq_q" $(( ${mq_now%.*} - 600 * @priority@ )) "${mq_now#*.}" "$$")
   printf 'user=%s\nkey=%s\nsince=%s\npriority=%s\npool=%s\n' \
     "$mq_me" @key_text@ "${mq_now%.*}" @priority@ @pool@ > "$mq_t" 2>/dev/null || { mq_t=; return 0; }
-  ( while kill -0 "$$" 2>/dev/null; do touch -c -- "$mq_t"; sleep 1; done ) &
+  # A program of its own (not a subshell): its command line is not the
+  # wait's, which `sem -cancel` looks for.
+  sh -c 'while kill -0 "$1" 2>/dev/null; do touch -c -- "$2"; sleep 1; done' \
+    mq-ticket "$$" "$mq_t" </dev/null >/dev/null 2>&1 &
   mq_toucher=$!
 }
 # mq_leave: out of the line.
