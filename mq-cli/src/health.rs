@@ -5,7 +5,7 @@ use mq_core::health::{self, Health, State};
 use mq_core::job::{Cancel, JobSpec};
 use mq_core::{Config, MachineQueue};
 
-use crate::flags::{FeaturesArgs, HealthArgs, HealthCommand};
+use crate::flags::{HealthArgs, HealthCommand};
 use crate::sem::{connect, failure};
 use crate::table::Table;
 use crate::Failure;
@@ -72,7 +72,10 @@ pub fn health(args: HealthArgs, config: Config) -> Result<(), Failure> {
 }
 
 /// Systems of the names (pools give their members), or every system.
-fn names(inventory: &mq_core::Inventory, names: &[String]) -> Result<Vec<String>, Failure> {
+pub(crate) fn names(
+    inventory: &mq_core::Inventory,
+    names: &[String],
+) -> Result<Vec<String>, Failure> {
     Ok(crate::listing::select(inventory, names)?
         .into_iter()
         .map(|s| s.name.clone())
@@ -192,42 +195,4 @@ fn run_check(
         }
         Err(e) => Ok((State::Bad, format!("health check could not run: {e}"))),
     }
-}
-
-/// `mq queue [NAMES] [--json]`: each system's line of mq waiters, in the
-/// order they will be served (old clients' waits are not in it).
-pub fn queue(args: FeaturesArgs, config: Config) -> Result<(), Failure> {
-    let inventory = config.load_inventory()?;
-    let names = names(&inventory, &args.names)?;
-    let queue = connect(config, inventory)?;
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let line = queue.locks().line(&names).map_err(|e| failure(e.into()))?;
-    if args.json {
-        return crate::emit_json(&line);
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut t = Table::new([
-        "system", "place", "user", "key", "waiting", "priority", "pool",
-    ]);
-    let mut place = 0;
-    let mut last = "";
-    for ticket in &line {
-        if ticket.system != last {
-            place = 0;
-            last = &ticket.system;
-        }
-        place += 1;
-        t.row([
-            ticket.system.clone(),
-            place.to_string(),
-            ticket.user.clone(),
-            ticket.key.clone(),
-            format!("{}s", now.saturating_sub(ticket.since)),
-            ticket.priority.to_string(),
-            ticket.pool.clone().unwrap_or_default(),
-        ]);
-    }
-    crate::emit(&t.render())
 }

@@ -9,6 +9,7 @@ mod completions;
 mod flags;
 mod health;
 mod legacy;
+mod line;
 mod listing;
 mod run;
 mod sem;
@@ -182,7 +183,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Health(args) => health::health(args, config),
-        Command::Queue(args) => health::queue(args, config),
+        Command::Queue(args) => line::queue(args, config),
         Command::Completions(args) => {
             let inventory = config.load_inventory()?;
             let names: Vec<String> = inventory

@@ -142,11 +142,6 @@ impl Health {
             self.failures
         )
     }
-
-    /// Whether pools give it jobs first.
-    pub fn is_good(&self) -> bool {
-        self.state == State::Good
-    }
 }
 
 /// One line of the health log: a change of state.
@@ -202,40 +197,8 @@ impl Change {
     }
 }
 
-/// Escapes a value for one line of a health file or log: `\` `\n` `\t` `\r`.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Undoes [`escape`].
-pub fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
-}
+/// Values in health files and the log are escaped as mq-lock's tickets are.
+pub use mq_lock::{escape_line as escape, unescape_line as unescape};
 
 /// What a finished run says about its board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

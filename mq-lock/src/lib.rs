@@ -354,8 +354,30 @@ pub struct Ticket {
     pub pool: Option<String>,
 }
 
-/// Undoes the ticket files' escaping (`\\`, `\n`, `\t`, `\r`).
-fn unescape_line(text: &str) -> String {
+/// Escapes a value for one line of the files mq keeps under BASE (tickets,
+/// health records): `\\` as `\\\\`, a line break as `\\n`, a tab as `\\t`, a CR as
+/// `\\r`.
+///
+/// ```
+/// assert_eq!(mq_lock::escape_line("a\tb\nc\\"), "a\\tb\\nc\\\\");
+/// assert_eq!(mq_lock::unescape_line(&mq_lock::escape_line("x\ny")), "x\ny");
+/// ```
+pub fn escape_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Undoes [`escape_line`].
+pub fn unescape_line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

@@ -7,6 +7,8 @@
 
 use mq_transport::{fill, quote};
 
+use crate::escape_line;
+
 /// The protocol version the host's `BASE/VERSION` must hold.
 pub const PROTOCOL_VERSION: &str = "5";
 
@@ -308,14 +310,6 @@ fn queue_timeout(seconds: Option<u64>) -> String {
             code::QUEUE_TIMEOUT
         ),
     }
-}
-
-/// A value on one line of a ticket: `\` and line breaks escaped.
-pub(crate) fn escape_line(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('\t', "\\t")
-        .replace('\r', "\\r")
 }
 
 /// A precheck's lines, with `mq_refuse` defined for them.

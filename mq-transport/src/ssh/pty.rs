@@ -58,22 +58,8 @@ impl PtyProcess for SshPty {
         if self.closed {
             return Ok(());
         }
-        self.closed = true;
         // The close goes out now; its answer is not waited for long.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        loop {
-            match self.channel.close() {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    if let Some(error) = self.conn.classify("closing the console", e) {
-                        return Err(error);
-                    }
-                }
-            }
-            if !self.conn.wait(Some(deadline))? {
-                return Ok(());
-            }
-        }
+        self.close_by(Instant::now() + Duration::from_millis(500))
     }
 
     fn wait(&mut self) -> Result<ExitStatus> {
@@ -167,6 +153,11 @@ impl SshPty {
         // deadline decides.
         let _ = self.channel.write(b"\x03");
         let _ = self.drain_to_eof(deadline);
+        self.close_by(deadline)
+    }
+
+    /// Sends the channel's close, retrying a busy session until `deadline`.
+    fn close_by(&mut self, deadline: Instant) -> Result<()> {
         self.closed = true;
         loop {
             match self.channel.close() {
