@@ -5,9 +5,16 @@
 //!
 //! Values go in verbatim: a caller passes words already quoted with
 //! [`quote`](crate::quote), numbers, or other filled scripts.
+//!
+//! The template's comment lines (a `#` first, after blanks) are left out of
+//! what is sent, except `# shellcheck` directives: they are for people
+//! reading the files, and a run's whole plan has to fit one exec request.
+//! (The templates hold no here-documents or multi-line strings, where such a
+//! line would be text.)
 
 /// Replaces every `@name@` in `template` (`name`: lower-case letters, digits
-/// and `_`) by its value in `values`.
+/// and `_`) by its value in `values`, leaving out the template's comment
+/// lines.
 ///
 /// # Panics
 /// On a placeholder with no value, or a value no placeholder uses: both are
@@ -19,11 +26,14 @@
 /// assert_eq!(script, "rm -f -- 'a b' && echo 1");
 /// // `$@` and an e-mail address are not placeholders.
 /// assert_eq!(fill("set -- \"$@\"; echo a@b.c", &[]), "set -- \"$@\"; echo a@b.c");
+/// // Comments are for the file's readers.
+/// assert_eq!(fill("# why\n  # more\necho @n@ # kept\n", &[("n", "1")]), "echo 1 # kept\n");
 /// ```
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() + 64);
+    let code = without_comments(template);
+    let mut out = String::with_capacity(code.len() + 64);
     let mut used = vec![false; values.len()];
-    let mut rest = template;
+    let mut rest = code.as_str();
     while let Some(at) = rest.find('@') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
@@ -48,6 +58,17 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
         panic!("no placeholder @{}@ in the script", values[i].0);
     }
     out
+}
+
+/// `template` without its comment lines (but with `# shellcheck` ones).
+fn without_comments(template: &str) -> String {
+    template
+        .split_inclusive('\n')
+        .filter(|line| {
+            let line = line.trim_start();
+            !line.starts_with('#') || line.starts_with("# shellcheck")
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -548,3 +548,31 @@ fn a_frozen_server_is_detected_by_keepalives() {
     assert!(err.to_string().contains("keepalive"), "{err}");
     assert!(waited < Duration::from_secs(6), "reported after {waited:?}");
 }
+
+/// mq-core sends a run's whole plan with its acquire as one exec request of
+/// up to 28 KiB (`MAX_ACQUIRE_COMMAND`): a command that long arrives whole,
+/// on a terminal and without one. (libssh2 refuses to send one of 60 KiB:
+/// "Unable to send channel request"; its packets stop at about 35,000 bytes.)
+#[test]
+fn a_28_kib_command_runs_in_one_exec_request() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let config = server.write_config("lab");
+    let t = connect("lab", &config, home.path()).unwrap();
+    let filler = format!(": '{}'\n", "x".repeat(28 * 1024 - 40));
+    let command = format!("{filler}echo got-it-all");
+    assert!(command.len() >= 28 * 1024 - 30 && command.len() <= 28 * 1024);
+    assert_eq!(t.run(&command).unwrap().stdout, b"got-it-all\n");
+    let mut p = t.spawn_pty(&command, PtySize::default()).unwrap();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(ReadOutcome::Data(n)) = p.read(&mut buf, Some(Duration::from_secs(10))) {
+        said.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&said).contains("got-it-all"),
+        "{said:?}"
+    );
+}
