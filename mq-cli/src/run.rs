@@ -152,6 +152,8 @@ fn stopped(system: &str, reused_lock: bool, started: bool) -> String {
 /// Prints a job's events with mq.sh's lines.
 struct Printer {
     waiting: Option<WaitDisplay>,
+    /// mq.sh's holder line is printed once.
+    told_holder: bool,
     system: String,
     upload_line: bool,
     raw: Option<RawMode>,
@@ -183,6 +185,7 @@ impl Printer {
     fn new(interactive: bool) -> Printer {
         Printer {
             waiting: None,
+            told_holder: false,
             system: String::new(),
             upload_line: false,
             raw: None,
@@ -206,9 +209,11 @@ impl Printer {
             }
             JobEvent::Waiting { owner, since } => self.waiting(&mut out, owner, since),
             JobEvent::InLine { place } => {
-                if let Some(w) = &self.waiting {
-                    w.event(mq_core::WaitEvent::Place(place));
-                }
+                let system = &self.system;
+                let w = self
+                    .waiting
+                    .get_or_insert_with(|| WaitDisplay::start(system));
+                w.event(mq_core::WaitEvent::Place(place.clone()));
             }
             JobEvent::Acquired { .. } => {
                 self.acquired = true;
@@ -257,21 +262,23 @@ impl Printer {
 
     /// The holder line once, then the live wait display.
     fn waiting(&mut self, out: &mut impl Write, owner: &str, since: &str) {
-        if self.waiting.is_none() {
+        if !self.told_holder {
+            self.told_holder = true;
             let _ = writeln!(
                 out,
                 "Lock for {} held by {owner} since {since}",
                 self.system
             );
             let _ = out.flush();
-            self.waiting = Some(WaitDisplay::start(&self.system));
         }
-        if let Some(w) = &self.waiting {
-            w.event(mq_core::WaitEvent::Holder {
-                owner: owner.into(),
-                since: since.into(),
-            });
-        }
+        let system = &self.system;
+        let w = self
+            .waiting
+            .get_or_insert_with(|| WaitDisplay::start(system));
+        w.event(mq_core::WaitEvent::Holder {
+            owner: owner.into(),
+            since: since.into(),
+        });
     }
 
     /// Redraws the upload line, at most ten times a second.

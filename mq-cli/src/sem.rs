@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mq_core::{
-    AcquireOptions, Config, Inventory, LockError, LockState, MachineQueue, QueueError, WaitEvent,
+    AcquireOptions, Choice, Config, Inventory, LockError, LockState, MachineQueue, Place,
+    QueueError, WaitEvent,
 };
 
 use crate::flags::{LockArgs, LockOptions, SemArgs, UnlockArgs};
@@ -215,8 +216,7 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     } else if let Some(name) = &args.signal {
         signal(&queue, name, &checked.key, args.force)
     } else if let Some(name) = &args.wait {
-        let system = choose(&queue, name)?;
-        wait(&queue, &system, &checked)
+        wait(&queue, name, &checked)
     } else if let Some(name) = &args.cancel {
         let system = choose(&queue, name)?;
         let n = queue.cancel(&system, &checked.key).map_err(failure)?;
@@ -348,8 +348,7 @@ pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
         .resolve(&args.system)
         .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
     let queue = connect(config, inventory)?;
-    let system = choose(&queue, &args.system)?;
-    wait(&queue, &system, &checked)
+    wait(&queue, &args.system, &checked)
 }
 
 /// `mq unlock SYSTEM`.
@@ -376,10 +375,12 @@ pub fn unlock(args: UnlockArgs, config: Config) -> Result<(), Failure> {
     }
 }
 
-/// Takes the lock, showing the wait: on a terminal one line updated in
-/// place (holder, since, time waited); otherwise a plain line whenever the
-/// holder changes.
-fn wait(queue: &MachineQueue, system: &str, checked: &Checked) -> Result<(), Failure> {
+/// Takes the lock of a system, or of whichever of a pool's members comes
+/// first (then says which, as mq.sh's sem says its choice), showing the
+/// wait: on a terminal one line updated in place (place in line, holder,
+/// estimate, time waited); otherwise a plain line whenever they change.
+fn wait(queue: &MachineQueue, name: &str, checked: &Checked) -> Result<(), Failure> {
+    let choice: Choice = queue.choose(name).map_err(failure)?;
     let stop = interrupt_flag();
     let options = AcquireOptions {
         key: checked.key.clone(),
@@ -399,10 +400,14 @@ fn wait(queue: &MachineQueue, system: &str, checked: &Checked) -> Result<(), Fai
         queue_timeout: checked.queue_timeout,
         pool: String::new(),
     };
-    let display = WaitDisplay::start(system);
-    let result = queue.acquire(system, &options, &mut |event| display.event(event));
+    let display = WaitDisplay::start(name);
+    let result = queue.acquire_choice(&choice, &options, &mut |event| display.event(event));
     display.finish();
-    result.map_err(failure)
+    let system = result.map_err(failure)?;
+    if choice.pool.is_some() {
+        crate::say(&system);
+    }
+    Ok(())
 }
 
 /// The wait's progress on stderr.
@@ -414,32 +419,62 @@ pub struct WaitDisplay {
 struct DisplayState {
     system: String,
     holder: Option<(String, String)>,
-    /// Place in the line of mq waiters (1: next), once known.
-    place: Option<usize>,
+    /// Place in the line of mq waiters, once known, and when it was heard.
+    place: Option<(Place, Instant)>,
     started: Instant,
     done: bool,
     drawn: bool,
 }
 
 impl DisplayState {
+    /// "3rd in line for haswell3 (held by alice for 12 min, key CI-123);
+    /// about 8 min; waited 40s", or without a place the holder and since.
     fn line(&self) -> String {
-        let waited = self.started.elapsed().as_secs();
-        let place = self
-            .place
-            .map_or(String::new(), |n| format!(", {} in line", ordinal(n)));
+        let waited = elapsed(self.started.elapsed().as_secs());
+        if let Some((p, heard)) = &self.place {
+            let later = heard.elapsed();
+            let mut text = format!("Waiting: {} in line for {}", ordinal(p.place), p.system);
+            if let (Some(owner), Some(held)) = (&p.holder, p.held_for) {
+                text += &format!(" (held by {owner} for {}", minutes(held + later));
+                match p.holder_key.as_deref() {
+                    Some("0") | None => {}
+                    Some(key) => text += &format!(", key {key}"),
+                }
+                text.push(')');
+            }
+            if let Some(estimate) = p.estimate {
+                text += &format!("; {}", about(estimate.saturating_sub(later)));
+            }
+            return format!("{text}; waited {waited}");
+        }
         match &self.holder {
             Some((owner, since)) => format!(
-                "Waiting for {}{place}: held by {owner} since {}; waited {}",
+                "Waiting for {}: held by {owner} since {}; waited {waited}",
                 self.system,
                 short_time(since),
-                elapsed(waited)
             ),
-            None => format!(
-                "Waiting for {}{place}; waited {}",
-                self.system,
-                elapsed(waited)
-            ),
+            None => format!("Waiting for {}; waited {waited}", self.system),
         }
+    }
+}
+
+/// A hold's length: "40 s", "12 min", "2 h 05 min".
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..7200 => format!("{} min", s / 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// An estimate, said as one: "about 8 min", or once it has run out "any
+/// moment (past the estimate)".
+fn about(d: Duration) -> String {
+    match d.as_secs() {
+        0 => "any moment (past the estimate)".to_string(),
+        s @ 1..90 => format!("about {} min", s.div_ceil(60)),
+        s => format!("about {}", minutes(Duration::from_secs(s + 30))),
     }
 }
 
@@ -493,9 +528,10 @@ impl WaitDisplay {
                 if s.done {
                     return;
                 }
-                // Only once someone else is seen holding it: a free board
-                // is taken at once and needs no progress line.
-                if s.holder.is_some() {
+                // Only once someone else is seen holding it (or ahead in
+                // line): a free board is taken at once and needs no
+                // progress line.
+                if s.holder.is_some() || s.place.is_some() {
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r\x1b[K{}", s.line());
                     let _ = err.flush();
@@ -511,7 +547,7 @@ impl WaitDisplay {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match event {
             WaitEvent::Holder { owner, since } => s.holder = Some((owner, since)),
-            WaitEvent::Place(n) => s.place = Some(n),
+            WaitEvent::Place(place) => s.place = Some((place, Instant::now())),
         }
         if self.ticker.is_none() {
             eprintln!("{}", s.line());
@@ -551,6 +587,45 @@ mod tests {
         assert_eq!(
             short_time("2026-11-28 06:00:58.010732932 +0000"),
             "2026-11-28 06:00:58 +0000"
+        );
+        let m = |s| minutes(Duration::from_secs(s));
+        assert_eq!([m(40), m(725), m(7500)], ["40 s", "12 min", "2 h 05 min"]);
+        let a = |s| about(Duration::from_secs(s));
+        assert_eq!(a(0), "any moment (past the estimate)");
+        assert_eq!(
+            [a(1), a(60), a(61), a(480)],
+            ["about 1 min", "about 1 min", "about 2 min", "about 8 min"]
+        );
+    }
+
+    #[test]
+    fn the_wait_line_says_place_holder_and_estimate() {
+        let mut s = DisplayState {
+            system: "haswell3".into(),
+            holder: Some(("alice".into(), "2026-11-28 06:00:58.01 +0000".into())),
+            place: None,
+            started: Instant::now(),
+            done: false,
+            drawn: false,
+        };
+        assert_eq!(
+            s.line(),
+            "Waiting for haswell3: held by alice since 2026-11-28 06:00:58 +0000; waited 0s"
+        );
+        s.place = Some((
+            Place {
+                place: 3,
+                system: "haswell3".into(),
+                estimate: Some(Duration::from_secs(480)),
+                held_for: Some(Duration::from_secs(725)),
+                holder: Some("alice".into()),
+                holder_key: Some("CI-123".into()),
+            },
+            Instant::now(),
+        ));
+        assert_eq!(
+            s.line(),
+            "Waiting: 3rd in line for haswell3 (held by alice for 12 min, key CI-123); about 8 min; waited 0s"
         );
     }
 

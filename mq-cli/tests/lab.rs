@@ -124,8 +124,8 @@ fn qemu_board_completes_over_the_local_transport_with_a_log() {
     assert!(log.contains("mq test rootserver: started"), "{log}");
     assert!(log.contains("All is well in the universe"));
     assert!(
-        std::fs::read_dir(lab.path("base")).unwrap().count() == 1,
-        "only VERSION: lock released"
+        LabHost::lock_files(&lab.path("base")).is_empty(),
+        "lock released"
     );
     assert_eq!(lab.qemu_pid("qemu-x86-1"), None, "QEMU is gone");
 }
@@ -192,7 +192,7 @@ fn interrupting_a_run_kills_qemu_and_releases_the_lock() {
         .iter()
         .all(|(pid, _)| *pid != qemu));
     assert!(
-        std::fs::read_dir(lab.path("base")).unwrap().count() == 1,
+        LabHost::lock_files(&lab.path("base")).is_empty(),
         "lock released"
     );
 }
@@ -294,7 +294,9 @@ fn qemu_board_over_the_ssh_test_server() {
     assert!(std::fs::read_to_string(&log)
         .unwrap()
         .contains("All is well in the universe"));
-    assert!(LabHost::files_of(&lab_dir.join("base"), &host.users[0].name).is_empty());
+    assert!(LabHost::lock_files(&lab_dir.join("base")).is_empty());
+    // The run's temporary files are gone from the host's /tmp too.
+    assert!(LabHost::files_of(Path::new("/tmp"), &host.users[0].name).is_empty());
 }
 
 #[test]

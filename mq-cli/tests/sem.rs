@@ -486,3 +486,68 @@ fn the_line_of_waiters_shows_and_ends() {
     assert!(line().is_empty());
     assert_eq!(t.mq(0, &["unlock", "sabre", "-k", "second"]).code, 0);
 }
+
+/// A wait as a user sees it on a terminal (tmux): one line, updated in
+/// place, with the place in line, the holder, the key and an estimate from
+/// the board's hold history; then the board, and the line gone.
+#[test]
+fn a_wait_on_a_terminal_shows_place_holder_and_estimate() {
+    let Some(t) = Sem::start(2) else { return };
+    // The board's last holds took 8 minutes each (as mq's releases record
+    // them on the host).
+    let line_dir = t.lab.base.join("queue/sabre");
+    std::fs::create_dir_all(&line_dir).unwrap();
+    mq_testkit::set_mode(&t.lab.base.join("queue"), 0o777);
+    mq_testkit::set_mode(&line_dir, 0o777);
+    std::fs::write(line_dir.join(".holds"), "480\n470\n490\n").unwrap();
+    mq_testkit::set_mode(&line_dir.join(".holds"), 0o666);
+
+    assert_eq!(t.mq(1, &["sem", "-wait", "sabre", "-k", "CI-123"]).code, 0);
+    let mut first = t.spawn(1, &["sem", "-wait", "sabre", "-k", "first"]);
+    assert!(eventually(Duration::from_secs(10), || t
+        .mq(1, &["queue", "sabre"])
+        .stdout
+        .contains("first")));
+
+    let Some(term) = mq_testkit::Tmux::run(&t.command(0, &["sem", "-wait", "sabre", "-k", "mine"]))
+    else {
+        let _ = first.kill();
+        let _ = first.wait();
+        return;
+    };
+    let holder = t.user(1);
+    let want = format!("Waiting: 2nd in line for sabre (held by {holder} for ");
+    let screen = term
+        .wait_for(&want, Duration::from_secs(15))
+        .unwrap_or_else(|s| {
+            panic!(
+                "no place shown:\n{s}\ndead {} {}",
+                term.display("#{pane_dead}"),
+                term.display("#{pane_dead_status}")
+            )
+        });
+    assert!(
+        screen.contains(", key CI-123); about 16 min; waited "),
+        "{screen}"
+    );
+    // Updated in place: one line, however long the wait.
+    std::thread::sleep(Duration::from_secs(2));
+    let screen = term.screen();
+    assert_eq!(screen.matches("Waiting:").count(), 1, "{screen}");
+
+    // The holder lets go: the first waiter has it, and this one is next.
+    assert_eq!(
+        t.mq(1, &["sem", "-signal", "sabre", "-k", "CI-123"]).code,
+        0
+    );
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    let screen = term
+        .wait_for("Waiting: 1st in line for sabre", Duration::from_secs(10))
+        .unwrap_or_else(|s| panic!("not first:\n{s}"));
+    assert!(screen.contains(", key first); about "), "{screen}");
+    assert_eq!(t.mq(1, &["sem", "-signal", "sabre", "-k", "first"]).code, 0);
+    assert_eq!(term.exit_status(Duration::from_secs(10)), Some(0));
+    assert!(!term.screen().contains("Waiting:"), "{}", term.screen());
+    assert_eq!(t.lab.lock_owner("sabre").as_deref(), Some(t.user(0)));
+    assert_eq!(t.mq(0, &["unlock", "sabre", "-k", "mine"]).code, 0);
+}

@@ -173,10 +173,11 @@ pub enum JobEvent<'a> {
         /// Since when.
         since: &'a str,
     },
-    /// Waiting: this job's place in the line of mq waiters (1: next).
+    /// Waiting: this job's place in the line of mq waiters, when it (or
+    /// the board's holder) changes.
     InLine {
-        /// The place.
-        place: usize,
+        /// The place, the board it is for and the estimate.
+        place: &'a mq_lock::Place,
     },
     /// The lock is ours.
     Acquired {
@@ -507,8 +508,15 @@ fn check_log_path(path: &Path) -> Result<(), JobError> {
 
 /// The longest board invocation sent inline in the exec request.
 const MAX_INLINE_COMMAND: usize = 16 * 1024;
-/// Room the acquire script itself takes beside a run's commands riding on it.
+/// The longest acquire sent with a run's commands riding on it (every
+/// member's, for a pool): libssh2 sends no packet over about 35,000 bytes
+/// (mq-transport's tests send 28 KiB).
+const MAX_ACQUIRE_COMMAND: usize = 28 * 1024;
+/// Room the acquire script itself takes beside a run's commands riding on
+/// it (about 6.5 KiB for one system, measured: see `acquire_sizes`)...
 const ACQUIRE_SCRIPT_ALLOWANCE: usize = 8 * 1024;
+/// ... and for each system more it waits for (about 0.75 KiB).
+const ACQUIRE_MEMBER_ALLOWANCE: usize = 1024;
 
 /// Puts `text` into the file `remote` on the host (through a private local
 /// file, since transports copy files).
@@ -1030,7 +1038,9 @@ fn run_report(
 struct Checked {
     matcher: mq_console::Matcher,
     notes: Vec<String>,
-    system: System,
+    /// The system, or a pool's members that can run the job, in the order
+    /// to try them (the one announced first).
+    members: Vec<System>,
     pool: Option<String>,
 }
 
@@ -1054,23 +1064,33 @@ impl MachineQueue {
         let started = Instant::now();
         let started_wall = SystemTime::now();
         let checked = self.check_job(spec, events)?;
-        let plan = self.plan(spec, &checked.system)?;
+        let plans = checked
+            .members
+            .iter()
+            .map(|system| self.plan(spec, system))
+            .collect::<Result<Vec<_>, _>>()?;
         if cancel.is_cancelled() {
             return Err(JobError::Interrupted);
         }
         let lock_started = Instant::now();
         let pool = checked.pool.clone();
-        let (held, kept) =
-            self.take_lock(spec, &checked.system, pool.as_deref(), plan, cancel, events)?;
+        let (system, held, kept) = self.take_lock(
+            spec,
+            &checked.members,
+            pool.as_deref(),
+            plans,
+            cancel,
+            events,
+        )?;
         let lock_wait = lock_started.elapsed();
         let mut leftovers = Leftovers {
-            system: checked.system.name.clone(),
+            system: system.name.clone(),
             release: !spec.reuse_held_lock,
             temp_dir: None,
         };
         let mut job = Job {
             spec,
-            system: &checked.system,
+            system: &system,
             cancel,
             events,
         };
@@ -1119,28 +1139,41 @@ impl MachineQueue {
             events(JobEvent::Warning(note));
         }
         let choice = self.choose(&spec.target)?;
-        let system = self
-            .inventory()
-            .system(&choice.system)
-            .ok_or_else(|| JobError::Check(format!("no system {}", choice.system)))?
-            .clone();
+        let system = |name: &str| {
+            self.inventory()
+                .system(name)
+                .ok_or_else(|| JobError::Check(format!("no system {name}")))
+                .cloned()
+        };
+        let first = system(&choice.system)?;
         if let Some(pool) = &choice.pool {
             events(JobEvent::Selected {
-                system: &system.name,
+                system: &first.name,
                 pool,
             });
         }
         if let Some(note) = &choice.note {
             events(JobEvent::Warning(note));
         }
-        check_system(spec, &system)?;
+        check_system(spec, &first)?;
+        // The other members a pool's wait may take: those that can run
+        // this job too (-n checks the one lock named).
+        let mut members = vec![first];
+        if !spec.reuse_held_lock {
+            for name in &choice.members[1..] {
+                let member = system(name)?;
+                if check_system(spec, &member).is_ok() {
+                    members.push(member);
+                }
+            }
+        }
         if let Some(warning) = kernel_first_warning(spec) {
             events(JobEvent::Warning(&warning));
         }
         Ok(Checked {
             matcher,
             notes,
-            system,
+            members,
             pool: choice.pool,
         })
     }
@@ -1153,24 +1186,25 @@ impl MachineQueue {
     fn take_lock(
         &self,
         spec: &JobSpec,
-        system: &System,
+        members: &[System],
         pool: Option<&str>,
-        plan: Option<Plan>,
+        mut plans: Vec<Option<Plan>>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
-    ) -> Result<(Held, Option<Kept>), JobError> {
+    ) -> Result<(System, Held, Option<Kept>), JobError> {
+        let first = &members[0];
         if spec.reuse_held_lock {
-            self.check_holder(&system.name, &spec.key)?;
+            self.check_holder(&first.name, &spec.key)?;
             let held = Held {
                 lines: None,
                 session: None,
-                plan,
+                plan: plans.swap_remove(0),
             };
-            return Ok((held, None));
+            return Ok((first.clone(), held, None));
         }
         let lock_started = Instant::now();
         events(JobEvent::Acquiring {
-            system: &system.name,
+            system: &first.name,
         });
         let options = AcquireOptions {
             key: spec.key.clone(),
@@ -1185,7 +1219,7 @@ impl MachineQueue {
             // A system named directly must be in service (a pool's choice
             // was made among those that are), checked before the wait.
             precheck: if pool.is_none() && !spec.any_health {
-                health::precheck_script(&self.config().base.value, &system.name)
+                health::precheck_script(&self.config().base.value, &first.name)
             } else {
                 String::new()
             },
@@ -1193,45 +1227,64 @@ impl MachineQueue {
             queue_timeout: spec.queue_timeout,
             pool: pool.unwrap_or_default().to_string(),
         };
-        let then = plan.as_ref().map(|_| make_temp_dir()).unwrap_or_default();
-        let handover = plan
+        let then = plans[0]
             .as_ref()
+            .map(|_| make_temp_dir())
+            .unwrap_or_default();
+        // Every member's commands ride on the acquire when they fit one
+        // exec request together; the taken member's run.
+        let scripts: Vec<String> = plans
+            .iter()
+            .flatten()
             .map(|p| format!("[ -n \"$mq_d\" ] || exit 76\n{}", p.script))
-            .filter(|h| h.len() + ACQUIRE_SCRIPT_ALLOWANCE <= MAX_INLINE_COMMAND);
+            .collect();
+        let room = ACQUIRE_SCRIPT_ALLOWANCE + ACQUIRE_MEMBER_ALLOWANCE * members.len();
+        let fits = scripts.iter().map(String::len).sum::<usize>() + room <= MAX_ACQUIRE_COMMAND;
+        let handovers: Vec<&str> = if fits {
+            scripts.iter().map(String::as_str).collect()
+        } else {
+            Vec::new()
+        };
         let mut waiting = |e| match e {
             WaitEvent::Holder { owner, since } => events(JobEvent::Waiting {
                 owner: &owner,
                 since: &since,
             }),
-            WaitEvent::Place(place) => events(JobEvent::InLine { place }),
+            WaitEvent::Place(place) => events(JobEvent::InLine { place: &place }),
         };
-        let locks = self.locks();
-        let mut kept = match &handover {
-            Some(h) => {
-                locks.acquire_and_hand_over(&system.name, &options, &then, h, &mut waiting)?
-            }
-            None => locks.acquire_kept(&system.name, &options, &then, &mut waiting)?,
-        };
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        let mut kept =
+            self.locks()
+                .acquire_any(&names, &options, &then, &handovers, &mut waiting)?;
+        let taken = names.iter().position(|n| *n == kept.system).unwrap_or(0);
+        let system = members[taken].clone();
+        if let (Some(pool), true) = (pool, taken != 0) {
+            events(JobEvent::Selected {
+                system: &system.name,
+                pool,
+            });
+        }
+        let plan = plans.swap_remove(taken);
         let lines = Some(std::mem::take(&mut kept.lines));
         events(JobEvent::Acquired {
             system: &system.name,
             waited: lock_started.elapsed(),
         });
-        if handover.is_some() {
+        if !handovers.is_empty() {
             let session = kept.into_session();
             let held = Held {
                 lines,
                 session,
                 plan,
             };
-            return Ok((held, None));
+            return Ok((system, held, None));
         }
         let held = Held {
             lines,
             session: None,
             plan,
         };
-        Ok((held, Some(kept)))
+        Ok((system, held, Some(kept)))
     }
 
     /// `-n`: the lock must be ours (and hold the key, if one was given).

@@ -92,7 +92,7 @@ pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
 pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};
 pub use job::{Cancel, JobError, JobEvent, JobReport, JobSpec};
 pub use mq_console::{interrupt_on_signals, Outcome, EXIT_INFRASTRUCTURE};
-pub use mq_lock::{check_key, AcquireOptions, Holder, LockError, LockState, WaitEvent};
+pub use mq_lock::{check_key, AcquireOptions, Holder, LockError, LockState, Place, WaitEvent};
 pub use mq_transport::ssh;
 pub use mq_transport::{Transport, TransportError};
 pub use queue::{Choice, MachineQueue, QueueError};

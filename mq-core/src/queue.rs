@@ -53,6 +53,11 @@ pub struct Choice {
     pub system: String,
     /// The pool named, if a pool was named.
     pub pool: Option<String>,
+    /// Every system a wait for the name may take, in the order to try them:
+    /// `system` first, then a pool's other members in service (free ones
+    /// first, each group in random order). A wait for a pool is in every
+    /// member's line and takes the first that comes to it.
+    pub members: Vec<String>,
     /// Something to say about the choice (no good member: a suspect one).
     pub note: Option<String>,
 }
@@ -148,21 +153,27 @@ impl MachineQueue {
                 system: system.name.clone(),
                 pool: None,
                 note: None,
+                members: vec![system.name.clone()],
             }),
             Target::Pool(pool) => {
                 let all: Vec<&str> = pool.members.iter().map(String::as_str).collect();
                 let (members, note) = self.in_service(&pool.name, &all)?;
                 let states = self.locks.info_many(&members)?;
-                let free: Vec<&str> = states
-                    .iter()
-                    .filter(|(_, state)| *state == LockState::Free)
-                    .map(|(s, _)| s.as_str())
-                    .collect();
-                let candidates = if free.is_empty() { &members } else { &free };
+                let (mut free, mut busy) = (Vec::new(), Vec::new());
+                for (system, state) in states {
+                    match state {
+                        LockState::Free => free.push(system),
+                        LockState::Held(_) => busy.push(system),
+                    }
+                }
+                shuffle(&mut free);
+                shuffle(&mut busy);
+                free.append(&mut busy);
                 Ok(Choice {
-                    system: candidates[random_index(candidates.len())].to_string(),
+                    system: free[0].clone(),
                     pool: Some(pool.name.clone()),
                     note,
+                    members: free,
                 })
             }
         }
@@ -328,6 +339,27 @@ impl MachineQueue {
         Ok(self.locks.acquire(system, options, events)?)
     }
 
+    /// Takes the lock of one of a choice's members: the system named, or
+    /// for a pool whichever member comes to this wait first (it waits in
+    /// every member's line); returns the system taken.
+    pub fn acquire_choice(
+        &self,
+        choice: &Choice,
+        options: &AcquireOptions,
+        events: &mut dyn FnMut(WaitEvent),
+    ) -> Result<String, QueueError> {
+        let members: Vec<&str> = choice.members.iter().map(String::as_str).collect();
+        let options = AcquireOptions {
+            keep_fresh: None,
+            pool: choice.pool.clone().unwrap_or_default(),
+            ..options.clone()
+        };
+        let kept = self
+            .locks
+            .acquire_any(&members, &options, "", &[], events)?;
+        Ok(kept.system.clone())
+    }
+
     /// Releases a system's lock.
     pub fn release(&self, system: &str, key: &str, force: bool) -> Result<(), QueueError> {
         Ok(self.locks.release(system, key, force)?)
@@ -348,6 +380,13 @@ impl MachineQueue {
             .map(|s| s.name.as_str())
             .collect();
         Ok(self.locks.cleanup(key, &systems)?)
+    }
+}
+
+/// Puts `items` in random order (Fisher-Yates).
+fn shuffle<T>(items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, random_index(i + 1));
     }
 }
 
@@ -388,6 +427,7 @@ mod tests {
                 system: "sabre".into(),
                 pool: None,
                 note: None,
+                members: vec!["sabre".into()],
             }
         );
         assert!(matches!(
@@ -408,6 +448,12 @@ mod tests {
             let choice = q.choose("sabre_pool").unwrap();
             assert_eq!(choice.system, "sabre2");
             assert_eq!(choice.pool.as_deref(), Some("sabre_pool"));
+            // The free member first, then the busy ones: the wait is in
+            // every line.
+            assert_eq!(choice.members[0], "sabre2");
+            let mut rest = choice.members[1..].to_vec();
+            rest.sort();
+            assert_eq!(rest, ["sabre", "sabre4"]);
         }
     }
 

@@ -272,6 +272,9 @@ pub struct AcquireOptions {
 /// this is dropped (or the connection, or the process, dies), after which
 /// the lock ages again and is reclaimable its timeout later.
 pub struct Kept {
+    /// The system whose lock was taken (for [`LockClient::acquire_any`],
+    /// the member that came free first).
+    pub system: String,
     /// What the `then` commands printed.
     pub lines: Vec<String>,
     session: Option<Box<dyn PtyProcess>>,
@@ -312,6 +315,7 @@ impl Drop for Kept {
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kept")
+            .field("system", &self.system)
             .field("lines", &self.lines)
             .field("kept_fresh", &self.is_kept_fresh())
             .finish()
@@ -400,7 +404,8 @@ fn parse_line(out: &str) -> Vec<Ticket> {
     let mut tickets: Vec<Ticket> = Vec::new();
     for text in out.lines() {
         if let Some(rest) = text.strip_prefix(script::TICKET_MARK) {
-            let system = rest.split(' ').next().unwrap_or("").to_string();
+            // The ticket's name has no space; a system's name may.
+            let system = rest.rsplit_once(' ').map_or(rest, |(s, _)| s).to_string();
             tickets.push(Ticket {
                 system,
                 user: String::new(),
@@ -435,8 +440,51 @@ pub enum WaitEvent {
         /// Since when.
         since: String,
     },
-    /// This wait's place in the line of mq waiters (1: next), when it changes.
-    Place(usize),
+    /// This wait's place in line, when it (or the board's holder) changes.
+    Place(Place),
+}
+
+/// A waiter's place in line, as the host reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Place {
+    /// 1: next.
+    pub place: usize,
+    /// The board the place is for: the one system, or for a pool the member
+    /// where the wait looks shortest.
+    pub system: String,
+    /// About how long until this waiter's turn, from the board's recent
+    /// hold times (the median of the last 20, see PROTOCOL-EXTENSIONS.md);
+    /// `None` when the board has no history yet. An estimate.
+    pub estimate: Option<Duration>,
+    /// How long the board's holder has held it, when it is held.
+    pub held_for: Option<Duration>,
+    /// The board's holder, when it is held.
+    pub holder: Option<String>,
+    /// The holder's key, when it is held (unprintable characters as `?`).
+    pub holder_key: Option<String>,
+}
+
+impl Place {
+    /// Reads the host's `MQ-PLACE` line: `N ESTIMATE HELD OWNER
+    /// SYSTEM/KEY`, `-` for what is not known.
+    fn parse(text: &str) -> Option<Place> {
+        let mut words = text.splitn(5, ' ');
+        let place = words.next()?.parse().ok()?;
+        let seconds = |w: Option<&str>| w.and_then(|w| w.parse().ok()).map(Duration::from_secs);
+        let estimate = seconds(words.next());
+        let held_for = seconds(words.next());
+        let owner = words.next()?;
+        let (system, key) = words.next()?.split_once('/')?;
+        let held = held_for.is_some() && owner != "-";
+        Some(Place {
+            place,
+            system: system.to_string(),
+            estimate,
+            held_for: held_for.filter(|_| held),
+            holder: held.then(|| owner.to_string()),
+            holder_key: held.then(|| key.to_string()),
+        })
+    }
 }
 
 /// What the first command learned about the host.
@@ -656,7 +704,7 @@ impl<T: Transport> LockClient<T> {
         then: &str,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<Kept, LockError> {
-        self.acquire_with(system, options, then, "", events)
+        self.acquire_any(&[system], options, then, &[], events)
     }
 
     /// [`acquire_then`](Self::acquire_then), then hands the session over:
@@ -677,20 +725,44 @@ impl<T: Transport> LockClient<T> {
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<Kept, LockError> {
         assert!(!handover.is_empty(), "a hand-over needs commands");
-        self.acquire_with(system, options, then, handover, events)
+        self.acquire_any(&[system], options, then, &[handover], events)
     }
 
-    fn acquire_with(
+    /// Takes the lock of whichever of `systems` (a pool's members) comes to
+    /// this wait first, as [`acquire_kept`](Self::acquire_kept) does for one:
+    /// the wait is in every member's line, tries a member only when nobody
+    /// is ahead of it there, and leaves every line once it holds one.
+    /// [`Kept::system`] says which. `handovers` is empty, or one hand-over
+    /// for each of `systems` (see [`acquire_and_hand_over`]
+    /// (Self::acquire_and_hand_over)): the taken member's runs.
+    ///
+    /// PROTOCOL.md's "already yours" check is made only for a single
+    /// system: a pool's members already held count as busy.
+    pub fn acquire_any(
         &self,
-        system: &str,
+        systems: &[&str],
         options: &AcquireOptions,
         then: &str,
-        handover: &str,
+        handovers: &[&str],
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<Kept, LockError> {
-        check_system(system)?;
+        if systems.is_empty() {
+            return Err(LockError::BadInput("nothing to wait for".into()));
+        }
+        for system in systems {
+            check_system(system)?;
+        }
         check_key(&options.key)?;
-        let script = self.acquire_script(system, options, then, handover);
+        assert!(
+            handovers.is_empty() || handovers.len() == systems.len(),
+            "one hand-over for each system"
+        );
+        let name = match (systems, options.pool.as_str()) {
+            ([one], _) => one.to_string(),
+            (_, "") => systems.join(","),
+            (_, pool) => pool.to_string(),
+        };
+        let script = self.acquire_script(systems, options, then, handovers);
         let mut process = self.host.spawn_pty(&script, PtySize::default())?;
         let mut pending = Vec::new();
         let mut said = AcquireLines::default();
@@ -703,10 +775,8 @@ impl<T: Transport> LockClient<T> {
             {
                 process.hangup()?;
                 drop(process);
-                self.undo_if_taken(system, &options.key);
-                return Err(LockError::Interrupted {
-                    system: system.to_string(),
-                });
+                self.undo_if_taken(systems, &options.key);
+                return Err(LockError::Interrupted { system: name });
             }
             match process.read(&mut buf, Some(Duration::from_millis(100)))? {
                 ReadOutcome::Data(n) => pending.extend_from_slice(&buf[..n]),
@@ -726,6 +796,7 @@ impl<T: Transport> LockClient<T> {
                 }
                 if said.hear(text, events) {
                     return Ok(Kept {
+                        system: said.system.take().unwrap_or(name),
                         lines: said.then.unwrap_or_default(),
                         session: Some(process),
                         leftover: pending,
@@ -734,16 +805,16 @@ impl<T: Transport> LockClient<T> {
             }
         }
         let status = process.wait()?;
-        self.acquire_outcome(system, status, said, options.queue_timeout)
+        self.acquire_outcome(&name, status, said, options.queue_timeout)
     }
 
     /// The host script for an acquire.
     fn acquire_script(
         &self,
-        system: &str,
+        systems: &[&str],
         options: &AcquireOptions,
         then: &str,
-        handover: &str,
+        handover: &[&str],
     ) -> String {
         let new_timeout = options
             .reclaim_timeout
@@ -752,7 +823,7 @@ impl<T: Transport> LockClient<T> {
         script::acquire(
             &script::Acquire {
                 base: &self.base,
-                system,
+                systems,
                 key: &options.key,
                 retry_seconds: options.retry_seconds.max(1),
                 retries: options.retries,
@@ -782,6 +853,7 @@ impl<T: Transport> LockClient<T> {
     ) -> Result<Kept, LockError> {
         match status.code() {
             Some(0) => Ok(Kept {
+                system: said.system.unwrap_or_else(|| system.to_string()),
                 lines: said.then.unwrap_or_default(),
                 session: None,
                 leftover: Vec::new(),
@@ -823,15 +895,20 @@ impl<T: Transport> LockClient<T> {
     /// interrupted acquire never leaves a lock behind. (Another wait of the
     /// same user with the same key is the same holder as far as PROTOCOL.md
     /// goes: its "already yours" rule cannot tell them apart either.)
-    fn undo_if_taken(&self, system: &str, key: &str) {
+    fn undo_if_taken(&self, systems: &[&str], key: &str) {
         let Ok(user) = self.preflight().map(|p| p.user) else {
             return;
         };
         // Give the script's last few commands a moment to finish.
         std::thread::sleep(Duration::from_millis(100));
-        if let Ok(LockState::Held(h)) = self.info(system) {
-            if h.owner == user && h.key == key {
-                let _ = self.release(system, key, false);
+        let Ok(states) = self.info_many(systems) else {
+            return;
+        };
+        for (system, state) in states {
+            if let LockState::Held(h) = state {
+                if h.owner == user && h.key == key {
+                    let _ = self.release(&system, key, false);
+                }
             }
         }
     }
@@ -1002,6 +1079,8 @@ struct AcquireLines {
     before: Vec<String>,
     /// Lines the `then` commands printed, once the lock was taken.
     then: Option<Vec<String>>,
+    /// The system taken.
+    system: Option<String>,
 }
 
 impl AcquireLines {
@@ -1015,10 +1094,11 @@ impl AcquireLines {
                 since: since.to_string(),
             });
         } else if let Some(place) = text.strip_prefix(script::PLACE_MARK) {
-            if let Ok(place) = place.trim().parse() {
+            if let Some(place) = Place::parse(place) {
                 events(WaitEvent::Place(place));
             }
-        } else if text == script::ACQUIRED_MARK {
+        } else if let Some(system) = text.strip_prefix(script::ACQUIRED_MARK) {
+            self.system = Some(system.to_string());
             self.then = Some(Vec::new());
         } else if text == script::HOLDING_MARK {
             return true;

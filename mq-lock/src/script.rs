@@ -38,15 +38,17 @@ pub(crate) mod code {
 pub(crate) const PREFLIGHT_MARK: &str = "MQ-PRE ";
 /// The marker of a holder line during a wait: `MQ-HOLDER <owner> <since>`.
 pub(crate) const HOLDER_MARK: &str = "MQ-HOLDER ";
-/// Printed once the lock is held, before the `then` commands' own lines.
-pub(crate) const ACQUIRED_MARK: &str = "MQ-ACQUIRED";
+/// Printed once the lock is held, before the `then` commands' own lines:
+/// `MQ-ACQUIRED <system>`.
+pub(crate) const ACQUIRED_MARK: &str = "MQ-ACQUIRED ";
 /// Printed once the lock is held and [`Acquire::keep_fresh`] begins.
 pub(crate) const HOLDING_MARK: &str = "MQ-HOLDING";
 /// A refused release: `MQ-OWNER <owner>` (empty when the lock is free).
 pub(crate) const OWNER_MARK: &str = "MQ-OWNER ";
 /// The count of waits a cancel ended: `MQ-CANCELLED <n>`.
 pub(crate) const CANCELLED_MARK: &str = "MQ-CANCELLED ";
-/// A waiter's place in line: `MQ-PLACE <n>` (1: next), when it changes.
+/// A waiter's place in line, when it or the holder changes: `MQ-PLACE <n>
+/// <estimate> <held> <owner> <system>/<key>` (1: next; seconds, or `-`).
 pub(crate) const PLACE_MARK: &str = "MQ-PLACE ";
 /// A ticket in a line: `MQ-TICKET <system> <ticket>`, then its lines.
 pub(crate) const TICKET_MARK: &str = "MQ-TICKET ";
@@ -66,6 +68,9 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("dump_all.sh", DUMP_ALL),
     ("lockfile_fn.sh", LOCKFILE_FN),
     ("acquire.sh", ACQUIRE),
+    ("own_check.sh", OWN_CHECK),
+    ("member.sh", MEMBER),
+    ("holder_fn.sh", HOLDER_FN),
     ("hold.sh", HOLD),
     ("handover.sh", HANDOVER),
     ("keeper.sh", KEEPER),
@@ -84,6 +89,9 @@ const RECORDS: &str = include_str!("sh/records.sh");
 const DUMP_ALL: &str = include_str!("sh/dump_all.sh");
 const LOCKFILE_FN: &str = include_str!("sh/lockfile_fn.sh");
 const ACQUIRE: &str = include_str!("sh/acquire.sh");
+const OWN_CHECK: &str = include_str!("sh/own_check.sh");
+const MEMBER: &str = include_str!("sh/member.sh");
+const HOLDER_FN: &str = include_str!("sh/holder_fn.sh");
 const HOLD: &str = include_str!("sh/hold.sh");
 const HANDOVER: &str = include_str!("sh/handover.sh");
 const KEEPER: &str = include_str!("sh/keeper.sh");
@@ -150,7 +158,9 @@ pub(crate) fn dump_all(base: &str, known: Known<'_>) -> String {
 /// What an acquire writes and how it waits.
 pub(crate) struct Acquire<'a> {
     pub base: &'a str,
-    pub system: &'a str,
+    /// The systems any one of which will do (a pool's members), tried in
+    /// this order; one for a system named on its own.
+    pub systems: &'a [&'a str],
     pub key: &'a str,
     pub retry_seconds: u32,
     /// Retries after the first attempt; negative: for ever.
@@ -170,10 +180,10 @@ pub(crate) struct Acquire<'a> {
     /// is, its reclaim timeout after its last sign of life.
     pub keep_fresh: Option<u32>,
     /// Commands to hand the session over to once the lock is held (after
-    /// `then`): `MQ-HOLDING` is printed and they run in the same session,
-    /// the lock kept fresh from the background (`$mq_keeper`) if asked.
-    /// Empty for none.
-    pub handover: &'a str,
+    /// `then`), one for each of `systems`: `MQ-HOLDING` is printed and the
+    /// taken system's run in the same session, the lock kept fresh from the
+    /// background (`$mq_keeper`) if asked. Empty for none.
+    pub handover: &'a [&'a str],
     /// Commands run before anything else (before the wait); they may call
     /// `mq_refuse REASON` to end the acquire. Empty for none.
     pub precheck: &'a str,
@@ -205,34 +215,36 @@ pub(crate) fn queue_dir(base: &str, system: &str) -> String {
 /// with it, so an abandoned wait never takes the lock later. Once `lockfile`
 /// has succeeded, hangups are ignored until the key and timeout are written.
 pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
+    assert!(!a.systems.is_empty(), "an acquire needs a system");
+    assert!(
+        a.handover.is_empty() || a.handover.len() == a.systems.len(),
+        "one hand-over for each system"
+    );
     // `then` runs with the user's own umask again, not PROTOCOL.md's 0111.
     let (save_umask, then) = if a.then.is_empty() {
         ("", String::new())
     } else {
         ("mq_um=$(umask)\n", format!("umask \"$mq_um\"; {}", a.then))
     };
-    let lock = quote(&lock_path(a.base, a.system));
-    let keeper = |period: u32| {
-        fill(
-            KEEPER.trim_end(),
-            &[("period", &period.to_string()), ("lock", &lock)],
-        )
-    };
-    let hold = match (a.keep_fresh, a.handover) {
-        (keep_fresh, handover) if !handover.is_empty() => fill(
+    let hold = match (a.keep_fresh, a.handover.is_empty()) {
+        (keep_fresh, false) => fill(
             HANDOVER,
             &[
-                ("keeper", &keep_fresh.map(keeper).unwrap_or_default()),
+                (
+                    "keeper",
+                    &keep_fresh
+                        .map(|period| fill(KEEPER.trim_end(), &[("period", &period.to_string())]))
+                        .unwrap_or_default(),
+                ),
                 ("holding_mark", HOLDING_MARK),
             ],
         ),
-        (None, _) => String::new(),
-        (Some(period), _) => fill(
+        (None, true) => String::new(),
+        (Some(period), true) => fill(
             HOLD,
             &[
                 ("holding_mark", HOLDING_MARK),
                 ("period", &period.to_string()),
-                ("lock", &lock),
             ],
         ),
     };
@@ -243,46 +255,94 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
     } else {
         "command -v lockfile >/dev/null 2>&1 || "
     };
+    let key = quote(a.key);
+    let retry = a.retry_seconds.to_string();
+    let timeout = quote(a.new_timeout);
+    let members: String = a
+        .systems
+        .iter()
+        .map(|system| {
+            fill(
+                MEMBER,
+                &[
+                    ("system", &quote(system)),
+                    ("lock", &quote(&lock_path(a.base, system))),
+                    ("keyfile", &quote(&key_path(a.base, system))),
+                    ("key", &key),
+                    ("retry", &retry),
+                    ("timeout", &timeout),
+                ],
+            )
+        })
+        .collect();
+    // PROTOCOL.md's step 1 is for a system named on its own: a pool's
+    // members already held count as busy.
+    let own_check = match a.systems {
+        [system] => fill(
+            OWN_CHECK,
+            &[
+                ("lock", &quote(&lock_path(a.base, system))),
+                ("keyfile", &quote(&key_path(a.base, system))),
+                ("key", &key),
+                ("own", &code::OWN.to_string()),
+                ("own_key", &code::OWN_KEY.to_string()),
+            ],
+        ),
+        _ => String::new(),
+    };
     let body = fill(
         ACQUIRE,
         &[
-            ("lock", &lock),
-            ("keyfile", &quote(&key_path(a.base, a.system))),
-            ("key", &quote(a.key)),
             ("save_umask", save_umask),
-            ("own", &code::OWN.to_string()),
-            ("own_key", &code::OWN_KEY.to_string()),
+            ("own_check", &own_check),
             ("attempts", &attempts.to_string()),
-            ("holder_mark", HOLDER_MARK),
-            ("retry", &a.retry_seconds.to_string()),
-            ("timeout", &quote(a.new_timeout)),
+            ("members", &members),
             ("acquired_mark", ACQUIRED_MARK),
             ("then", &then),
             ("hold", &hold),
             ("gave_up", &code::GAVE_UP.to_string()),
             ("precheck", &precheck(a.precheck)),
-            ("place_mark", PLACE_MARK),
             ("queue_timeout", &queue_timeout(a.queue_timeout)),
+            ("retry", &retry),
         ],
     );
+    let queue_dirs = a
+        .systems
+        .iter()
+        .map(|s| quote(&queue_dir(a.base, s)))
+        .collect::<Vec<_>>()
+        .join(" ");
     let line = fill(
         QUEUE_FN,
         &[
-            ("queue_dir", &quote(&queue_dir(a.base, a.system))),
+            ("queue_dirs", &queue_dirs),
             ("priority", &a.priority.to_string()),
             ("key_text", &quote(&escape_line(a.key))),
             ("pool", &quote(&escape_line(a.pool))),
+            ("place_mark", PLACE_MARK),
         ],
     );
+    let holder = fill(HOLDER_FN, &[("holder_mark", HOLDER_MARK)]);
     // The caller's commands are a function, so that however they end, the
-    // script's own end stays where it is.
-    let handover = if a.handover.is_empty() {
-        String::new()
-    } else {
-        format!("mq_handover() {{\n{}\n}}\n", a.handover.trim_end())
+    // script's own end stays where it is; a pool's are chosen by the member
+    // taken.
+    let handover = match a.handover {
+        [] => String::new(),
+        [one] => format!("mq_handover() {{\n{}\n}}\n", one.trim_end()),
+        many => {
+            let cases: String = a
+                .systems
+                .iter()
+                .zip(many)
+                .map(|(system, commands)| {
+                    format!("{})\n{}\n;;\n", quote(system), commands.trim_end())
+                })
+                .collect();
+            format!("mq_handover() {{\ncase \"$mq_sys\" in\n{cases}esac\n}}\n")
+        }
     };
     format!(
-        "{}{emulation}{LOCKFILE_FN}{line}{handover}{body}",
+        "{}{emulation}{LOCKFILE_FN}{line}{holder}{handover}{body}",
         preamble(a.base, known)
     )
 }
@@ -363,6 +423,7 @@ pub(crate) fn release(
         &[
             ("lock", &lock),
             ("keyfile", &keyfile),
+            ("queue_dir", &quote(&queue_dir(base, system))),
             ("still_there", &code::STILL_THERE.to_string()),
         ],
     ));
@@ -436,9 +497,15 @@ mod tests {
                 ("d=$(mktemp -d)", Some(30), false, "echo \"$d\"\nexit 3"),
                 ("", None, false, "exit 3"),
             ] {
+                let handovers = [handover, "echo other"];
+                let systems: &[&str] = if handover.is_empty() || then.is_empty() {
+                    &["odroidc4_1"]
+                } else {
+                    &["odroidc4_1", "odroid c4 2"]
+                };
                 let a = Acquire {
                     base: "/var/cache/machinelocks",
-                    system: "odroidc4_1",
+                    systems,
                     key: "seL4-ci-1234-7",
                     retry_seconds: 1,
                     retries: -1,
@@ -446,7 +513,11 @@ mod tests {
                     force_fallback,
                     then,
                     keep_fresh,
-                    handover,
+                    handover: if handover.is_empty() {
+                        &[]
+                    } else {
+                        &handovers[..systems.len()]
+                    },
                     precheck: if handover.is_empty() {
                         ""
                     } else {
@@ -559,7 +630,7 @@ mod tests {
         let script = acquire(
             &Acquire {
                 base: "/var/cache/machinelocks",
-                system: "odroidc4_1",
+                systems: &["odroidc4_1"],
                 key: "seL4-ci-1234-7",
                 retry_seconds: 1,
                 retries: -1,
@@ -567,7 +638,7 @@ mod tests {
                 force_fallback: false,
                 then: "",
                 keep_fresh: None,
-                handover: "",
+                handover: &[],
                 precheck: "",
                 priority: 0,
                 queue_timeout: None,
@@ -598,5 +669,38 @@ mod tests {
         assert_eq!(any, r"[l]ockfile.*'a\.b' > '/b/[^/']*\.key'");
         let hostile = cancel_pattern("/b", Some("s"), "it's $(x)");
         assert_eq!(hostile, r"[l]ockfile.*'it'\\''s \$\(x\)' > '/b/s\.key'");
+    }
+
+    /// mq-core lets a run's commands ride on the acquire when both fit one
+    /// exec request, allowing 8 KiB for an acquire of one system (with a
+    /// health precheck) and 1 KiB for each more member of a pool.
+    #[test]
+    fn acquire_sizes() {
+        let size = |n: usize| {
+            let names: Vec<String> = (0..n).map(|i| format!("skylake_{i}")).collect();
+            let systems: Vec<&str> = names.iter().map(String::as_str).collect();
+            let handover = vec![""; 0];
+            let a = Acquire {
+                base: "/var/cache/machinelocks",
+                systems: &systems,
+                key: "seL4-ci-1234-7",
+                retry_seconds: 1,
+                retries: -1,
+                new_timeout: "3660",
+                force_fallback: false,
+                then: "mq_d=$(mktemp -d) && echo \"MQ-DIR $mq_d\"",
+                keep_fresh: Some(30),
+                handover: &handover,
+                precheck: "",
+                priority: 0,
+                queue_timeout: Some(600),
+                pool: "x86_pool",
+            };
+            acquire(&a, None).len()
+        };
+        let one = size(1);
+        assert!(one <= 7 * 1024, "an acquire of one system: {one} bytes");
+        let each = (size(4) - one) / 3;
+        assert!(each <= 1024, "each more member: {each} bytes");
     }
 }

@@ -186,11 +186,18 @@ fn waiters_see_the_holder_and_get_the_board_within_a_second_or_so() {
         lab.lock_owner("board").as_deref(),
         Some(lab.users[1].name.as_str())
     );
-    // The holder, once; then its place in line (first, as the only waiter).
+    // The holder, once; then its place in line (first, as the only
+    // waiter), with the holder and key; no estimate without a history.
     match &events[..] {
-        [WaitEvent::Holder { owner, since }, WaitEvent::Place(1)] => {
+        [WaitEvent::Holder { owner, since }, WaitEvent::Place(place)] => {
             assert_eq!(owner, &lab.users[0].name);
             assert!(since.starts_with("20"));
+            assert_eq!(place.place, 1);
+            assert_eq!(place.system, "board");
+            assert_eq!(place.holder.as_deref(), Some(owner.as_str()));
+            assert_eq!(place.holder_key.as_deref(), Some("a"));
+            assert!(place.held_for.is_some_and(|d| d < Duration::from_secs(10)));
+            assert_eq!(place.estimate, None);
         }
         other => panic!("{other:?}"),
     }
@@ -971,4 +978,196 @@ fn three_users_twenty_rounds_first_come_first_served() {
             }
         }
     }
+}
+
+/// A pool of two, both held, five waiters for either: each waiter is in
+/// both lines, the grants go in arrival order to whichever member frees,
+/// and a granted waiter leaves the other line at once. Afterwards the
+/// board's hold history gives the next waiter an estimate.
+#[test]
+fn a_pool_of_two_serves_five_waiters_in_order() {
+    let lab = lab!(2);
+    let members = ["p1", "p2"];
+    let holder = client(&lab, 0);
+    holder.acquire("p1", &waiting("h1"), &mut |_| {}).unwrap();
+    holder.acquire("p2", &waiting("h2"), &mut |_| {}).unwrap();
+    let start = Instant::now();
+    // (key, member, granted at, released at)
+    let grants = Arc::new(Mutex::new(
+        Vec::<(String, String, Duration, Duration)>::new(),
+    ));
+    let mut waiters = Vec::new();
+    for n in 1..=5 {
+        let c = client(&lab, 1);
+        let grants = Arc::clone(&grants);
+        let options = AcquireOptions {
+            key: format!("w{n}"),
+            pool: "pool".into(),
+            ..AcquireOptions::default()
+        };
+        let (placed_tx, placed_rx) = std::sync::mpsc::channel();
+        waiters.push(thread::spawn(move || {
+            let mut told = false;
+            let kept = c
+                .acquire_any(&members, &options, "", &[], &mut |e| {
+                    if matches!(e, WaitEvent::Place(_)) && !told {
+                        told = true;
+                        let _ = placed_tx.send(());
+                    }
+                })
+                .unwrap();
+            let granted = start.elapsed();
+            // Out of the other member's line at once.
+            let other = members.iter().find(|m| **m != kept.system).unwrap();
+            let in_other = c.line(&[other]).unwrap();
+            assert!(
+                !in_other.iter().any(|t| t.key == options.key),
+                "{} still in {other}'s line: {in_other:?}",
+                options.key
+            );
+            // Longer than a round of attempts (1 s), so that both members
+            // are busy at times.
+            thread::sleep(Duration::from_millis(1500));
+            let released = start.elapsed();
+            c.release(&kept.system, &options.key, false).unwrap();
+            grants.lock().unwrap().push((
+                options.key.clone(),
+                kept.system.clone(),
+                granted,
+                released,
+            ));
+        }));
+        placed_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("in line");
+        // Arrivals 0.8 s apart: each waiter's once-a-second attempts come
+        // earlier in the second than the one before it, so that polling
+        // alone would serve them in the wrong order.
+        thread::sleep(Duration::from_millis(800));
+    }
+    // Every waiter is in both lines, in arrival order, marked with the pool.
+    let line = holder.line(&members).unwrap();
+    for member in members {
+        let keys: Vec<&str> = line
+            .iter()
+            .filter(|t| t.system == member)
+            .map(|t| t.key.as_str())
+            .collect();
+        assert_eq!(keys, ["w1", "w2", "w3", "w4", "w5"], "{member}");
+    }
+    assert!(line.iter().all(|t| t.pool.as_deref() == Some("pool")));
+
+    holder.release("p2", "h2", false).unwrap();
+    thread::sleep(Duration::from_millis(400));
+    holder.release("p1", "h1", false).unwrap();
+    for w in waiters {
+        w.join().unwrap();
+    }
+    let mut grants = grants.lock().unwrap().clone();
+    grants.sort_by_key(|g| g.2);
+    let order: Vec<&str> = grants.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(order, ["w1", "w2", "w3", "w4", "w5"], "{grants:?}");
+    // Both members served; never one member held twice at once.
+    assert!(grants.iter().any(|g| g.1 == "p1"));
+    assert!(grants.iter().any(|g| g.1 == "p2"));
+    for member in members {
+        let on: Vec<_> = grants.iter().filter(|g| g.1 == member).collect();
+        for pair in on.windows(2) {
+            assert!(pair[1].2 >= pair[0].3, "{member} held twice: {pair:?}");
+        }
+    }
+    assert!(holder.line(&members).unwrap().is_empty(), "left in line");
+
+    // The hold times were kept; the next waiter is told an estimate.
+    let holds = std::fs::read_to_string(lab.base.join("queue/p1/.holds")).unwrap();
+    assert!(holds.lines().count() >= 2, "{holds:?}");
+    assert!(holds.lines().all(|l| l.parse::<u64>().is_ok()), "{holds:?}");
+    holder.acquire("p1", &waiting("h3"), &mut |_| {}).unwrap();
+    let c = client(&lab, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = thread::spawn(move || {
+        c.acquire("p1", &waiting("w6"), &mut |e| {
+            if let WaitEvent::Place(p) = e {
+                let _ = tx.send(p);
+            }
+        })
+        .unwrap();
+        c.release("p1", "w6", false).unwrap();
+    });
+    let place = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(place.place, 1);
+    assert!(place.estimate.is_some(), "{place:?}");
+    assert_eq!(place.holder_key.as_deref(), Some("h3"));
+    holder.release("p1", "h3", false).unwrap();
+    waiter.join().unwrap();
+}
+
+/// An old client (PROTOCOL.md's shell lines, through OpenSSH) waits and
+/// holds among two mq users in line, eight rounds each: the old client may
+/// overtake the line, but nobody ever holds the board while another does
+/// (each holder finds its own key in the key file at the start and the end
+/// of its hold), and everybody finishes.
+#[test]
+fn an_old_client_among_mq_waiters_never_holds_twice_and_nobody_waits_forever() {
+    let lab = lab!(3);
+    let base = lab.base_str().to_string();
+    let rounds = 8;
+    let old_rounds = format!(
+        "i=0; while [ $i -lt {rounds} ]; do \
+         umask 0111 && lockfile -1 -r -1 '{base}/s.lock' && rm -f '{base}/s.key' && printf '%s' \"old-$i\" > '{base}/s.key' && chmod a-w,g+r '{base}/s.key' && chmod u+w '{base}/s.lock' && printf '%s' 0 > '{base}/s.lock' && chmod a-w '{base}/s.lock'; \
+         [ \"$(cat '{base}/s.key')\" = \"old-$i\" ] || echo VIOLATION; sleep 0.3; \
+         [ \"$(cat '{base}/s.key')\" = \"old-$i\" ] || echo VIOLATION; echo ROUND $i; \
+         rm -f '{base}/s.key'; sync; rm -f '{base}/s.lock'; sleep 0.2; i=$((i + 1)); done"
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<String>();
+    let old = {
+        let config = lab.config_for(&lab.users[0].name);
+        let done = done_tx.clone();
+        thread::spawn(move || {
+            let out = Command::new("ssh")
+                .args(["-F", config.to_str().unwrap(), "lab", &old_rounds])
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned();
+            let _ = done.send(format!("old: {said}"));
+            said
+        })
+    };
+    let mq_users: Vec<_> = (1..3)
+        .map(|u| {
+            let c = client(&lab, u);
+            let key_file = lab.base.join("s.key");
+            let done = done_tx.clone();
+            thread::spawn(move || {
+                let mut violations = 0;
+                for round in 0..rounds {
+                    let key = format!("mq{u}-{round}");
+                    c.acquire("s", &waiting(&key), &mut |_| {}).unwrap();
+                    let mine = || std::fs::read_to_string(&key_file).unwrap_or_default() == key;
+                    violations += usize::from(!mine());
+                    thread::sleep(Duration::from_millis(300));
+                    violations += usize::from(!mine());
+                    c.release("s", &key, false).unwrap();
+                    thread::sleep(Duration::from_millis(100));
+                }
+                let _ = done.send(format!("mq{u}"));
+                violations
+            })
+        })
+        .collect();
+    drop(done_tx);
+    // Nobody waits forever: all three finish well within two minutes.
+    for _ in 0..3 {
+        let who = done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("somebody waited for ever");
+        eprintln!("finished: {who}");
+    }
+    let said = old.join().unwrap();
+    assert!(!said.contains("VIOLATION"), "{said}");
+    assert_eq!(said.matches("ROUND").count(), rounds, "{said}");
+    for t in mq_users {
+        assert_eq!(t.join().unwrap(), 0, "an mq holder lost its lock");
+    }
+    assert_eq!(lab.lock_owner("s"), None);
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 mod delay;
+mod tmux;
 pub use delay::DelayProxy;
+pub use tmux::Tmux;
 
 /// Where Debian's openssh-server puts the daemon.
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -597,6 +599,18 @@ impl LabHost {
             .flatten()
             .filter(|e| e.metadata().is_ok_and(|m| m.uid() == u.uid.as_raw()))
             .map(|e| e.path())
+            .collect()
+    }
+
+    /// The lock and key files in a BASE directory (none once every lock is
+    /// released; what mq keeps beside them, `queue/` and `health/`, stays).
+    pub fn lock_files(base: &Path) -> Vec<PathBuf> {
+        fs::read_dir(base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "lock" || x == "key"))
             .collect()
     }
 

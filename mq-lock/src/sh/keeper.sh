@@ -1,2 +1,2 @@
-( trap 'exit 0' HUP TERM; while sleep @period@; do touch -c -- @lock@ 2>/dev/null; done ) &
+( trap 'exit 0' HUP TERM; while sleep @period@; do touch -c -- "$b/$mq_sys.lock" 2>/dev/null; done ) &
 mq_keeper=$!
