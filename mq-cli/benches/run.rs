@@ -19,17 +19,10 @@ use std::time::{Duration, Instant};
 
 use mq_testkit::{DelayProxy, LabHost};
 
+mod common;
+use common::median;
+
 const COMPLETION: &str = "All is well in the universe";
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn median_n(mut v: Vec<usize>) -> usize {
-    v.sort();
-    v[v.len() / 2]
-}
 
 struct Setup<'a> {
     lab: &'a LabHost,
@@ -119,11 +112,7 @@ fn timed_run(mut cmd: Command, lock: &Path) -> Option<Duration> {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let Some(lab) = LabHost::start(1) else {
-        eprintln!("nothing measured: needs root and sshd");
+    let Some(lab) = common::lab(1) else {
         return;
     };
     let images_dir = tempfile::tempdir().unwrap();
@@ -194,7 +183,7 @@ fn report(one_way: Duration, samples: &[Vec<Sample>; 4]) {
         "\n+{} ms one way: floor `ssh HOST true` {:.0} ms, {} round trips",
         one_way.as_millis(),
         floor.as_secs_f64() * 1e3,
-        median_n(samples[0].iter().map(|s| s.round_trips).collect())
+        median(samples[0].iter().map(|s| s.round_trips).collect())
     );
     println!("| operation | time | ratio | target | round trips | TCP connections |");
     println!("|---|---|---|---|---|---|");
@@ -210,7 +199,7 @@ fn report(one_way: Duration, samples: &[Vec<Sample>; 4]) {
             "| {name} | {:.0} ms | {:.2}x | <= {target}x | {} | {connections:?} |",
             t.as_secs_f64() * 1e3,
             t.as_secs_f64() / floor.as_secs_f64(),
-            median_n(samples[i].iter().map(|s| s.round_trips).collect()),
+            median(samples[i].iter().map(|s| s.round_trips).collect()),
         );
     }
     let releases: Vec<Duration> = samples[2..]

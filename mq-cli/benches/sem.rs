@@ -9,21 +9,13 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mq_testkit::LabHost;
-
 const ROUNDS: usize = 11;
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+mod common;
+use common::median;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let Some(lab) = LabHost::start(2) else {
-        eprintln!("nothing measured: needs root and sshd");
+    let Some(lab) = common::lab(2) else {
         return;
     };
     let mq = env!("CARGO_BIN_EXE_mq");
@@ -47,12 +39,7 @@ fn main() {
         assert!(cmd.status().unwrap().success());
         t.elapsed()
     };
-    let config = lab.config_for(&user(0));
-    let floor_cmd = || {
-        let mut c = Command::new("ssh");
-        c.args(["-F", config.to_str().unwrap(), "lab", "true"]);
-        c
-    };
+    let floor_cmd = || common::floor_command(&lab, &user(0));
     time(floor_cmd());
     let floor = median((0..ROUNDS).map(|_| time(floor_cmd())).collect());
     let info = median(

@@ -106,6 +106,14 @@ pub enum Command {
     /// Who waits for which board, in the order they will be served
     Queue(FeaturesArgs),
 
+    /// The whole lab: every board's health, holder, key, hold time, line and last run
+    #[command(after_help = STATUS_HELP)]
+    Status(StatusArgs),
+
+    /// A read-only web dashboard of the lab, live (also /api/status and /metrics)
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
+
     /// Show the effective configuration and where each value came from
     Config(ConfigArgs),
 
@@ -142,6 +150,49 @@ pub struct FeaturesArgs {
     /// Print an array of objects with every inventory column
     #[arg(long)]
     pub json: bool,
+}
+
+const STATUS_HELP: &str = "One round trip to the lab host for the whole lab, however many boards.\n\
+A cron job that reminds holders of long holds:\n  \
+mq status --long 4h --json | jq -r '.boards[] | select(.long_hold) | \"\\(.holder.owner) \\(.system)\"'";
+
+const SERVE_HELP: &str =
+    "Pages: / (the lab), /board/SYSTEM (a board's history), /api/status (JSON, version 1),\n\
+/metrics (Prometheus text format), /events (server-sent events). Nothing on it changes the lab.\n\
+It keeps one SSH connection and reads the lab once a refresh, however many browsers watch.";
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Systems or pools to show (default: every board)
+    #[arg(value_name = SYSTEM_VALUE_NAME)]
+    pub names: Vec<String>,
+
+    /// A hold this long or longer is flagged LONG (2h, 90m, 45s or seconds)
+    #[arg(long, value_name = "TIME", default_value = "2h")]
+    pub long: String,
+
+    /// Redraw every 2 s (in place on a terminal) until interrupted
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Print JSON (the dashboard's /api/status) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (anything but loopback shows the lab to the network)
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Seconds between reads of the lab
+    #[arg(long, value_name = "SECONDS", default_value_t = 2)]
+    pub refresh: u64,
+
+    /// A hold this long or longer is flagged long (2h, 90m, 45s or seconds)
+    #[arg(long, value_name = "TIME", default_value = "2h")]
+    pub long: String,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,9 @@ mod line;
 mod listing;
 mod run;
 mod sem;
+mod serve;
 mod ssh_view;
+mod status;
 mod table;
 
 use mq_core::exit;
@@ -184,6 +186,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Health(args) => health::health(args, config),
         Command::Queue(args) => line::queue(args, config),
+        Command::Status(args) => status::status(args, config),
+        Command::Serve(args) => serve::serve(args, config),
         Command::Completions(args) => {
             let inventory = config.load_inventory()?;
             let names: Vec<String> = inventory

@@ -357,21 +357,27 @@ fn dir_word(base: &str) -> String {
 /// `sh/health_update.sh`); `log` is the runner's log, `run` the job's key.
 pub(crate) fn update_script(base: &str, system: &str, log: &str, run: &str) -> String {
     let image_started: Vec<&str> = image_started_markers().map(|m| m.pattern).collect();
-    mq_transport::fill(
-        UPDATE.trim_end(),
-        &[
-            ("health_dir", &dir_word(base)),
-            ("system_file", &mq_transport::quote(system)),
-            ("system", &mq_transport::quote(system)),
-            (
-                "image_started",
-                &mq_transport::quote(&image_started.join("|")),
-            ),
-            ("log", log),
-            ("run", &mq_transport::quote(&escape(run))),
-            ("health_mark", CHANGED_MARK),
-        ],
-    )
+    let runs = format!("{}/queue/{system}/.runs", base.trim_end_matches('/'));
+    // A key with a line break would end the record's line.
+    let run_text = run.replace(['\n', '\r'], " ");
+    mq_lock::HISTORY_FN.to_string()
+        + &mq_transport::fill(
+            UPDATE.trim_end(),
+            &[
+                ("health_dir", &dir_word(base)),
+                ("system_file", &mq_transport::quote(system)),
+                ("system", &mq_transport::quote(system)),
+                (
+                    "image_started",
+                    &mq_transport::quote(&image_started.join("|")),
+                ),
+                ("log", log),
+                ("run", &mq_transport::quote(&escape(run))),
+                ("health_mark", CHANGED_MARK),
+                ("runs_file", &mq_transport::quote(&runs)),
+                ("run_text", &mq_transport::quote(&run_text)),
+            ],
+        )
 }
 
 /// Prints each of `systems`' health file.

@@ -85,6 +85,7 @@ pub mod health;
 pub mod inventory;
 pub mod job;
 pub mod queue;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -96,3 +97,4 @@ pub use mq_lock::{check_key, AcquireOptions, Holder, LockError, LockState, Place
 pub use mq_transport::ssh;
 pub use mq_transport::{Transport, TransportError};
 pub use queue::{Choice, MachineQueue, QueueError};
+pub use status::LabStatus;

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod script;
+pub use script::HISTORY_FN;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -400,30 +401,46 @@ pub fn unescape_line(text: &str) -> String {
     out
 }
 
+impl Ticket {
+    /// A ticket of `system` with nothing known yet.
+    pub fn new(system: &str) -> Ticket {
+        Ticket {
+            system: system.to_string(),
+            user: String::new(),
+            key: String::new(),
+            since: 0,
+            priority: 0,
+            pool: None,
+        }
+    }
+
+    /// Takes one `key=value` line of a ticket file (values escaped as
+    /// [`escape_line`] does); other lines are ignored.
+    pub fn read_line(&mut self, line: &str) {
+        let Some((k, v)) = line.split_once('=') else {
+            return;
+        };
+        let v = unescape_line(v);
+        match k {
+            "user" => self.user = v,
+            "key" => self.key = v,
+            "since" => self.since = v.parse().unwrap_or(0),
+            "priority" => self.priority = v.parse().unwrap_or(0),
+            "pool" => self.pool = Some(v).filter(|p| !p.is_empty()),
+            _ => {}
+        }
+    }
+}
+
 fn parse_line(out: &str) -> Vec<Ticket> {
     let mut tickets: Vec<Ticket> = Vec::new();
     for text in out.lines() {
         if let Some(rest) = text.strip_prefix(script::TICKET_MARK) {
             // The ticket's name has no space; a system's name may.
-            let system = rest.rsplit_once(' ').map_or(rest, |(s, _)| s).to_string();
-            tickets.push(Ticket {
-                system,
-                user: String::new(),
-                key: String::new(),
-                since: 0,
-                priority: 0,
-                pool: None,
-            });
-        } else if let (Some(t), Some((k, v))) = (tickets.last_mut(), text.split_once('=')) {
-            let v = unescape_line(v);
-            match k {
-                "user" => t.user = v,
-                "key" => t.key = v,
-                "since" => t.since = v.parse().unwrap_or(0),
-                "priority" => t.priority = v.parse().unwrap_or(0),
-                "pool" => t.pool = Some(v).filter(|p| !p.is_empty()),
-                _ => {}
-            }
+            let system = rest.rsplit_once(' ').map_or(rest, |(s, _)| s);
+            tickets.push(Ticket::new(system));
+        } else if let Some(t) = tickets.last_mut() {
+            t.read_line(text);
         }
     }
     tickets

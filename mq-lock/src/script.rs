@@ -76,6 +76,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("keeper.sh", KEEPER),
     ("refuse_fn.sh", REFUSE_FN),
     ("queue_fn.sh", QUEUE_FN),
+    ("history_fn.sh", HISTORY_FN),
     ("line.sh", LINE),
     ("release_check.sh", RELEASE_CHECK),
     ("release.sh", RELEASE),
@@ -97,6 +98,10 @@ const HANDOVER: &str = include_str!("sh/handover.sh");
 const KEEPER: &str = include_str!("sh/keeper.sh");
 const REFUSE_FN: &str = include_str!("sh/refuse_fn.sh");
 const QUEUE_FN: &str = include_str!("sh/queue_fn.sh");
+/// `mq_history FILE LINE`: appends to a board's history under
+/// BASE/queue/SYSTEM, keeping it short (for scripts of other crates that
+/// record history: a run's end).
+pub const HISTORY_FN: &str = include_str!("sh/history_fn.sh");
 const LINE: &str = include_str!("sh/line.sh");
 const RELEASE_CHECK: &str = include_str!("sh/release_check.sh");
 const RELEASE: &str = include_str!("sh/release.sh");
@@ -342,7 +347,7 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
         }
     };
     format!(
-        "{}{emulation}{LOCKFILE_FN}{line}{holder}{handover}{body}",
+        "{}{emulation}{LOCKFILE_FN}{HISTORY_FN}{line}{holder}{handover}{body}",
         preamble(a.base, known)
     )
 }
@@ -418,6 +423,7 @@ pub(crate) fn release(
             ],
         ));
     }
+    s.push_str(HISTORY_FN);
     s.push_str(&fill(
         RELEASE,
         &[

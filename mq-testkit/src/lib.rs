@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod browser;
 mod delay;
 mod tmux;
+pub use browser::Browser;
 pub use delay::DelayProxy;
 pub use tmux::Tmux;
 

@@ -138,13 +138,12 @@ impl Tmux {
     /// The command's exit status, once it has ended.
     pub fn exit_status(&self, timeout: Duration) -> Option<i32> {
         let mut status = None;
+        // tmux may say the pane is dead a moment before it has the status.
         eventually(timeout, || {
-            if self.display("#{pane_dead}") == "1" {
-                status = self.display("#{pane_dead_status}").parse().ok();
-                true
-            } else {
-                false
-            }
+            status = (self.display("#{pane_dead}") == "1")
+                .then(|| self.display("#{pane_dead_status}").parse().ok())
+                .flatten();
+            status.is_some()
         });
         status
     }

@@ -61,3 +61,9 @@ if [ "$mq_to" != "$mq_state" ] || [ "$mq_fail" != "$mq_was" ]; then
     printf '@health_mark@%s %s\n' "$mq_to" "$mq_reason"
   fi
 fi
+# The run, for the lab's status: when it ended, its class, the runner's
+# status, who ran it and its key. (mq_history is defined just before this
+# script, and again by the release after it, which shellcheck takes for the
+# only definition.)
+# shellcheck disable=SC2218
+mq_history @runs_file@ "$(date +%s) $mq_class $mq_st ${mq_me:-$(id -un)} "@run_text@

@@ -1,13 +1,11 @@
-# How long the board was held (from the key file's time, written when it was
-# taken), kept for waiters' estimates: the last 20 of BASE/queue/SYSTEM/.holds.
-mq_ks=$(stat --format=%Y -- @keyfile@ 2>/dev/null)
-if [ -n "$mq_ks" ]; then
-  (
-    umask 0 && mkdir -p -- @queue_dir@ && echo $(( $(date +%s) - mq_ks )) >> @queue_dir@/.holds &&
-      if [ "$(wc -l < @queue_dir@/.holds)" -gt 40 ]; then
-        tail -n 20 -- @queue_dir@/.holds > @queue_dir@/.holds.$$ && mv -f -- @queue_dir@/.holds.$$ @queue_dir@/.holds
-      fi
-  ) 2>/dev/null
+# The hold, for waiters' estimates and the lab's status: seconds held (from
+# the key file's time, written when the lock was taken), when it ended, the
+# holder (the key file's owner) and the key.
+mq_ku=$(stat --format='%Y %U' -- @keyfile@ 2>/dev/null)
+if [ -n "$mq_ku" ]; then
+  mq_k=; { IFS= read -r mq_k < @keyfile@; } 2>/dev/null
+  mq_t=$(date +%s)
+  mq_history @queue_dir@/.holds "$((mq_t - ${mq_ku%% *})) $mq_t ${mq_ku#* } $mq_k"
 fi
 # rm's own status: the lock file may well exist again at once, taken by a
 # waiter.

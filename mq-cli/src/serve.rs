@@ -1,0 +1,435 @@
+//! `mq serve`: a read-only web dashboard of the lab, live.
+//!
+//! One thread reads the lab ([`MachineQueue::status`]: one script over one
+//! SSH connection) every refresh, however many browsers watch, and tells
+//! the pages through a watch channel; axum (on a small tokio runtime) serves
+//! the pages, and each page's server-sent events wake on the next read.
+//! Every page and asset is in the binary; the page builds itself from
+//! `/api/status` with `textContent` only, under a Content-Security-Policy
+//! that allows no inline script.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State as Shared_;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use mq_core::{exit, Config, Inventory, LabStatus, MachineQueue};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_stream::{Stream, StreamExt};
+
+use crate::flags::ServeArgs;
+use crate::status::parse_span;
+use crate::Failure;
+
+const INDEX: &str = include_str!("serve/index.html");
+const APP_JS: &str = include_str!("serve/app.js");
+const APP_CSS: &str = include_str!("serve/app.css");
+
+/// No inline script or style, nothing from elsewhere.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// What the dashboard knows, shared by the reader and the requests.
+struct Shared {
+    state: Mutex<State>,
+    /// The generation of the last read, for the pages to wake on.
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a read: wake the pages.
+    fn tell(&self) {
+        let generation = self.state().generation;
+        self.changed.send_replace(generation);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// The last status read, if any.
+    status: Option<LabStatus>,
+    /// When it was read (this machine's clock).
+    read_at: Option<SystemTime>,
+    /// Why the last read failed, and since when reads fail.
+    down: Option<(String, SystemTime)>,
+    /// Counts reads (successful or not): a page waits for the next.
+    generation: u64,
+    /// Scripts run on the lab host.
+    remote_reads: u64,
+    metrics: Totals,
+}
+
+/// Counters over what the lab's history showed since the dashboard started.
+#[derive(Default)]
+struct Totals {
+    holds: Histogram,
+    waits: Histogram,
+    runs: HashMap<String, u64>,
+    /// Per board and kind, the newest record already counted.
+    seen: HashMap<(String, &'static str), u64>,
+}
+
+/// Prometheus histogram buckets (seconds): a minute to a day.
+const BUCKETS: [u64; 8] = [60, 300, 900, 1800, 3600, 7200, 14_400, 86_400];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: u64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.buckets[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        for (le, n) in BUCKETS.iter().zip(self.buckets) {
+            out.push_str(&format!("{name}_bucket{{le=\"{le}\"}} {n}\n"));
+        }
+        out.push_str(&format!(
+            "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum {}\n{name}_count {}\n",
+            self.count, self.sum, self.count
+        ));
+    }
+}
+
+impl Totals {
+    /// Counts the records newer than those counted before.
+    fn take(&mut self, status: &LabStatus) {
+        for b in &status.boards {
+            let mut newer = |kind: &'static str, ended: u64| {
+                let seen = self.seen.entry((b.system.clone(), kind)).or_insert(0);
+                (ended > *seen)
+                    .then(|| *seen = (*seen).max(ended))
+                    .is_some()
+            };
+            // Oldest first: each record raises the mark for the next.
+            let holds: Vec<u64> = b
+                .holds
+                .iter()
+                .filter(|h| newer("holds", h.ended))
+                .map(|h| h.seconds)
+                .collect();
+            let waits: Vec<u64> = b
+                .waits
+                .iter()
+                .filter(|w| newer("waits", w.ended))
+                .map(|w| w.seconds)
+                .collect();
+            let runs: Vec<String> = b
+                .runs
+                .iter()
+                .filter(|r| newer("runs", r.ended))
+                .map(|r| r.class.clone())
+                .collect();
+            holds.into_iter().for_each(|s| self.holds.observe(s));
+            waits.into_iter().for_each(|s| self.waits.observe(s));
+            for class in runs {
+                *self.runs.entry(class).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// `/api/status`: the status and how fresh it is. Version 1.
+#[derive(Serialize)]
+struct ApiStatus<'a> {
+    version: u32,
+    /// Whether the last read of the lab host worked.
+    reachable: bool,
+    /// Why not.
+    error: Option<&'a str>,
+    /// Since when reads fail (seconds since the epoch).
+    unreachable_since: Option<u64>,
+    /// Seconds since the status was read (none yet: null).
+    age_seconds: Option<u64>,
+    /// Reads of the lab host so far.
+    reads: u64,
+    /// The lab, as last read.
+    status: Option<&'a LabStatus>,
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl State {
+    fn api(&self) -> String {
+        let api = ApiStatus {
+            version: 1,
+            reachable: self.down.is_none() && self.status.is_some(),
+            error: self.down.as_ref().map(|(e, _)| e.as_str()),
+            unreachable_since: self.down.as_ref().map(|(_, t)| epoch(*t)),
+            age_seconds: self
+                .read_at
+                .map(|t| t.elapsed().unwrap_or_default().as_secs()),
+            reads: self.remote_reads,
+            status: self.status.as_ref(),
+        };
+        serde_json::to_string(&api).unwrap_or_default()
+    }
+
+    /// `/metrics`, Prometheus text format 0.0.4.
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str, lines: Vec<(String, u64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for (labels, v) in lines {
+                out.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        let up = u64::from(self.down.is_none() && self.status.is_some());
+        gauge(
+            &mut out,
+            "mq_up",
+            "Whether the last read of the lab host worked.",
+            vec![(String::new(), up)],
+        );
+        let age = self
+            .read_at
+            .map_or(0, |t| t.elapsed().unwrap_or_default().as_secs());
+        gauge(
+            &mut out,
+            "mq_status_age_seconds",
+            "Seconds since the lab was last read.",
+            vec![(String::new(), age)],
+        );
+        out.push_str("# HELP mq_status_reads_total Scripts run on the lab host to read it.\n# TYPE mq_status_reads_total counter\n");
+        out.push_str(&format!("mq_status_reads_total {}\n", self.remote_reads));
+        if let Some(status) = &self.status {
+            let by_state = mq_core::health::State::ALL
+                .iter()
+                .map(|s| {
+                    let n = status
+                        .boards
+                        .iter()
+                        .filter(|b| b.health.state == *s)
+                        .count();
+                    (format!("{{state=\"{s}\"}}"), n as u64)
+                })
+                .collect();
+            gauge(&mut out, "mq_boards", "Boards by health state.", by_state);
+            let held = status.boards.iter().filter(|b| b.holder.is_some()).count() as u64;
+            gauge(
+                &mut out,
+                "mq_boards_held",
+                "Boards whose lock is held.",
+                vec![(String::new(), held)],
+            );
+            let long = status.boards.iter().filter(|b| b.long_hold).count() as u64;
+            gauge(
+                &mut out,
+                "mq_boards_held_long",
+                "Boards held for the long-hold time or more.",
+                vec![(String::new(), long)],
+            );
+            let waiting = status.boards.iter().map(|b| b.waiting.len() as u64).sum();
+            gauge(
+                &mut out,
+                "mq_waiters",
+                "mq waits in line, over all boards.",
+                vec![(String::new(), waiting)],
+            );
+        }
+        self.metrics.holds.render(
+            "mq_hold_seconds",
+            "How long boards were held (mq releases seen since the dashboard started).",
+            &mut out,
+        );
+        self.metrics.waits.render(
+            "mq_wait_seconds",
+            "How long mq waiters waited in line (grants seen since the dashboard started).",
+            &mut out,
+        );
+        out.push_str("# HELP mq_runs_total Runs ended, by outcome class (seen since the dashboard started).\n# TYPE mq_runs_total counter\n");
+        for class in ["passed", "test", "infrastructure"] {
+            let n = self.metrics.runs.get(class).copied().unwrap_or(0);
+            out.push_str(&format!("mq_runs_total{{class=\"{class}\"}} {n}\n"));
+        }
+        out
+    }
+}
+
+/// `mq serve`.
+pub fn serve(args: ServeArgs, config: Config) -> Result<(), Failure> {
+    let long = parse_span(&args.long)
+        .map_err(|e| Failure::new(format!("mq: --long: {e}"), exit::USAGE))?;
+    if args.refresh == 0 {
+        return Err(Failure::new(
+            "mq: --refresh: at least 1 second",
+            exit::USAGE,
+        ));
+    }
+    let inventory = config.load_inventory()?;
+    let cannot = |e: std::io::Error| {
+        Failure::new(
+            format!("mq: cannot listen on {}: {e}", args.listen),
+            exit::USAGE,
+        )
+    };
+    let listener = std::net::TcpListener::bind(&args.listen).map_err(cannot)?;
+    listener.set_nonblocking(true).map_err(cannot)?;
+    let addr = listener.local_addr().map_err(cannot)?;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        changed: watch::Sender::new(0),
+    });
+    {
+        let shared = Arc::clone(&shared);
+        let refresh = Duration::from_secs(args.refresh);
+        std::thread::spawn(move || read_lab(config, inventory, long, refresh, &shared));
+    }
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/board/{name}", get(page))
+        .route(
+            "/app.js",
+            get(|| asset(APP_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/app.css",
+            get(|| asset(APP_CSS, "text/css; charset=utf-8")),
+        )
+        .route("/api/status", get(api))
+        .route("/metrics", get(metrics))
+        .route("/events", get(events))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::map_response(safe_headers))
+        .with_state(shared);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(format!("mq: cannot start the server: {e}"), exit::USAGE))?;
+    eprintln!("mq: the lab is at http://{addr}/ (read-only; ^C to stop)");
+    runtime
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, app).await
+        })
+        .map_err(|e| Failure::new(format!("mq: the server stopped: {e}"), exit::USAGE))
+}
+
+/// Every answer: the page's policy, no sniffing, no caching, no referrer.
+async fn safe_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// `/` and `/board/NAME`: the one page, which reads its address.
+async fn page() -> Response {
+    asset(INDEX, "text/html; charset=utf-8").await
+}
+
+async fn api(Shared_(shared): Shared_<Arc<Shared>>) -> Response {
+    let body = shared.state().api();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(Shared_(shared): Shared_<Arc<Shared>>) -> Response {
+    let body = shared.state().metrics();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `/events`: the status now, then after every read (server-sent events),
+/// with a comment every 15 s to keep a quiet stream open through proxies.
+async fn events(
+    Shared_(shared): Shared_<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let reads = tokio_stream::wrappers::WatchStream::new(shared.changed.subscribe());
+    let stream = reads.map(move |_| Ok(Event::default().data(shared.state().api())));
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Reads the lab every `refresh`, over one connection (made again after a
+/// failure), and wakes the pages.
+fn read_lab(
+    config: Config,
+    inventory: Inventory,
+    long: Duration,
+    refresh: Duration,
+    shared: &Shared,
+) {
+    let mut queue: Option<MachineQueue> = None;
+    loop {
+        let started = std::time::Instant::now();
+        if queue.is_none() {
+            queue = MachineQueue::connect_with(config.clone(), inventory.clone())
+                .map_err(|e| fail(shared, e.to_string()))
+                .ok();
+        }
+        if let Some(q) = &queue {
+            let result = q.status(long);
+            let mut s = shared.state();
+            s.remote_reads += 1;
+            match result {
+                Ok(status) => {
+                    s.metrics.take(&status);
+                    s.status = Some(status);
+                    s.read_at = Some(SystemTime::now());
+                    s.down = None;
+                    s.generation += 1;
+                }
+                Err(e) => {
+                    drop(s);
+                    fail(shared, e.to_string());
+                    queue = None;
+                }
+            }
+        }
+        shared.tell();
+        std::thread::sleep(refresh.saturating_sub(started.elapsed()));
+    }
+}
+
+/// Records a failed read (the first failure's time stays).
+fn fail(shared: &Shared, error: String) {
+    let mut s = shared.state();
+    let since = s.down.take().map_or_else(SystemTime::now, |(_, t)| t);
+    s.down = Some((error, since));
+    s.generation += 1;
+}
