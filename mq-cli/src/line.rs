@@ -15,7 +15,7 @@ pub fn queue(args: FeaturesArgs, config: Config) -> Result<(), Failure> {
     let names = names(&inventory, &args.names)?;
     let queue = connect(config, inventory)?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let line = queue.locks().line(&names).map_err(|e| failure(e.into()))?;
+    let line = queue.line(&names).map_err(failure)?;
     if args.json {
         return crate::emit_json(&line);
     }

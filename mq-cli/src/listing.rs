@@ -7,14 +7,25 @@ use crate::table::Table;
 use crate::Failure;
 
 /// `mq systems`: the systems table, then the pools table.
-pub fn systems_tables(inventory: &Inventory) -> String {
-    let mut systems = Table::new([
+pub fn systems_tables(inventory: &Inventory, home: &str) -> String {
+    // The host column only where the inventory places boards on several.
+    let sited = inventory.systems().iter().any(|s| s.host.is_some());
+    let mut header = vec![
         "Name", "Arch", "ISA", "SoC", "CPU", "Cores", "RAM", "MaxCLK",
-    ]);
+    ];
+    if sited {
+        header.push("Host");
+    }
+    let mut systems = Table::new(header);
     for s in inventory.systems() {
-        systems.row([
+        let mut row = vec![
             &s.name, &s.arch, &s.isa, &s.soc, &s.cpu, &s.cores, &s.ram, &s.max_clk,
-        ]);
+        ];
+        let host = s.host.clone().unwrap_or_else(|| home.to_string());
+        if sited {
+            row.push(&host);
+        }
+        systems.row(row.into_iter().cloned());
     }
     let mut out = systems.render();
     out.push('\n');

@@ -162,7 +162,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             } else if args.format.is_some() {
                 emit(&inventory.systems_simple())
             } else {
-                emit(&listing::systems_tables(&inventory))
+                emit(&listing::systems_tables(&inventory, &config.host.value))
             }
         }
         Command::SystemTsv => emit(&config.load_inventory()?.system_tsv()),
@@ -208,8 +208,33 @@ fn config_command(config: &Config, args: &flags::ConfigArgs) -> Result<(), Failu
         return ssh_view::show(config, args.json);
     }
     show_config(config, args.json)?;
-    config.load_inventory()?;
+    let inventory = config.load_inventory()?;
+    if !args.json {
+        emit(&other_hosts(config, &inventory))?;
+    }
     Ok(())
+}
+
+/// The lab hosts other than the configured one that the inventory places
+/// boards on, with their boards ("" when there are none).
+fn other_hosts(config: &Config, inventory: &mq_core::Inventory) -> String {
+    let mut sites: std::collections::BTreeMap<(String, String), Vec<&str>> = Default::default();
+    for s in inventory.systems() {
+        if s.host.is_some() || s.base.is_some() {
+            let host = s.host.clone().unwrap_or_else(|| config.host.value.clone());
+            let base = s.base.clone().unwrap_or_else(|| config.base.value.clone());
+            sites.entry((host, base)).or_default().push(&s.name);
+        }
+    }
+    sites
+        .into_iter()
+        .map(|((host, base), systems)| {
+            format!(
+                "also host  {host} (base {base}; from the inventory): {}\n",
+                systems.join(" ")
+            )
+        })
+        .collect()
 }
 
 fn show_config(config: &Config, json: bool) -> Result<(), Failure> {

@@ -253,7 +253,8 @@ fn info(
 
 /// `-dumpall`: every lock held.
 fn dump_all(queue: &MachineQueue, json: bool) -> Result<(), Failure> {
-    let all = queue.dump_all().map_err(failure)?;
+    let lab = queue.dump_lab().map_err(failure)?;
+    let all = lab.answers;
     if json {
         let items: Vec<_> = all
             .iter()
@@ -265,7 +266,27 @@ fn dump_all(queue: &MachineQueue, json: bool) -> Result<(), Failure> {
             crate::say(holder.mr_info_line(system));
         }
     }
-    Ok(())
+    sites_down(&lab.down)
+}
+
+/// Names the lab hosts that did not answer (on stderr) and makes the exit
+/// status say the answer is partial.
+pub(crate) fn sites_down(down: &[mq_core::sites::SiteDown]) -> Result<(), Failure> {
+    if down.is_empty() {
+        return Ok(());
+    }
+    let text: Vec<String> = down
+        .iter()
+        .map(|d| {
+            format!(
+                "mq: lab host {} did not answer, so its boards are missing: {} ({})",
+                d.site.host,
+                d.systems.join(" "),
+                d.error
+            )
+        })
+        .collect();
+    Err(Failure::new(text.join("\n"), exit::PARTIAL))
 }
 
 /// `-signal`: releases the lock (a pool's member this user holds).

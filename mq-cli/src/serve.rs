@@ -243,6 +243,13 @@ impl State {
                 "Boards held for the long-hold time or more.",
                 vec![(String::new(), long)],
             );
+            let down = status.down.len() as u64;
+            gauge(
+                &mut out,
+                "mq_hosts_down",
+                "Lab hosts that did not answer the last read.",
+                vec![(String::new(), down)],
+            );
             let waiting = status.boards.iter().map(|b| b.waiting.len() as u64).sum();
             gauge(
                 &mut out,

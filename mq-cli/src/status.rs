@@ -52,23 +52,42 @@ pub(crate) fn when(epoch: u64) -> String {
 
 /// The table of `status`.
 pub(crate) fn table(status: &LabStatus) -> String {
-    let mut t = Table::new([
+    // A host column where the boards are on several lab hosts.
+    let sited = status.boards.iter().any(|b| b.host != status.host) || !status.down.is_empty();
+    let mut header = vec![
         "system", "pools", "health", "holder", "key", "since", "held", "waiting", "last run",
-    ]);
+    ];
+    if sited {
+        header.insert(1, "host");
+    }
+    let mut t = Table::new(header);
     for b in &status.boards {
-        t.row(row(b));
+        let mut cells = row(b).to_vec();
+        if sited {
+            cells.insert(1, b.host.clone());
+        }
+        t.row(cells);
     }
     let long = status.boards.iter().filter(|b| b.long_hold).count();
     let held = status.boards.iter().filter(|b| b.holder.is_some()).count();
     let waiting: usize = status.boards.iter().map(|b| b.waiting.len()).sum();
-    format!(
+    let mut text = format!(
         "{}{} boards, {held} held ({long} for {} or more), {waiting} waiting; host {} at {}\n",
         t.render(),
         status.boards.len(),
         span(status.long_after),
         status.host,
         when(status.taken_at)
-    )
+    );
+    for d in &status.down {
+        text += &format!(
+            "lab host {} did not answer: {} not shown ({})\n",
+            d.site.host,
+            d.systems.join(" "),
+            d.error
+        );
+    }
+    text
 }
 
 fn row(b: &BoardStatus) -> [String; 9] {
@@ -135,11 +154,12 @@ pub fn status(args: StatusArgs, config: Config) -> Result<(), Failure> {
     };
     if !args.watch {
         let status = look()?;
-        return if args.json {
-            crate::emit_json(&status)
+        if args.json {
+            crate::emit_json(&status)?;
         } else {
-            crate::emit(&table(&status))
-        };
+            crate::emit(&table(&status))?;
+        }
+        return crate::sem::sites_down(&status.down);
     }
     let terminal = std::io::stdout().is_terminal();
     let stop = crate::sem::interrupt_flag();

@@ -241,11 +241,7 @@ fn the_page_shows_the_lab_live_escapes_what_it_shows_and_says_when_the_host_is_g
     // The host goes away: the page says so, and how old its data is.
     browser.goto(&format!("{}/", serve.url));
     assert!(browser.wait_for(&rows, Duration::from_secs(10)).is_some());
-    let server_pid = t.lab.server.pid();
-    for pid in mq_testkit::descendants_of(server_pid) {
-        mq_testkit::signal(pid, nix::sys::signal::Signal::SIGKILL);
-    }
-    mq_testkit::signal(server_pid, nix::sys::signal::Signal::SIGKILL);
+    t.lab.server.kill_now();
     let started = Instant::now();
     let down = "return document.getElementById('state').textContent.startsWith('Lab host unreachable since ');";
     assert!(

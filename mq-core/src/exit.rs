@@ -35,6 +35,9 @@ pub const INFRASTRUCTURE: u8 = 6;
 pub const INTERRUPTED: u8 = 130;
 /// `--queue-timeout` ran out before the lock was taken (nothing is left).
 pub const QUEUE_TIMEOUT: u8 = 7;
+/// A command over the whole lab heard from some lab hosts but not all
+/// (what it printed names the others).
+pub const PARTIAL: u8 = 8;
 
 // The console's outcomes carry the same numbers (as i32, a process status).
 const _: () = {

@@ -46,6 +46,11 @@ pub const SYSTEM_COLUMNS: [&str; 14] = [
     "dtb",
 ];
 
+/// Two optional columns of `systems.tsv`, after [`SYSTEM_COLUMNS`]: where a
+/// system lives when that is not the configured lab host and BASE (see
+/// [`System::host`]).
+pub const SITE_COLUMNS: [&str; 2] = ["host", "base"];
+
 /// One board of the fleet: every column of `systems.tsv`.
 ///
 /// The descriptive columns (`cpu`, `ram`, ...) are free text as the lab wrote
@@ -80,6 +85,11 @@ pub struct System {
     pub pxe_linux: bool,
     /// Whether the board accepts a custom device tree (`run -b`).
     pub dtb: bool,
+    /// The lab host it is attached to (a name for the SSH configuration,
+    /// like the configured one); `None`: the configured host.
+    pub host: Option<String>,
+    /// Its lock directory on that host; `None`: the configured BASE.
+    pub base: Option<String>,
 }
 
 /// A named group of systems; a pool name stands wherever a system name may.
@@ -163,7 +173,12 @@ pub enum InventoryError {
 #[non_exhaustive]
 pub enum Problem {
     /// The header of `systems.tsv` does not name the expected columns.
-    #[error("header must be the {} columns `{}`", SYSTEM_COLUMNS.len(), SYSTEM_COLUMNS.join(" "))]
+    #[error(
+        "header must be the {} columns `{}`, optionally followed by `{}`",
+        SYSTEM_COLUMNS.len(),
+        SYSTEM_COLUMNS.join(" "),
+        SITE_COLUMNS.join(" ")
+    )]
     BadHeader,
     /// A line has the wrong number of tab-separated fields.
     #[error("expected {expected} tab-separated columns, found {found}")]
@@ -218,6 +233,16 @@ pub enum Problem {
         column: &'static str,
         /// What the line has.
         value: String,
+    },
+    /// `host` or `base` is not one.
+    #[error("{column} '{value}' is not {why}")]
+    Site {
+        /// The column.
+        column: &'static str,
+        /// What the line has.
+        value: String,
+        /// What it must be.
+        why: &'static str,
     },
 }
 
@@ -458,6 +483,10 @@ struct SystemRecord {
     num_files_linux: String,
     pxe_linux: String,
     dtb: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    base: String,
 }
 
 impl SystemRecord {
@@ -467,7 +496,29 @@ impl SystemRecord {
                 what: "system name",
             });
         }
+        let host = Some(self.host).filter(|h| !h.is_empty());
+        if let Some(h) = &host {
+            if h.starts_with('-') || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Problem::Site {
+                    column: "host",
+                    value: h.clone(),
+                    why: "a host name for the SSH configuration: no blanks, not starting with '-'",
+                });
+            }
+        }
+        let base = Some(self.base).filter(|b| !b.is_empty());
+        if let Some(b) = &base {
+            if !b.starts_with('/') || b.contains(['\n', '\r', '\0']) {
+                return Err(Problem::Site {
+                    column: "base",
+                    value: b.clone(),
+                    why: "an absolute path on the lab host",
+                });
+            }
+        }
         Ok(System {
+            host,
+            base,
             num_files: file_count("num_files", &self.num_files)?,
             num_files_linux: file_count("num_files_linux", &self.num_files_linux)?,
             pxe_linux: yes_no("pxe_linux", &self.pxe_linux)?,
@@ -513,9 +564,11 @@ type Index = HashMap<String, usize>;
 fn parse_systems(text: &str) -> Result<(Vec<System>, Index), LineError> {
     let mut reader = tsv_reader(text, true);
     let header = reader.headers().map_err(|_| (1, Problem::BadHeader))?;
-    if header.iter().ne(SYSTEM_COLUMNS) {
+    let with_sites = SYSTEM_COLUMNS.iter().chain(&SITE_COLUMNS);
+    if header.iter().ne(SYSTEM_COLUMNS) && header.iter().ne(with_sites.copied()) {
         return Err((1, Problem::BadHeader));
     }
+    let columns = header.len();
     let header = header.clone();
     let mut systems = Vec::new();
     let mut index = Index::new();
@@ -523,18 +576,18 @@ fn parse_systems(text: &str) -> Result<(Vec<System>, Index), LineError> {
     for record in reader.records() {
         let record = record.map_err(malformed)?;
         let line = record_line(&record);
-        if record.len() != SYSTEM_COLUMNS.len() {
+        if record.len() != columns {
             return Err((
                 line,
                 Problem::ColumnCount {
-                    expected: SYSTEM_COLUMNS.len().to_string(),
+                    expected: columns.to_string(),
                     found: record.len(),
                 },
             ));
         }
         let raw: SystemRecord = record
             .deserialize(Some(&header))
-            .expect("fourteen string columns always deserialize");
+            .expect("string columns always deserialize");
         let system = raw.validate().map_err(|p| (line, p))?;
         if let Some(&first) = index.get(&system.name) {
             return Err((
@@ -698,6 +751,44 @@ mod tests {
         let systems = format!("{HEADER}q\tq\tarm\tp\tisa\t\"soc\tc\t1\t1\t1\t1\t1\tno\tno\n");
         let inv = parse(&systems, "").unwrap();
         assert_eq!(inv.system("q").unwrap().soc, "\"soc");
+    }
+
+    #[test]
+    fn host_and_base_columns_say_where_a_board_lives() {
+        let header = HEADER.replace('\n', "\thost\tbase\n");
+        let row = |host: &str, base: &str| {
+            format!("{}\t{host}\t{base}\n", BOARD_A.trim_end_matches('\n'))
+        };
+        let inv = parse(&format!("{header}{}", row("lab2", "/srv/locks")), "").unwrap();
+        let s = &inv.systems()[0];
+        assert_eq!(
+            (s.host.as_deref(), s.base.as_deref()),
+            (Some("lab2"), Some("/srv/locks"))
+        );
+        // mq.sh's listing keeps mq.sh's fourteen columns.
+        assert!(!inv.system_tsv().contains("lab2"));
+        let inv = parse(&format!("{header}{}", row("", "")), "").unwrap();
+        assert_eq!(
+            (
+                inv.systems()[0].host.as_ref(),
+                inv.systems()[0].base.as_ref()
+            ),
+            (None, None)
+        );
+        let (_, line, problem) = error(&format!("{header}{}", row("lab2", "locks")), "");
+        assert_eq!(line, 2);
+        assert!(
+            matches!(problem, Problem::Site { column: "base", .. }),
+            "{problem}"
+        );
+        let (_, _, problem) = error(&format!("{header}{}", row("-oProxyCommand=x", "")), "");
+        assert!(
+            matches!(problem, Problem::Site { column: "host", .. }),
+            "{problem}"
+        );
+        // Only both, in this order.
+        let (_, line, problem) = error(&HEADER.replace('\n', "\thost\n"), "");
+        assert_eq!((line, problem), (1, Problem::BadHeader));
     }
 
     #[test]

@@ -1061,9 +1061,27 @@ impl MachineQueue {
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
+        // Everything that can be checked here is, before the host is asked.
+        check_options(spec)?;
+        pattern_matcher(spec)?;
+        let choice = self.choose(&spec.target)?;
+        // The board's own lab host runs it (see crate::sites).
+        let queue = self.for_system(&choice.system)?;
+        queue.run_chosen(spec, choice, input, cancel, events)
+    }
+
+    /// [`run_job`](Self::run_job) on this queue's host, for a choice made.
+    fn run_chosen(
+        &self,
+        spec: &JobSpec,
+        choice: crate::Choice,
+        input: Option<Box<dyn Read + Send>>,
+        cancel: &Cancel,
+        events: &mut dyn FnMut(JobEvent),
+    ) -> Result<JobReport, JobError> {
         let started = Instant::now();
         let started_wall = SystemTime::now();
-        let checked = self.check_job(spec, events)?;
+        let checked = self.check_job(spec, choice, events)?;
         let plans = checked
             .members
             .iter()
@@ -1130,6 +1148,7 @@ impl MachineQueue {
     fn check_job(
         &self,
         spec: &JobSpec,
+        choice: crate::Choice,
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<Checked, JobError> {
         check_options(spec)?;
@@ -1138,7 +1157,6 @@ impl MachineQueue {
         for note in &notes {
             events(JobEvent::Warning(note));
         }
-        let choice = self.choose(&spec.target)?;
         let system = |name: &str| {
             self.inventory()
                 .system(name)

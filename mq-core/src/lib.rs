@@ -85,6 +85,7 @@ pub mod health;
 pub mod inventory;
 pub mod job;
 pub mod queue;
+pub mod sites;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;

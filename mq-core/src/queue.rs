@@ -1,6 +1,7 @@
 //! [`MachineQueue`]: one connection to the lab host, the inventory, and the
 //! lock operations on boards named as users name them (systems or pools).
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use mq_transport::{
 use crate::config::{Config, TransportKind};
 use crate::health::{self, Health, State};
 use crate::inventory::{Inventory, InventoryError, Target, UnknownTarget};
+use crate::sites::{Site, SiteQueue};
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,11 @@ pub struct MachineQueue {
     config: Config,
     inventory: Inventory,
     locks: LockClient<Arc<dyn Transport>>,
+    /// Queues of the other lab hosts, connected on first use (see
+    /// [`crate::sites`]).
+    sites: std::sync::Mutex<HashMap<Site, Arc<MachineQueue>>>,
+    /// Where systems live, when the embedder says so.
+    placed: HashMap<String, Site>,
 }
 
 impl MachineQueue {
@@ -121,7 +128,30 @@ impl MachineQueue {
             config,
             inventory,
             locks,
+            sites: std::sync::Mutex::new(HashMap::new()),
+            placed: HashMap::new(),
         }
+    }
+
+    /// The queue of `system`'s lab host when that is not this queue's.
+    fn elsewhere(&self, system: &str) -> Result<Option<SiteQueue<'_>>, QueueError> {
+        let site = self.site_of(system);
+        if site == self.home() {
+            return Ok(None);
+        }
+        self.at(&site).map(Some)
+    }
+
+    pub(crate) fn site_cache(&self) -> &std::sync::Mutex<HashMap<Site, Arc<MachineQueue>>> {
+        &self.sites
+    }
+
+    pub(crate) fn placed(&self) -> &HashMap<String, Site> {
+        &self.placed
+    }
+
+    pub(crate) fn set_placed(&mut self, map: HashMap<String, Site>) {
+        self.placed = map;
     }
 
     /// The configuration in use.
@@ -157,69 +187,88 @@ impl MachineQueue {
             }),
             Target::Pool(pool) => {
                 let all: Vec<&str> = pool.members.iter().map(String::as_str).collect();
-                let (members, note) = self.in_service(&pool.name, &all)?;
-                let states = self.locks.info_many(&members)?;
+                // Each site's members' health and locks, every site at
+                // once (one round trip each for the health, one for the
+                // locks); a site that does not answer is left out.
+                let answers = self.across(&all, |q, systems| {
+                    Ok((q.health(systems)?, q.locks.info_many(systems)?))
+                });
+                let mut health = Vec::new();
+                let mut states = HashMap::new();
+                let mut first_error = None;
+                let mut notes = Vec::new();
+                for (site, systems, answer) in answers {
+                    match answer {
+                        Ok((h, s)) => {
+                            health.extend(h);
+                            states.extend(s);
+                        }
+                        Err(e) => {
+                            notes.push(format!(
+                                "{} did not answer ({e}); its members are left out: {}",
+                                site.host,
+                                systems.join(" ")
+                            ));
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                if health.is_empty() {
+                    return Err(first_error.expect("a pool has members"));
+                }
+                let (members, note) = in_service(&pool.name, &health)?;
+                notes.extend(note);
                 let (mut free, mut busy) = (Vec::new(), Vec::new());
-                for (system, state) in states {
-                    match state {
-                        LockState::Free => free.push(system),
-                        LockState::Held(_) => busy.push(system),
+                for system in members {
+                    match states.get(&system) {
+                        Some(LockState::Free) => free.push(system),
+                        _ => busy.push(system),
                     }
                 }
                 shuffle(&mut free);
                 shuffle(&mut busy);
                 free.append(&mut busy);
+                // A wait is in the lines of the chosen member's host only.
+                let site = self.site_of(&free[0]);
+                free.retain(|m| self.site_of(m) == site);
                 Ok(Choice {
                     system: free[0].clone(),
                     pool: Some(pool.name.clone()),
-                    note,
+                    note: (!notes.is_empty()).then(|| notes.join("; ")),
                     members: free,
                 })
             }
         }
     }
 
-    /// The members of `pool` that take jobs: the good ones, or (when none is
-    /// good) the suspect ones, with a note saying so.
-    fn in_service<'a>(
-        &self,
-        pool: &str,
-        members: &[&'a str],
-    ) -> Result<(Vec<&'a str>, Option<String>), QueueError> {
-        let health = self.health(members)?;
-        let with = |state: State| -> Vec<&'a str> {
-            members
-                .iter()
-                .zip(&health)
-                .filter(|(_, h)| h.state == state)
-                .map(|(m, _)| *m)
-                .collect()
-        };
-        let good = with(State::Good);
-        if !good.is_empty() {
-            return Ok((good, None));
+    /// The health of `systems`, in their order: one round trip to each lab
+    /// host they are on, all at once.
+    pub fn health(&self, systems: &[&str]) -> Result<Vec<Health>, QueueError> {
+        let groups = self.by_site(systems);
+        if groups.len() < 2 && groups.first().is_none_or(|(site, _)| *site == self.home()) {
+            return self.health_here(systems);
         }
-        let unknown = with(State::Unknown);
-        if !unknown.is_empty() {
-            let note = format!(
-                "no member of {pool} is known good; using a suspect one ({})",
-                unknown.join(" ")
-            );
-            return Ok((unknown, Some(note)));
+        let mut found = HashMap::new();
+        for (_, _, answer) in self.across(systems, |q, s| q.health_here(s)) {
+            found.extend(answer?.into_iter().map(|h| (h.system.clone(), h)));
         }
-        let detail = health
+        Ok(systems
             .iter()
-            .map(|h| format!("{} {} ({})", h.system, h.state, h.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(QueueError::NoHealthyMember {
-            pool: pool.to_string(),
-            detail,
-        })
+            .map(|s| found.remove(*s).unwrap_or_else(|| Health::good(s)))
+            .collect())
     }
 
-    /// The health of `systems`, in their order (one round trip).
-    pub fn health(&self, systems: &[&str]) -> Result<Vec<Health>, QueueError> {
+    /// The lines of waiters of `systems`, each from its own lab host.
+    pub fn line(&self, systems: &[&str]) -> Result<Vec<mq_lock::Ticket>, QueueError> {
+        let mut tickets = Vec::new();
+        for (_, _, answer) in self.across(systems, |q, s| Ok(q.locks.line(s)?)) {
+            tickets.extend(answer?);
+        }
+        Ok(tickets)
+    }
+
+    /// [`health`](Self::health) on this queue's host (one round trip).
+    fn health_here(&self, systems: &[&str]) -> Result<Vec<Health>, QueueError> {
         for s in systems {
             mq_lock::check_system(s)?;
         }
@@ -234,6 +283,9 @@ impl MachineQueue {
     /// Sets `system`'s health as an admin does (`by` this connection's user),
     /// logging the change.
     pub fn set_health(&self, system: &str, state: State, reason: &str) -> Result<(), QueueError> {
+        if let Some(q) = self.elsewhere(system)? {
+            return q.set_health(system, state, reason);
+        }
         mq_lock::check_system(system)?;
         let at = crate::job::format_rfc3339(std::time::SystemTime::now());
         let by = self.transport().user().to_string();
@@ -276,6 +328,9 @@ impl MachineQueue {
     /// The health log: every change of state, oldest first (`system`'s only
     /// when given).
     pub fn health_log(&self, system: Option<&str>) -> Result<Vec<health::Change>, QueueError> {
+        if let Some(q) = system.map(|s| self.elsewhere(s)).transpose()?.flatten() {
+            return q.health_log(system);
+        }
         let path = format!(
             "{}/health/log",
             self.config.base.value.trim_end_matches('/')
@@ -302,20 +357,28 @@ impl MachineQueue {
             return Ok(Vec::new());
         };
         let members: Vec<&str> = pool.members.iter().map(String::as_str).collect();
-        let me = self.transport().user().to_string();
-        Ok(self
-            .locks
-            .info_many(&members)?
-            .into_iter()
-            .filter(
-                |(_, state)| matches!(state, LockState::Held(h) if h.owner == me && h.key == key),
-            )
-            .map(|(system, _)| system)
-            .collect())
+        let mut held = Vec::new();
+        for (_, _, answer) in self.across(&members, |q, systems| {
+            let me = q.transport().user().to_string();
+            Ok(q.locks
+                .info_many(systems)?
+                .into_iter()
+                .filter(
+                    |(_, state)| matches!(state, LockState::Held(h) if h.owner == me && h.key == key),
+                )
+                .map(|(system, _)| system)
+                .collect::<Vec<_>>())
+        }) {
+            held.extend(answer?);
+        }
+        Ok(held)
     }
 
     /// The lock state of a system.
     pub fn info(&self, system: &str) -> Result<LockState, QueueError> {
+        if let Some(q) = self.elsewhere(system)? {
+            return q.info(system);
+        }
         Ok(self.locks.info(system)?)
     }
 
@@ -336,6 +399,9 @@ impl MachineQueue {
         options: &AcquireOptions,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<(), QueueError> {
+        if let Some(q) = self.elsewhere(system)? {
+            return q.acquire(system, options, events);
+        }
         Ok(self.locks.acquire(system, options, events)?)
     }
 
@@ -348,6 +414,9 @@ impl MachineQueue {
         options: &AcquireOptions,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<String, QueueError> {
+        if let Some(q) = self.elsewhere(&choice.system)? {
+            return q.acquire_choice(choice, options, events);
+        }
         let members: Vec<&str> = choice.members.iter().map(String::as_str).collect();
         let options = AcquireOptions {
             keep_fresh: None,
@@ -362,11 +431,17 @@ impl MachineQueue {
 
     /// Releases a system's lock.
     pub fn release(&self, system: &str, key: &str, force: bool) -> Result<(), QueueError> {
+        if let Some(q) = self.elsewhere(system)? {
+            return q.release(system, key, force);
+        }
         Ok(self.locks.release(system, key, force)?)
     }
 
     /// Kills this user's waits for a system's lock with `key`.
     pub fn cancel(&self, system: &str, key: &str) -> Result<usize, QueueError> {
+        if let Some(q) = self.elsewhere(system)? {
+            return q.cancel(system, key);
+        }
         Ok(self.locks.cancel(system, key)?)
     }
 
@@ -381,6 +456,39 @@ impl MachineQueue {
             .collect();
         Ok(self.locks.cleanup(key, &systems)?)
     }
+}
+
+/// The members of `pool` that take jobs, from their `health`: the good ones,
+/// or (when none is good) the suspect ones, with a note saying so.
+fn in_service(pool: &str, health: &[Health]) -> Result<(Vec<String>, Option<String>), QueueError> {
+    let with = |state: State| -> Vec<String> {
+        health
+            .iter()
+            .filter(|h| h.state == state)
+            .map(|h| h.system.clone())
+            .collect()
+    };
+    let good = with(State::Good);
+    if !good.is_empty() {
+        return Ok((good, None));
+    }
+    let unknown = with(State::Unknown);
+    if !unknown.is_empty() {
+        let note = format!(
+            "no member of {pool} is known good; using a suspect one ({})",
+            unknown.join(" ")
+        );
+        return Ok((unknown, Some(note)));
+    }
+    let detail = health
+        .iter()
+        .map(|h| format!("{} {} ({})", h.system, h.state, h.reason))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(QueueError::NoHealthyMember {
+        pool: pool.to_string(),
+        detail,
+    })
 }
 
 /// Puts `items` in random order (Fisher-Yates).

@@ -39,6 +39,9 @@ pub struct LabStatus {
     /// Every board of the inventory, in its order; then any lock on the
     /// host for a system the inventory does not name.
     pub boards: Vec<BoardStatus>,
+    /// The lab hosts that did not answer, and their boards (not in
+    /// `boards`).
+    pub down: Vec<crate::sites::SiteDown>,
 }
 
 /// One board.
@@ -46,6 +49,8 @@ pub struct LabStatus {
 pub struct BoardStatus {
     /// The system.
     pub system: String,
+    /// The lab host it is attached to.
+    pub host: String,
     /// The pools it is in.
     pub pools: Vec<String>,
     /// Whether the inventory names it.
@@ -296,7 +301,9 @@ impl LabStatus {
             .into_iter()
             .map(|(system, known)| {
                 let s = seen.remove(&system).unwrap_or_default();
-                board(system, known, s, inventory, now, long_after)
+                let mut b = board(system, known, s, inventory, now, long_after);
+                b.host = host.to_string();
+                b
             })
             .collect();
         Ok(LabStatus {
@@ -305,6 +312,7 @@ impl LabStatus {
             taken_at: now,
             long_after,
             boards,
+            down: Vec::new(),
         })
     }
 
@@ -366,6 +374,7 @@ fn board(
         .map(|p| p.name.clone())
         .collect();
     BoardStatus {
+        host: String::new(),
         long_hold: holder.as_ref().is_some_and(|h| h.held_for >= long_after),
         holder,
         pools,
@@ -382,8 +391,50 @@ fn board(
 }
 
 impl MachineQueue {
-    /// The lab's status: one round trip, however many boards.
+    /// The lab's status: one round trip to each lab host, however many
+    /// boards, every host at once; the hosts that did not answer are in
+    /// [`LabStatus::down`] (an error only when none answered).
     pub fn status(&self, long_after: Duration) -> Result<LabStatus, QueueError> {
+        let all: Vec<&str> = self
+            .inventory()
+            .systems()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        let home = self.home();
+        let results = self.across(&all, |q, systems| {
+            let mut status = q.status_here(long_after)?;
+            let home_site = q.home() == home;
+            status
+                .boards
+                .retain(|b| systems.contains(&b.system.as_str()) || (home_site && !b.known));
+            Ok(status)
+        });
+        let (answers, down, first_error) = crate::sites::gather(results);
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let mut boards: BTreeMap<String, BoardStatus> = BTreeMap::new();
+        let mut taken_at = 0;
+        for status in answers {
+            taken_at = taken_at.max(status.taken_at);
+            boards.extend(status.boards.into_iter().map(|b| (b.system.clone(), b)));
+        }
+        // The inventory's order, then the boards it does not know.
+        let mut ordered: Vec<BoardStatus> = all.iter().filter_map(|s| boards.remove(*s)).collect();
+        ordered.extend(boards.into_values());
+        Ok(LabStatus {
+            version: STATUS_VERSION,
+            host: home.host,
+            taken_at,
+            long_after: long_after.as_secs(),
+            boards: ordered,
+            down,
+        })
+    }
+
+    /// This queue's host's part of the status (one round trip).
+    fn status_here(&self, long_after: Duration) -> Result<LabStatus, QueueError> {
         let base = &self.config().base.value;
         let out = self
             .transport()

@@ -256,6 +256,16 @@ impl SshServer {
         )
     }
 
+    /// The host goes away at once: the server and every session it forked
+    /// are killed (SIGKILL, by process id), as a machine that dies.
+    pub fn kill_now(&self) {
+        let pid = self.pid();
+        for session in descendants_of(pid) {
+            signal(session, nix::sys::signal::Signal::SIGKILL);
+        }
+        signal(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+
     /// Lets `user` log in with the test key.
     pub fn authorize_user(&self, user: &str) {
         let public = fs::read_to_string(self.user_key.with_extension("pub")).expect("test key");

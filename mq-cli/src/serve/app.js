@@ -34,7 +34,12 @@ function boardName() {
 
 function showState(data) {
   const state = $("state");
-  if (data.reachable) {
+  const down = data.status ? data.status.down : [];
+  if (data.reachable && down.length) {
+    state.className = "down";
+    state.textContent = "Live: read " + span(data.age_seconds) + " ago; not answering: " +
+      down.map((d) => d.host + " (" + d.systems.length + " boards not shown: " + d.error + ")").join("; ");
+  } else if (data.reachable) {
     state.className = "";
     state.textContent = "Live: read " + span(data.age_seconds) + " ago";
   } else {

@@ -1,0 +1,226 @@
+//! Boards on two lab hosts (two sshd servers, each with its own users and
+//! lock directory) from one inventory: locks, runs, a pool spanning both,
+//! and the whole-lab commands with one host down.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mq_testkit::{LabHost, Run};
+
+struct Sites {
+    one: LabHost,
+    two: LabHost,
+    home: tempfile::TempDir,
+    inventory: tempfile::TempDir,
+    ssh_config: PathBuf,
+    tftpboot: PathBuf,
+}
+
+const HEADER: &str = "name\tmachine\tarch\tsel4_plat\tisa\tsoc\tcpu\tcores\tram\tmax_clk\tnum_files\tnum_files_linux\tpxe_linux\tdtb\thost\tbase";
+
+impl Sites {
+    fn start() -> Option<Sites> {
+        if !mq_testkit::lockfile_installed() {
+            return None;
+        }
+        let one = LabHost::start(1)?;
+        let two = LabHost::start(1)?;
+        // Both hosts are this machine: one board directory serves both.
+        let tftpboot = one.install_boards(&["a1", "a2", "b1", "b2"]);
+        let inventory = tempfile::tempdir().unwrap();
+        let row = |name: &str, host: &str, base: &str| {
+            format!("{name}\t{name}\tarm\tplat\tarmv8\tsoc\tcpu\t4\t1GB\t1GHz\t1\t1\tno\tno\t{host}\t{base}\n")
+        };
+        let mut systems = format!("{HEADER}\n");
+        systems += &row("a1", "", "");
+        systems += &row("a2", "", "");
+        systems += &row("b1", "lab2", two.base_str());
+        systems += &row("b2", "lab2", two.base_str());
+        std::fs::write(inventory.path().join("systems.tsv"), systems).unwrap();
+        std::fs::write(
+            inventory.path().join("pools.tsv"),
+            "span_pool\ta1\tb1\nb_pool\tb1\tb2\n",
+        )
+        .unwrap();
+        let ssh_config = inventory.path().join("ssh_config");
+        std::fs::write(
+            &ssh_config,
+            one.server.config_block_for("lab", &one.users[0].name)
+                + &two.server.config_block_for("lab2", &two.users[0].name),
+        )
+        .unwrap();
+        Some(Sites {
+            one,
+            two,
+            home: tempfile::tempdir().unwrap(),
+            inventory,
+            ssh_config,
+            tftpboot,
+        })
+    }
+
+    fn mq(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("MQ_HOST", "lab")
+            .env("MQ_BASE", self.one.base_str())
+            .env("MQ_TFTPBOOT", &self.tftpboot)
+            .env("MQ_INVENTORY", self.inventory.path())
+            .env("MQ_SSH_CONFIG", &self.ssh_config)
+            .env_remove("MQ_TRANSPORT")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(std::process::Stdio::null());
+        Run::of(&mut cmd)
+    }
+
+    fn image(&self, lines: &[&str]) -> PathBuf {
+        let path = self.inventory.path().join("image");
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        mq_testkit::set_mode(self.inventory.path(), 0o755);
+        mq_testkit::set_mode(&path, 0o644);
+        path
+    }
+}
+
+fn owner(base: &Path, system: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(base.join(format!("{system}.lock"))).ok()?;
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+}
+
+#[test]
+fn one_inventory_two_lab_hosts() {
+    let Some(t) = Sites::start() else { return };
+    let (u1, u2) = (&t.one.users[0].name, &t.two.users[0].name);
+
+    // Each board's lock is on its own host, taken as that host's user.
+    assert_eq!(t.mq(&["sem", "-wait", "a1", "-k", "k1"]).code, 0);
+    assert_eq!(t.mq(&["sem", "-wait", "b1", "-k", "k2"]).code, 0);
+    assert_eq!(owner(&t.one.base, "a1").as_deref(), Some(u1.as_str()));
+    assert_eq!(owner(&t.two.base, "b1").as_deref(), Some(u2.as_str()));
+    assert_eq!(
+        owner(&t.one.base, "b1"),
+        None,
+        "nothing of b1 on the first host"
+    );
+    let info = t.mq(&["sem", "-info", "b1"]).stdout;
+    assert!(info.contains(&format!("held by {u2}")), "{info}");
+
+    // dumpall over both hosts: one line each, in one parallel round.
+    let r = t.mq(&["sem", "dumpall"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    assert!(
+        lines[0].starts_with("a1 LOCKED ") && lines[1].starts_with("b1 LOCKED "),
+        "{}",
+        r.stdout
+    );
+
+    // A pool spanning both: its only free member is on the second host.
+    assert_eq!(t.mq(&["sem", "-signal", "b1", "-k", "k2"]).code, 0);
+    let r = t.mq(&["sem", "-wait", "span_pool", "-k", "k3"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "b1\n"), "{}", r.stderr);
+    assert_eq!(owner(&t.two.base, "b1").as_deref(), Some(u2.as_str()));
+    assert_eq!(t.mq(&["sem", "-signal", "b1", "-k", "k3"]).code, 0);
+
+    // A run on a board of the second host: its lock, its console, released.
+    let image = t.image(&["ELF-loader started", "All is well in the universe"]);
+    let r = t.mq(&[
+        "run",
+        "-s",
+        "b2",
+        "-c",
+        "All is well",
+        "-f",
+        image.to_str().unwrap(),
+        "-k",
+        "run-b2",
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("All is well in the universe"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(owner(&t.two.base, "b2"), None, "released");
+    let holds = std::fs::read_to_string(t.two.base.join("queue/b2/.holds")).unwrap();
+    assert!(holds.contains("run-b2"), "{holds}");
+
+    // mq status: every board, with its host.
+    let r = t.mq(&["status", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let hosts: Vec<(&str, &str)> = status["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["system"].as_str().unwrap(), b["host"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        hosts,
+        [("a1", "lab"), ("a2", "lab"), ("b1", "lab2"), ("b2", "lab2")]
+    );
+    assert_eq!(status["boards"][3]["last_run"]["key"], "run-b2");
+    let systems = t.mq(&["systems"]).stdout;
+    assert!(
+        systems.contains("Host") && systems.contains("lab2"),
+        "{systems}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&t.mq(&["systems", "--json"]).stdout).unwrap();
+    assert_eq!(json[2]["host"], "lab2");
+    assert_eq!(json[0]["host"], serde_json::Value::Null);
+    let config = t.mq(&["config"]).stdout;
+    assert!(
+        config.contains("also host  lab2") && config.contains("b1 b2"),
+        "{config}"
+    );
+    // mq.sh's listing keeps mq.sh's columns.
+    let tsv = t.mq(&["system-tsv"]).stdout;
+    assert!(!tsv.contains("lab2"), "{tsv}");
+
+    // The second host goes away: the first still answers, the second is
+    // named, and the exit status says the answer is partial.
+    t.two.server.kill_now();
+    let started = Instant::now();
+    let r = t.mq(&["sem", "dumpall"]);
+    assert_eq!(
+        r.code,
+        i32::from(mq_core::exit::PARTIAL),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stdout.starts_with("a1 LOCKED "), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("lab2") && r.stderr.contains("b1 b2"),
+        "{}",
+        r.stderr
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let r = t.mq(&["status"]);
+    assert_eq!(
+        r.code,
+        i32::from(mq_core::exit::PARTIAL),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("| a1 ") && !r.stdout.contains("| b1 "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("lab host lab2 did not answer"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.mq(&["sem", "-signal", "a1", "-k", "k1"]).code, 0);
+}

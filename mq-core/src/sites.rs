@@ -1,0 +1,307 @@
+//! Several lab hosts. Each board is attached to one lab host, which holds
+//! its lock (PROTOCOL.md's lock files under that host's BASE): the inventory
+//! says which (`systems.tsv`'s optional `host` and `base` columns), and mq
+//! talks to that host for that board. There is no central server to lose:
+//! a host that is down takes only its own boards with it.
+//!
+//! The configured host and BASE are the home site; the queue connects to
+//! another site the first time one of its boards is needed, once, and keeps
+//! the connection. Commands over the whole lab ask every site at once, in
+//! parallel, and name the sites that did not answer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::{MachineQueue, QueueError};
+
+/// Where a board's lock lives: a lab host and its lock directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Site {
+    /// The lab host (an SSH destination, through the user's configuration).
+    pub host: String,
+    /// The lock directory there.
+    pub base: String,
+}
+
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.base)
+    }
+}
+
+/// A site that did not answer, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteDown {
+    /// The site.
+    #[serde(flatten)]
+    pub site: Site,
+    /// What went wrong.
+    pub error: String,
+    /// Its boards (whose state is not known).
+    pub systems: Vec<String>,
+}
+
+/// The queue of one site: the home queue itself, or another site's.
+pub enum SiteQueue<'a> {
+    /// The configured host.
+    Home(&'a MachineQueue),
+    /// Another host, connected on first use.
+    Other(Arc<MachineQueue>),
+}
+
+impl Deref for SiteQueue<'_> {
+    type Target = MachineQueue;
+
+    fn deref(&self) -> &MachineQueue {
+        match self {
+            SiteQueue::Home(q) => q,
+            SiteQueue::Other(q) => q,
+        }
+    }
+}
+
+impl MachineQueue {
+    /// The configured host and BASE.
+    pub fn home(&self) -> Site {
+        Site {
+            host: self.config().host.value.clone(),
+            base: self.config().base.value.clone(),
+        }
+    }
+
+    /// Where `system` lives: the embedder's map ([`MachineQueue::place`]),
+    /// else the inventory's `host` and `base`, else the configured ones.
+    pub fn site_of(&self, system: &str) -> Site {
+        if let Some(site) = self.placed().get(system) {
+            return site.clone();
+        }
+        let home = self.home();
+        match self.inventory().system(system) {
+            Some(s) => Site {
+                host: s.host.clone().unwrap_or(home.host),
+                base: s.base.clone().unwrap_or(home.base),
+            },
+            None => home,
+        }
+    }
+
+    /// Says where systems live, over what the inventory says (for embedders
+    /// with their own map of the lab).
+    pub fn place(&mut self, map: HashMap<String, Site>) {
+        self.set_placed(map);
+    }
+
+    /// The queue of `site`: this one for the home site, or one connected to
+    /// `site` (once; later calls share it).
+    pub fn at(&self, site: &Site) -> Result<SiteQueue<'_>, QueueError> {
+        if *site == self.home() {
+            return Ok(SiteQueue::Home(self));
+        }
+        if let Some(q) = self
+            .site_cache()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(site)
+        {
+            return Ok(SiteQueue::Other(Arc::clone(q)));
+        }
+        // Connected without holding the cache: sites connect in parallel.
+        let mut config = self.config().clone();
+        config.host.value = site.host.clone();
+        config.base.value = site.base.clone();
+        let queue = Arc::new(MachineQueue::connect_with(
+            config,
+            self.inventory().clone(),
+        )?);
+        let mut cache = self.site_cache().lock().unwrap_or_else(|p| p.into_inner());
+        let queue = cache.entry(site.clone()).or_insert(queue);
+        Ok(SiteQueue::Other(Arc::clone(queue)))
+    }
+
+    /// The queue of the site `system` lives at.
+    pub fn for_system(&self, system: &str) -> Result<SiteQueue<'_>, QueueError> {
+        self.at(&self.site_of(system))
+    }
+
+    /// `systems` by site, sites in order (the home site first).
+    pub fn by_site<'s>(&self, systems: &[&'s str]) -> Vec<(Site, Vec<&'s str>)> {
+        let home = self.home();
+        let mut sites: BTreeMap<(bool, Site), Vec<&'s str>> = BTreeMap::new();
+        for system in systems {
+            let site = self.site_of(system);
+            sites.entry((site != home, site)).or_default().push(system);
+        }
+        sites.into_iter().map(|((_, site), s)| (site, s)).collect()
+    }
+
+    /// Runs `f` on each site's queue with that site's share of `systems`,
+    /// every site at once; the results in the order of [`by_site`]
+    /// (Self::by_site).
+    pub fn across<T: Send>(
+        &self,
+        systems: &[&str],
+        f: impl Fn(&MachineQueue, &[&str]) -> Result<T, QueueError> + Sync,
+    ) -> Vec<(Site, Vec<String>, Result<T, QueueError>)> {
+        let groups = self.by_site(systems);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .iter()
+                .map(|(site, systems)| {
+                    let f = &f;
+                    scope.spawn(move || {
+                        let queue = self.at(site)?;
+                        f(&queue, systems)
+                    })
+                })
+                .collect();
+            groups
+                .iter()
+                .zip(handles)
+                .map(|((site, systems), h)| {
+                    let result = h.join().unwrap_or_else(|_| {
+                        Err(QueueError::Lock(mq_lock::LockError::BadInput(
+                            "a site's thread panicked".into(),
+                        )))
+                    });
+                    (
+                        site.clone(),
+                        systems.iter().map(|s| s.to_string()).collect(),
+                        result,
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+/// What the lab's hosts said, and the sites that did not answer.
+#[derive(Debug, Clone)]
+pub struct Lab<T> {
+    /// What the sites that answered said, merged.
+    pub answers: T,
+    /// The sites that did not.
+    pub down: Vec<SiteDown>,
+}
+
+impl MachineQueue {
+    /// Every system of the inventory, by name.
+    fn all_systems(&self) -> Vec<&str> {
+        self.inventory()
+            .systems()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// Every lock held in the lab: each site's, asked all at once; the home
+    /// site's locks of systems the inventory does not know as well.
+    pub fn dump_lab(&self) -> Result<Lab<Vec<(String, mq_lock::Holder)>>, QueueError> {
+        let all = self.all_systems();
+        let home = self.home();
+        let answers = self.across(&all, |q, systems| {
+            let held = q.locks().dump_all()?;
+            let home_site = q.home() == home;
+            Ok(held
+                .into_iter()
+                .filter(|(name, _)| {
+                    systems.contains(&name.as_str())
+                        || (home_site && self.inventory().system(name).is_none())
+                })
+                .collect::<Vec<_>>())
+        });
+        let (held, down, first_error) = gather(answers);
+        let mut lab = Lab {
+            answers: held.into_iter().flatten().collect::<Vec<_>>(),
+            down,
+        };
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        lab.answers.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(lab)
+    }
+}
+
+/// Splits what [`MachineQueue::across`] returned into the answers and the
+/// sites down; the first error too when no site answered at all.
+pub(crate) fn gather<T>(
+    results: Vec<(Site, Vec<String>, Result<T, QueueError>)>,
+) -> (Vec<T>, Vec<SiteDown>, Option<QueueError>) {
+    let mut answers = Vec::new();
+    let mut down = Vec::new();
+    let mut first_error = None;
+    for (site, systems, result) in results {
+        match result {
+            Ok(a) => answers.push(a),
+            Err(e) => {
+                down.push(SiteDown {
+                    site,
+                    error: e.to_string(),
+                    systems,
+                });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let none = answers.is_empty();
+    (answers, down, first_error.filter(|_| none))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Environment, Overrides};
+    use crate::{Config, Inventory};
+    use mq_transport::mock::MockTransport;
+
+    const SYSTEMS: &str = "name\tmachine\tarch\tsel4_plat\tisa\tsoc\tcpu\tcores\tram\tmax_clk\tnum_files\tnum_files_linux\tpxe_linux\tdtb\thost\tbase\n\
+        a\ta\tarm\tp\ti\ts\tc\t1\t1\t1\t1\t1\tno\tno\t\t\n\
+        b\tb\tarm\tp\ti\ts\tc\t1\t1\t1\t1\t1\tno\tno\tfar\t/srv/locks\n\
+        c\tc\tarm\tp\ti\ts\tc\t1\t1\t1\t1\t1\tno\tno\tfar\t\n";
+
+    fn queue() -> MachineQueue {
+        let config = Config::resolve(
+            &Overrides::default(),
+            &Environment::new(Vec::<(String, String)>::new(), None),
+        )
+        .unwrap();
+        let inventory = Inventory::parse(
+            SYSTEMS,
+            "systems.tsv",
+            "",
+            "pools.tsv",
+            crate::inventory::Origin::BuiltIn,
+        )
+        .unwrap();
+        MachineQueue::with_transport(config, inventory, Arc::new(MockTransport::new("me")))
+    }
+
+    #[test]
+    fn the_inventory_says_where_each_board_lives() {
+        let mut q = queue();
+        let home = q.home();
+        assert_eq!(q.site_of("a"), home);
+        let far = Site {
+            host: "far".into(),
+            base: "/srv/locks".into(),
+        };
+        assert_eq!(q.site_of("b"), far);
+        // A host without a base: that host, the configured BASE.
+        assert_eq!(q.site_of("c").host, "far");
+        assert_eq!(q.site_of("c").base, home.base);
+        // Grouped by site, home first, the order kept within a site.
+        let groups = q.by_site(&["c", "b", "a"]);
+        let names: Vec<(String, Vec<&str>)> =
+            groups.into_iter().map(|(s, v)| (s.host, v)).collect();
+        assert_eq!(names[0], (home.host.clone(), vec!["a"]));
+        assert_eq!(names.len(), 3);
+        // An embedder's own map wins.
+        q.place(HashMap::from([("a".to_string(), far.clone())]));
+        assert_eq!(q.site_of("a"), far);
+        // The home site needs no connection of its own.
+        assert!(matches!(q.at(&home), Ok(SiteQueue::Home(_))));
+    }
+}
