@@ -206,7 +206,12 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
             .resolve(name)
             .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
     }
-    let queue = connect(config, inventory)?;
+    // A command over the whole lab connects to every lab host at once.
+    let queue = if args.dumpall {
+        MachineQueue::connect_lab(config, inventory).map_err(failure)?
+    } else {
+        connect(config, inventory)?
+    };
     if let Some(name) = &args.info {
         info(&queue, name, args.json, LockState::info_line)
     } else if let Some(name) = &args.mr_info {

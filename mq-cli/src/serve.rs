@@ -405,7 +405,7 @@ fn read_lab(
     loop {
         let started = std::time::Instant::now();
         if queue.is_none() {
-            queue = MachineQueue::connect_with(config.clone(), inventory.clone())
+            queue = MachineQueue::connect_lab(config.clone(), inventory.clone())
                 .map_err(|e| fail(shared, e.to_string()))
                 .ok();
         }

@@ -7,7 +7,7 @@ use mq_core::status::BoardStatus;
 use mq_core::{exit, Config, LabStatus};
 
 use crate::flags::StatusArgs;
-use crate::sem::{connect, failure};
+use crate::sem::failure;
 use crate::table::Table;
 use crate::Failure;
 
@@ -144,7 +144,7 @@ pub fn status(args: StatusArgs, config: Config) -> Result<(), Failure> {
             .resolve(name)
             .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
     }
-    let queue = connect(config, inventory)?;
+    let queue = mq_core::MachineQueue::connect_lab(config, inventory).map_err(failure)?;
     let look = || -> Result<LabStatus, Failure> {
         queue
             .status(long)

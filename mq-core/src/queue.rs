@@ -98,6 +98,8 @@ pub struct MachineQueue {
     sites: std::sync::Mutex<HashMap<Site, Arc<MachineQueue>>>,
     /// Where systems live, when the embedder says so.
     placed: HashMap<String, Site>,
+    /// Hosts [`MachineQueue::connect_lab`] could not reach, until said.
+    site_failures: std::sync::Mutex<HashMap<Site, QueueError>>,
 }
 
 impl MachineQueue {
@@ -130,6 +132,7 @@ impl MachineQueue {
             locks,
             sites: std::sync::Mutex::new(HashMap::new()),
             placed: HashMap::new(),
+            site_failures: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -144,6 +147,10 @@ impl MachineQueue {
 
     pub(crate) fn site_cache(&self) -> &std::sync::Mutex<HashMap<Site, Arc<MachineQueue>>> {
         &self.sites
+    }
+
+    pub(crate) fn site_failures(&self) -> &std::sync::Mutex<HashMap<Site, QueueError>> {
+        &self.site_failures
     }
 
     pub(crate) fn placed(&self) -> &HashMap<String, Site> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::{MachineQueue, QueueError};
+use crate::{Config, Inventory, MachineQueue, QueueError};
 
 /// Where a board's lock lives: a lab host and its lock directory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -63,7 +63,73 @@ impl Deref for SiteQueue<'_> {
     }
 }
 
+/// A queue for `site`: the configuration with its host and BASE.
+fn connect_site(
+    config: &Config,
+    inventory: &Inventory,
+    site: &Site,
+) -> Result<MachineQueue, QueueError> {
+    let mut config = config.clone();
+    config.host.value = site.host.clone();
+    config.base.value = site.base.clone();
+    MachineQueue::connect_with(config, inventory.clone())
+}
+
 impl MachineQueue {
+    /// For a command over the whole lab: connects to the configured host
+    /// and, at the same time, to every other host the inventory names (a
+    /// host that cannot be reached is left for [`across`](Self::across) to
+    /// report). A failure to reach the configured host is the error, as
+    /// [`MachineQueue::connect_with`]'s.
+    pub fn connect_lab(config: Config, inventory: Inventory) -> Result<MachineQueue, QueueError> {
+        let home = Site {
+            host: config.host.value.clone(),
+            base: config.base.value.clone(),
+        };
+        let mut others: Vec<Site> = inventory
+            .systems()
+            .iter()
+            .filter(|s| s.host.is_some() || s.base.is_some())
+            .map(|s| Site {
+                host: s.host.clone().unwrap_or_else(|| home.host.clone()),
+                base: s.base.clone().unwrap_or_else(|| home.base.clone()),
+            })
+            .filter(|s| *s != home)
+            .collect();
+        others.sort();
+        others.dedup();
+        std::thread::scope(|scope| {
+            let connecting: Vec<_> = others
+                .iter()
+                .map(|site| {
+                    let (config, inventory) = (&config, &inventory);
+                    scope.spawn(move || connect_site(config, inventory, site))
+                })
+                .collect();
+            let queue = MachineQueue::connect_with(config.clone(), inventory.clone())?;
+            {
+                let mut cache = queue.site_cache().lock().unwrap_or_else(|p| p.into_inner());
+                let mut failed = queue
+                    .site_failures()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                for (site, handle) in others.iter().zip(connecting) {
+                    match handle.join() {
+                        Ok(Ok(q)) => {
+                            cache.insert(site.clone(), Arc::new(q));
+                        }
+                        // Said by the first use, not tried twice.
+                        Ok(Err(e)) => {
+                            failed.insert(site.clone(), e);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+            Ok(queue)
+        })
+    }
+
     /// The configured host and BASE.
     pub fn home(&self) -> Site {
         Site {
@@ -109,13 +175,7 @@ impl MachineQueue {
             return Ok(SiteQueue::Other(Arc::clone(q)));
         }
         // Connected without holding the cache: sites connect in parallel.
-        let mut config = self.config().clone();
-        config.host.value = site.host.clone();
-        config.base.value = site.base.clone();
-        let queue = Arc::new(MachineQueue::connect_with(
-            config,
-            self.inventory().clone(),
-        )?);
+        let queue = Arc::new(connect_site(self.config(), self.inventory(), site)?);
         let mut cache = self.site_cache().lock().unwrap_or_else(|p| p.into_inner());
         let queue = cache.entry(site.clone()).or_insert(queue);
         Ok(SiteQueue::Other(Arc::clone(queue)))
@@ -166,6 +226,13 @@ impl MachineQueue {
                             "a site's thread panicked".into(),
                         )))
                     });
+                    // A host that failed is connected afresh next time.
+                    if result.is_err() {
+                        self.site_cache()
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(site);
+                    }
                     (
                         site.clone(),
                         systems.iter().map(|s| s.to_string()).collect(),
