@@ -16,14 +16,15 @@ pub fn health(args: HealthArgs, config: Config) -> Result<(), Failure> {
     match args.action {
         None => {
             let names = names(&inventory, &args.names)?;
-            let queue = connect(config, inventory)?;
+            let queue = MachineQueue::connect_lab(config, inventory).map_err(failure)?;
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let all = queue.health(&names).map_err(failure)?;
+            let lab = queue.health_lab(&names).map_err(failure)?;
             if args.json {
-                crate::emit_json(&all)
+                crate::emit_json(&lab.answers)?;
             } else {
-                crate::emit(&table(&all))
+                crate::emit(&table(&lab.answers))?;
             }
+            crate::sem::sites_down(&lab.down)
         }
         Some(HealthCommand::Set {
             system,

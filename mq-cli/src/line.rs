@@ -4,7 +4,7 @@ use mq_core::Config;
 
 use crate::flags::FeaturesArgs;
 use crate::health::names;
-use crate::sem::{connect, failure};
+use crate::sem::failure;
 use crate::table::Table;
 use crate::Failure;
 
@@ -13,11 +13,13 @@ use crate::Failure;
 pub fn queue(args: FeaturesArgs, config: Config) -> Result<(), Failure> {
     let inventory = config.load_inventory()?;
     let names = names(&inventory, &args.names)?;
-    let queue = connect(config, inventory)?;
+    let queue = mq_core::MachineQueue::connect_lab(config, inventory).map_err(failure)?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let line = queue.line(&names).map_err(failure)?;
+    let lab = queue.line_lab(&names).map_err(failure)?;
+    let line = lab.answers;
     if args.json {
-        return crate::emit_json(&line);
+        crate::emit_json(&line)?;
+        return crate::sem::sites_down(&lab.down);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -43,5 +45,6 @@ pub fn queue(args: FeaturesArgs, config: Config) -> Result<(), Failure> {
             ticket.pool.clone().unwrap_or_default(),
         ]);
     }
-    crate::emit(&t.render())
+    crate::emit(&t.render())?;
+    crate::sem::sites_down(&lab.down)
 }

@@ -176,6 +176,23 @@ fn one_inventory_two_lab_hosts() {
         serde_json::from_str(&t.mq(&["systems", "--json"]).stdout).unwrap();
     assert_eq!(json[2]["host"], "lab2");
     assert_eq!(json[0]["host"], serde_json::Value::Null);
+    // Health lives with the board too.
+    let r = t.mq(&[
+        "health",
+        "set",
+        "b1",
+        "maintenance",
+        "--reason",
+        "moved racks",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.two.base.join("health/b1").exists());
+    assert!(!t.one.base.join("health/b1").exists());
+    let health = t.mq(&["health", "b_pool"]).stdout;
+    assert!(
+        health.contains("maintenance") && health.contains("moved racks"),
+        "{health}"
+    );
     let config = t.mq(&["config"]).stdout;
     assert!(
         config.contains("also host  lab2") && config.contains("b1 b2"),
@@ -222,5 +239,22 @@ fn one_inventory_two_lab_hosts() {
         "{}",
         r.stdout
     );
+    for args in [&["health"][..], &["queue"][..]] {
+        let r = t.mq(args);
+        assert_eq!(
+            r.code,
+            i32::from(mq_core::exit::PARTIAL),
+            "{args:?}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("lab host lab2 did not answer"),
+            "{}",
+            r.stderr
+        );
+    }
+    let health = t.mq(&["health"]).stdout;
+    assert!(health.contains("a1") && !health.contains("b1"), "{health}");
     assert_eq!(t.mq(&["sem", "-signal", "a1", "-k", "k1"]).code, 0);
 }

@@ -265,15 +265,6 @@ impl MachineQueue {
             .collect())
     }
 
-    /// The lines of waiters of `systems`, each from its own lab host.
-    pub fn line(&self, systems: &[&str]) -> Result<Vec<mq_lock::Ticket>, QueueError> {
-        let mut tickets = Vec::new();
-        for (_, _, answer) in self.across(systems, |q, s| Ok(q.locks.line(s)?)) {
-            tickets.extend(answer?);
-        }
-        Ok(tickets)
-    }
-
     /// [`health`](Self::health) on this queue's host (one round trip).
     fn health_here(&self, systems: &[&str]) -> Result<Vec<Health>, QueueError> {
         for s in systems {

@@ -292,6 +292,49 @@ impl MachineQueue {
     }
 }
 
+impl MachineQueue {
+    /// The health of `systems` from every lab host they are on, at once;
+    /// the hosts that did not answer are named, their boards left out.
+    pub fn health_lab(
+        &self,
+        systems: &[&str],
+    ) -> Result<Lab<Vec<crate::health::Health>>, QueueError> {
+        let (answers, down, first_error) = gather(self.across(systems, |q, s| q.health(s)));
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Lab {
+                answers: in_order(systems, answers.into_iter().flatten(), |h| &h.system),
+                down,
+            }),
+        }
+    }
+
+    /// The lines of waiters of `systems` from every lab host they are on,
+    /// at once; as [`health_lab`](Self::health_lab).
+    pub fn line_lab(&self, systems: &[&str]) -> Result<Lab<Vec<mq_lock::Ticket>>, QueueError> {
+        let (answers, down, first_error) =
+            gather(self.across(systems, |q, s| Ok(q.locks().line(s)?)));
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Lab {
+                answers: answers.into_iter().flatten().collect(),
+                down,
+            }),
+        }
+    }
+}
+
+/// `items` in the order of `systems` (by `name`), each system's together.
+fn in_order<T>(
+    systems: &[&str],
+    items: impl Iterator<Item = T>,
+    name: impl Fn(&T) -> &String,
+) -> Vec<T> {
+    let mut items: Vec<T> = items.collect();
+    items.sort_by_key(|i| systems.iter().position(|s| *s == name(i).as_str()));
+    items
+}
+
 /// Splits what [`MachineQueue::across`] returned into the answers and the
 /// sites down; the first error too when no site answered at all.
 pub(crate) fn gather<T>(
