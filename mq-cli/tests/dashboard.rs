@@ -165,6 +165,19 @@ fn the_page_shows_the_lab_live_escapes_what_it_shows_and_says_when_the_host_is_g
     );
     browser.screenshot(&browser.shots.join("dashboard.png"));
 
+    // A phone's width: one column of cards, nothing wider than the screen.
+    browser.resize(390, 844);
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth && \
+                getComputedStyle(document.querySelector('#boards thead')).display === 'none';";
+    assert!(
+        browser.wait_for(fits, Duration::from_secs(5)).is_some(),
+        "{} wide in a {} window",
+        browser.eval("return document.documentElement.scrollWidth;"),
+        browser.eval("return window.innerWidth;")
+    );
+    browser.screenshot(&browser.shots.join("dashboard-phone.png"));
+    browser.resize(1280, 900);
+
     // /metrics, read as Prometheus reads it.
     let text = serve.get("/metrics").unwrap();
     let lines = text.lines().map(|l| Ok(l.to_string()));

@@ -132,6 +132,15 @@ impl Browser {
         None
     }
 
+    /// Resizes the window to `width`×`height` (a phone's, say).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            &self.path("/window/rect"),
+            Some(json!({ "width": width, "height": height })),
+        );
+    }
+
     /// Whether an alert, confirm or prompt is open.
     pub fn alert_open(&self) -> bool {
         self.try_call("GET", &self.path("/alert/text"), None)
