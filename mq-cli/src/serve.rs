@@ -39,8 +39,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// What the dashboard knows, shared by the reader and the requests.
 struct Shared {
     state: Mutex<State>,
-    /// The generation of the last read, for the pages to wake on.
-    changed: watch::Sender<u64>,
+    /// What the last read makes of `/api/status`, made once a read for
+    /// every page's event stream.
+    changed: watch::Sender<Arc<str>>,
 }
 
 impl Shared {
@@ -48,10 +49,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// After a read: wake the pages.
+    /// After a read: the pages' next event.
     fn tell(&self) {
-        let generation = self.state().generation;
-        self.changed.send_replace(generation);
+        let api: Arc<str> = self.state().api().into();
+        self.changed.send_replace(api);
     }
 }
 
@@ -63,8 +64,6 @@ struct State {
     read_at: Option<SystemTime>,
     /// Why the last read failed, and since when reads fail.
     down: Option<(String, SystemTime)>,
-    /// Counts reads (successful or not): a page waits for the next.
-    generation: u64,
     /// Scripts run on the lab host.
     remote_reads: u64,
     metrics: Totals,
@@ -119,9 +118,11 @@ impl Totals {
         for b in &status.boards {
             let mut newer = |kind: &'static str, ended: u64| {
                 let seen = self.seen.entry((b.system.clone(), kind)).or_insert(0);
-                (ended > *seen)
-                    .then(|| *seen = (*seen).max(ended))
-                    .is_some()
+                let new = ended > *seen;
+                if new {
+                    *seen = ended;
+                }
+                new
             };
             // Oldest first: each record raises the mark for the next.
             let holds: Vec<u64> = b
@@ -299,7 +300,7 @@ pub fn serve(args: ServeArgs, config: Config) -> Result<(), Failure> {
     let addr = listener.local_addr().map_err(cannot)?;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
-        changed: watch::Sender::new(0),
+        changed: watch::Sender::new(Arc::from("")),
     });
     {
         let shared = Arc::clone(&shared);
@@ -388,7 +389,10 @@ async fn events(
     Shared_(shared): Shared_<Arc<Shared>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let reads = tokio_stream::wrappers::WatchStream::new(shared.changed.subscribe());
-    let stream = reads.map(move |_| Ok(Event::default().data(shared.state().api())));
+    // Before the first read there is nothing to send.
+    let stream = reads
+        .filter(|api| !api.is_empty())
+        .map(|api| Ok(Event::default().data(&*api)));
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -419,7 +423,6 @@ fn read_lab(
                     s.status = Some(status);
                     s.read_at = Some(SystemTime::now());
                     s.down = None;
-                    s.generation += 1;
                 }
                 Err(e) => {
                     drop(s);
@@ -438,5 +441,4 @@ fn fail(shared: &Shared, error: String) {
     let mut s = shared.state();
     let since = s.down.take().map_or_else(SystemTime::now, |(_, t)| t);
     s.down = Some((error, since));
-    s.generation += 1;
 }

@@ -1063,11 +1063,11 @@ impl MachineQueue {
     ) -> Result<JobReport, JobError> {
         // Everything that can be checked here is, before the host is asked.
         check_options(spec)?;
-        pattern_matcher(spec)?;
+        let matcher = pattern_matcher(spec)?;
         let choice = self.choose(&spec.target)?;
         // The board's own lab host runs it (see crate::sites).
         let queue = self.for_system(&choice.system)?;
-        queue.run_chosen(spec, choice, input, cancel, events)
+        queue.run_chosen(spec, choice, matcher, input, cancel, events)
     }
 
     /// [`run_job`](Self::run_job) on this queue's host, for a choice made.
@@ -1075,13 +1075,14 @@ impl MachineQueue {
         &self,
         spec: &JobSpec,
         choice: crate::Choice,
+        matcher: mq_console::Matcher,
         input: Option<Box<dyn Read + Send>>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
         let started = Instant::now();
         let started_wall = SystemTime::now();
-        let checked = self.check_job(spec, choice, events)?;
+        let checked = self.check_job(spec, choice, matcher, events)?;
         let plans = checked
             .members
             .iter()
@@ -1143,16 +1144,16 @@ impl MachineQueue {
         Ok(report)
     }
 
-    /// Every check that needs no lock: options, patterns (compiled here,
-    /// used on the console), the system (a pool's choice said) and its files.
+    /// Every check of the chosen system that needs no lock (the options and
+    /// patterns were checked by [`run_job`](Self::run_job)): the pool's choice
+    /// said, the system and its files, the members that can run the job.
     fn check_job(
         &self,
         spec: &JobSpec,
         choice: crate::Choice,
+        matcher: mq_console::Matcher,
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<Checked, JobError> {
-        check_options(spec)?;
-        let matcher = pattern_matcher(spec)?;
         let notes = matcher.notes().to_vec();
         for note in &notes {
             events(JobEvent::Warning(note));

@@ -198,8 +198,8 @@ impl MachineQueue {
     }
 
     /// Runs `f` on each site's queue with that site's share of `systems`,
-    /// every site at once; the results in the order of [`by_site`]
-    /// (Self::by_site).
+    /// every site at once; the results in the order of
+    /// [`by_site`](Self::by_site).
     pub fn across<T: Send>(
         &self,
         systems: &[&str],

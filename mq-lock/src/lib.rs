@@ -750,8 +750,9 @@ impl<T: Transport> LockClient<T> {
     /// the wait is in every member's line, tries a member only when nobody
     /// is ahead of it there, and leaves every line once it holds one.
     /// [`Kept::system`] says which. `handovers` is empty, or one hand-over
-    /// for each of `systems` (see [`acquire_and_hand_over`]
-    /// (Self::acquire_and_hand_over)): the taken member's runs.
+    /// for each of `systems` (see
+    /// [`acquire_and_hand_over`](Self::acquire_and_hand_over)): the taken
+    /// member's runs.
     ///
     /// PROTOCOL.md's "already yours" check is made only for a single
     /// system: a pool's members already held count as busy.

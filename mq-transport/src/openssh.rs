@@ -392,15 +392,7 @@ impl PtyProcess for OpensshPty {
         while std::time::Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        self.stdin = None;
-        self.stdout = None;
-        if let Ok(None) = self.child.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        Ok(())
+        self.cut()
     }
 
     fn cut(&mut self) -> Result<()> {
