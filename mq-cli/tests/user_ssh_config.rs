@@ -100,6 +100,33 @@ fn a_user_with_only_a_config_block_on_a_stock_debian_machine() {
     );
     assert_eq!(server.connections(), before + 1, "one connection");
 
+    // The line and the lab's status, the same way (the stock files, default
+    // paths): a lock taken, mq status and mq queue see it; sem -info is the
+    // oracle for the holder.
+    let with = |args: &[&str]| {
+        let mut all = vec!["--host", "lab", "--base", lab.base_str()];
+        all.extend_from_slice(args);
+        as_user(&user.name, path, &mq, &all)
+    };
+    let out = with(&["sem", "-wait", "sabre", "-k", "mine"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = with(&["status", "sabre", "--json"]);
+    assert!(out.status.success(), "mq status: {}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["boards"][0]["holder"]["owner"], user.name.as_str());
+    assert_eq!(status["boards"][0]["holder"]["key"], "mine");
+    let out = with(&["sem", "-info", "sabre"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("held by {}", user.name)),
+        "{}",
+        text(&out)
+    );
+    let out = with(&["queue", "sabre", "--json"]);
+    assert!(out.status.success(), "mq queue: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let out = with(&["sem", "-signal", "sabre", "-k", "mine"]);
+    assert!(out.status.success(), "{}", text(&out));
+
     // mq config --ssh says what it followed and what it skipped, with the
     // stock file's line.
     let out = as_user(&user.name, path, &mq, &["--host", "lab", "config", "--ssh"]);
