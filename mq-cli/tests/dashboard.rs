@@ -347,8 +347,7 @@ fn mq_status_watch_redraws_in_place() {
         "^C did not end it:\n{}",
         term.screen()
     );
-    // tmux does not always learn the status of a pane whose process it did
-    // not see end; when it does, it is 0.
+    // Its status, as the pane's shell recorded it: 0.
     let status = term.exit_status(Duration::from_secs(2));
     assert!(matches!(status, Some(0) | None), "{status:?}");
     assert_eq!(t.mq(1, &["unlock", "sabre", "-k", "watched"]).code, 0);

@@ -44,7 +44,7 @@ impl Tmux {
         )
         .expect("tmux.conf");
         // env's options (-u) come before its assignments.
-        let mut line = String::from("exec env");
+        let mut line = String::from("env");
         for (name, value) in cmd.get_envs() {
             if value.is_none() {
                 line += &format!(" -u {}", shell_word(name));
@@ -62,6 +62,14 @@ impl Tmux {
         for arg in cmd.get_args() {
             line += &format!(" {}", shell_word(arg));
         }
+        // The pane's shell records the exit status itself (tmux 3.3a does not
+        // always learn it); `trap :` keeps the shell through a ^C meant for
+        // the command (a handler, unlike an ignored signal, is not passed on).
+        let status_file = dir.path().join("status");
+        let line = format!(
+            "trap : INT; {line}; echo $? > {}",
+            shell_word(status_file.as_os_str())
+        );
         let mut tmux = Tmux { dir, pid: 0 };
         let out = tmux
             .command()
@@ -137,12 +145,12 @@ impl Tmux {
 
     /// The command's exit status, once it has ended.
     pub fn exit_status(&self, timeout: Duration) -> Option<i32> {
+        let file = self.dir.path().join("status");
         let mut status = None;
-        // tmux may say the pane is dead a moment before it has the status.
         eventually(timeout, || {
-            status = (self.display("#{pane_dead}") == "1")
-                .then(|| self.display("#{pane_dead_status}").parse().ok())
-                .flatten();
+            status = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
             status.is_some()
         });
         status
