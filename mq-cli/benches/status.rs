@@ -51,7 +51,7 @@ fn main() {
         &format!(
             "i=0; while [ $i -lt {BOARDS} ]; do \
                if [ $((i % 2)) -eq 0 ]; then printf 0 > '{base}'/board$i.lock; printf 'ci-%s' $i > '{base}'/board$i.key; fi; \
-               mkdir -p '{base}'/queue/board$i; j=0; while [ $j -lt 20 ]; do echo \"$((j * 60)) 1795900000 {user} ci-$j\" >> '{base}'/queue/board$i/.holds; j=$((j + 1)); done; \
+               mkdir -p '{base}'/queue/board$i; chmod 1777 '{base}'/queue/board$i; j=0; while [ $j -lt 20 ]; do echo \"$((j * 60)) 1795900000 {user} ci-$j\" >> '{base}'/queue/board$i/.holds.{user}; j=$((j + 1)); done; \
                i=$((i + 1)); done"
         ),
     );

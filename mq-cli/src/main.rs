@@ -92,7 +92,8 @@ fn main() -> ExitCode {
                 say(line);
             }
             if !failure.message.is_empty() {
-                eprintln!("{failure}");
+                // Failures quote host text (holders, keys, reasons).
+                eprintln!("{}", mq_core::inert_lines(&failure.to_string()));
             }
             ExitCode::from(failure.code)
         }
@@ -281,7 +282,7 @@ pub(crate) fn emit_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), F
     let mut text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::new(format!("mq: cannot encode JSON: {e}"), exit::USAGE))?;
     text.push('\n');
-    emit(&text)
+    emit_bytes(mq_core::json_safe(&text).as_bytes())
 }
 
 /// Prints one line on stdout. A reader that went away (`mq sem -info X |
@@ -291,8 +292,10 @@ pub fn say(line: impl fmt::Display) {
     let _ = emit(&format!("{line}\n"));
 }
 
+/// Prints text on stdout, any control characters in it (host text from
+/// other lab users) escaped: see [`mq_core::inert`].
 pub(crate) fn emit(text: &str) -> Result<(), Failure> {
-    emit_bytes(text.as_bytes())
+    emit_bytes(mq_core::inert_lines(text).as_bytes())
 }
 
 /// Writes to stdout; a reader that went away (`mq systems | head`) is not an

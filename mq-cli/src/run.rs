@@ -254,7 +254,7 @@ impl Printer {
             }
             JobEvent::Warning(text) => {
                 drop(out);
-                eprintln!("mq: {text}");
+                eprintln!("mq: {}", mq_core::inert_lines(text));
             }
             _ => {}
         }
@@ -266,8 +266,10 @@ impl Printer {
             self.told_holder = true;
             let _ = writeln!(
                 out,
-                "Lock for {} held by {owner} since {since}",
-                self.system
+                "Lock for {} held by {} since {}",
+                self.system,
+                mq_core::inert(owner),
+                mq_core::inert(since)
             );
             let _ = out.flush();
         }

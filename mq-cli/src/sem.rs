@@ -146,6 +146,9 @@ pub fn failure(error: QueueError) -> Failure {
             ),
             exit::USAGE,
         ),
+        QueueError::Lock(LockError::PriorityRefused { reason, .. }) => {
+            Failure::new(format!("mq: --priority: {reason}"), exit::USAGE)
+        }
         e @ QueueError::NoHealthyMember { .. } => {
             Failure::new(format!("mq: {e}; see `mq health`"), exit::USAGE)
         }
@@ -559,7 +562,7 @@ impl WaitDisplay {
                 // progress line.
                 if s.holder.is_some() || s.place.is_some() {
                     let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "\r\x1b[K{}", s.line());
+                    let _ = write!(err, "\r\x1b[K{}", mq_core::inert(&s.line()));
                     let _ = err.flush();
                     s.drawn = true;
                 }
@@ -576,7 +579,7 @@ impl WaitDisplay {
             WaitEvent::Place(place) => s.place = Some((place, Instant::now())),
         }
         if self.ticker.is_none() {
-            eprintln!("{}", s.line());
+            eprintln!("{}", mq_core::inert(&s.line()));
         }
     }
 

@@ -8,7 +8,7 @@
 //! `/api/status` with `textContent` only, under a Content-Security-Policy
 //! that allows no inline script.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -70,13 +70,18 @@ struct State {
 }
 
 /// Counters over what the lab's history showed since the dashboard started.
+///
+/// The history is other users' files: a record is new when it was not in
+/// the board's history at the last read (not when it is "later" than one
+/// seen, which a record dated far ahead would stop for good), and every sum
+/// saturates, so no record can make a counter go down or wrap.
 #[derive(Default)]
 struct Totals {
     holds: Histogram,
     waits: Histogram,
     runs: HashMap<String, u64>,
-    /// Per board and kind, the newest record already counted.
-    seen: HashMap<(String, &'static str), u64>,
+    /// Per board and kind, the records of the last read.
+    seen: HashMap<(String, &'static str), HashSet<String>>,
 }
 
 /// Prometheus histogram buckets (seconds): a minute to a day.
@@ -93,11 +98,11 @@ impl Histogram {
     fn observe(&mut self, seconds: u64) {
         for (i, le) in BUCKETS.iter().enumerate() {
             if seconds <= *le {
-                self.buckets[i] += 1;
+                self.buckets[i] = self.buckets[i].saturating_add(1);
             }
         }
-        self.count += 1;
-        self.sum += seconds;
+        self.count = self.count.saturating_add(1);
+        self.sum = self.sum.saturating_add(seconds);
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
@@ -113,40 +118,28 @@ impl Histogram {
 }
 
 impl Totals {
-    /// Counts the records newer than those counted before.
+    /// Counts the records that were not there at the last read.
     fn take(&mut self, status: &LabStatus) {
         for b in &status.boards {
-            let mut newer = |kind: &'static str, ended: u64| {
-                let seen = self.seen.entry((b.system.clone(), kind)).or_insert(0);
-                let new = ended > *seen;
-                if new {
-                    *seen = ended;
-                }
+            let mut fresh = |kind: &'static str, records: Vec<String>| -> Vec<bool> {
+                let before = self.seen.entry((b.system.clone(), kind)).or_default();
+                let new = records.iter().map(|r| !before.contains(r)).collect();
+                *before = records.into_iter().collect();
                 new
             };
-            // Oldest first: each record raises the mark for the next.
-            let holds: Vec<u64> = b
-                .holds
-                .iter()
-                .filter(|h| newer("holds", h.ended))
-                .map(|h| h.seconds)
-                .collect();
-            let waits: Vec<u64> = b
-                .waits
-                .iter()
-                .filter(|w| newer("waits", w.ended))
-                .map(|w| w.seconds)
-                .collect();
-            let runs: Vec<String> = b
-                .runs
-                .iter()
-                .filter(|r| newer("runs", r.ended))
-                .map(|r| r.class.clone())
-                .collect();
-            holds.into_iter().for_each(|s| self.holds.observe(s));
-            waits.into_iter().for_each(|s| self.waits.observe(s));
-            for class in runs {
-                *self.runs.entry(class).or_default() += 1;
+            let key = |r: &dyn std::fmt::Debug| format!("{r:?}");
+            let new = fresh("holds", b.holds.iter().map(|h| key(h)).collect());
+            for (h, _) in b.holds.iter().zip(new).filter(|(_, n)| *n) {
+                self.holds.observe(h.seconds);
+            }
+            let new = fresh("waits", b.waits.iter().map(|w| key(w)).collect());
+            for (w, _) in b.waits.iter().zip(new).filter(|(_, n)| *n) {
+                self.waits.observe(w.seconds);
+            }
+            let new = fresh("runs", b.runs.iter().map(|r| key(r)).collect());
+            for (r, _) in b.runs.iter().zip(new).filter(|(_, n)| *n) {
+                let n = self.runs.entry(r.class.clone()).or_default();
+                *n = n.saturating_add(1);
             }
         }
     }
@@ -441,4 +434,64 @@ fn fail(shared: &Shared, error: String) {
     let mut s = shared.state();
     let since = s.down.take().map_or_else(SystemTime::now, |(_, t)| t);
     s.down = Some((error, since));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mq_core::status::{BoardStatus, HoldRecord};
+
+    fn lab(holds: &[(u64, u64)]) -> LabStatus {
+        LabStatus {
+            version: 1,
+            host: "lab".into(),
+            taken_at: 0,
+            long_after: 0,
+            boards: vec![BoardStatus {
+                system: "b1".into(),
+                host: "lab".into(),
+                pools: Vec::new(),
+                known: true,
+                health: mq_core::health::Health::good("b1"),
+                holder: None,
+                waiting: Vec::new(),
+                long_hold: false,
+                last_run: None,
+                holds: holds
+                    .iter()
+                    .map(|&(seconds, ended)| HoldRecord {
+                        seconds,
+                        ended,
+                        user: "bob".into(),
+                        key: "k".into(),
+                    })
+                    .collect(),
+                runs: Vec::new(),
+                waits: Vec::new(),
+                health_log: Vec::new(),
+            }],
+            down: Vec::new(),
+            unsafe_dirs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_record_dated_far_ahead_stops_no_count_and_sums_never_wrap() {
+        let mut t = Totals::default();
+        // A forged hold "ending" ten years from now, then ordinary ones.
+        t.take(&lab(&[(60, 2_100_000_000)]));
+        t.take(&lab(&[(60, 2_100_000_000), (120, 1_800_000_000)]));
+        t.take(&lab(&[
+            (60, 2_100_000_000),
+            (120, 1_800_000_000),
+            (30, 1_800_000_100),
+        ]));
+        assert_eq!(t.holds.count, 3);
+        assert_eq!(t.holds.sum, 210);
+        // Huge durations saturate; the sum and count never go down.
+        t.take(&lab(&[(u64::MAX, 1), (u64::MAX, 2)]));
+        assert_eq!((t.holds.count, t.holds.sum), (5, u64::MAX));
+        t.take(&lab(&[(u64::MAX, 3)]));
+        assert_eq!((t.holds.count, t.holds.sum), (6, u64::MAX));
+    }
 }

@@ -134,6 +134,23 @@ fn row(b: &BoardStatus) -> [String; 9] {
     ]
 }
 
+/// Says on stderr what under BASE lets one lab user tamper with another's
+/// files (links, world-writable directories without the sticky bit), with
+/// the admin's fix (README, "Setting up a lab host").
+fn warn_unsafe(found: &[String]) {
+    if found.is_empty() {
+        return;
+    }
+    eprintln!("mq: warning: the lab host's directories are not safe to share:");
+    for what in found {
+        eprintln!("mq:   {}", mq_core::inert(what));
+    }
+    eprintln!(
+        "mq: a lab admin fixes it once: remove the links, and `chmod 1777` the \
+         directories (see the README, \"Setting up a lab host\")"
+    );
+}
+
 /// `mq status [NAMES] [--long 2h] [--json] [--watch]`.
 pub fn status(args: StatusArgs, config: Config) -> Result<(), Failure> {
     let long = parse_span(&args.long)
@@ -159,6 +176,7 @@ pub fn status(args: StatusArgs, config: Config) -> Result<(), Failure> {
         } else {
             crate::emit(&table(&status))?;
         }
+        warn_unsafe(&status.unsafe_dirs);
         return crate::sem::sites_down(&status.down);
     }
     let terminal = std::io::stdout().is_terminal();
@@ -166,7 +184,8 @@ pub fn status(args: StatusArgs, config: Config) -> Result<(), Failure> {
     loop {
         let status = look()?;
         let text = if args.json {
-            serde_json::to_string(&status).unwrap_or_default() + "\n"
+            mq_core::json_safe(&serde_json::to_string(&status).unwrap_or_default()).into_owned()
+                + "\n"
         } else {
             table(&status)
         };

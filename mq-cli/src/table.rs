@@ -18,9 +18,14 @@ impl Table {
         }
     }
 
-    /// Adds a row; it must have as many cells as the header.
+    /// Adds a row; it must have as many cells as the header. Control
+    /// characters in a cell (host text: keys, reasons) are escaped, line
+    /// breaks too: a row is one line.
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
-        let row: Vec<String> = cells.into_iter().map(Into::into).collect();
+        let row: Vec<String> = cells
+            .into_iter()
+            .map(|c| mq_core::inert(&c.into()).into_owned())
+            .collect();
         debug_assert_eq!(row.len(), self.header.len());
         self.rows.push(row);
     }

@@ -497,10 +497,18 @@ fn a_wait_on_a_terminal_shows_place_holder_and_estimate() {
     // them on the host).
     let line_dir = t.lab.base.join("queue/sabre");
     std::fs::create_dir_all(&line_dir).unwrap();
-    mq_testkit::set_mode(&t.lab.base.join("queue"), 0o777);
-    mq_testkit::set_mode(&line_dir, 0o777);
-    std::fs::write(line_dir.join(".holds"), "480\n470\n490\n").unwrap();
-    mq_testkit::set_mode(&line_dir.join(".holds"), 0o666);
+    mq_testkit::set_mode(&t.lab.base.join("queue"), 0o1777);
+    mq_testkit::set_mode(&line_dir, 0o1777);
+    // SECONDS ENDED USER KEY, in the user's own history file.
+    let user = t.user(0);
+    let wrote = t.lab.sh_as(
+        user,
+        &format!(
+            "printf '480 1795900000 {user} a\\n470 1795900100 {user} b\\n490 1795900200 {user} c\\n' > '{}/.holds.{user}'",
+            line_dir.display()
+        ),
+    );
+    assert!(wrote.status.success(), "{wrote:?}");
 
     assert_eq!(t.mq(1, &["sem", "-wait", "sabre", "-k", "CI-123"]).code, 0);
     let mut first = t.spawn(1, &["sem", "-wait", "sabre", "-k", "first"]);

@@ -161,7 +161,13 @@ fn one_inventory_two_lab_hosts() {
         r.stdout
     );
     assert_eq!(owner(&t.two.base, "b2"), None, "released");
-    let holds = std::fs::read_to_string(t.two.base.join("queue/b2/.holds")).unwrap();
+    // The hold, in the user's own history file (`.holds.USER`).
+    let holds: String = std::fs::read_dir(t.two.base.join("queue/b2"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".holds."))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
     assert!(holds.contains("run-b2"), "{holds}");
 
     // mq status: every board, with its host.

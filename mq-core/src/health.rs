@@ -130,6 +130,17 @@ impl Health {
         Some(health)
     }
 
+    /// [`Health::parse`], with a file that does not parse (an unknown
+    /// state: written by hand, or by someone else) as `unknown`: nobody can
+    /// vouch for the board. An empty text (no file) is good.
+    pub fn parse_or_unknown(system: &str, text: &str) -> Health {
+        Health::parse(system, text).unwrap_or_else(|| Health {
+            state: State::Unknown,
+            reason: "unreadable health file".into(),
+            ..Health::good(system)
+        })
+    }
+
     /// The file's text.
     pub fn render(&self) -> String {
         format!(
@@ -179,6 +190,16 @@ impl Change {
         .map(|f| escape(f))
         .collect::<Vec<_>>()
         .join("\t")
+    }
+
+    /// The change as `owner`'s log says it: a change by a person is by the
+    /// log's owner (whatever the line says); `mq` stands for a run's
+    /// automatic change, made by its user.
+    pub fn told_by(mut self, owner: &str) -> Change {
+        if self.by != "mq" {
+            self.by = owner.to_string();
+        }
+        self
     }
 
     /// Parses [`Change::render`]; `None` for a line that is not one.
@@ -342,55 +363,57 @@ const UPDATE: &str = include_str!("sh/health_update.sh");
 const READ: &str = include_str!("sh/health_read.sh");
 const SET: &str = include_str!("sh/health_set.sh");
 const PRECHECK: &str = include_str!("sh/health_precheck.sh");
+const LOG: &str = include_str!("sh/health_log.sh");
 /// Precedes each system's file in what [`read_script`] prints.
 const FILE_MARK: &str = "MQ-HEALTH-FILE ";
 /// Printed by the run's finish when it changed the board's state:
 /// `MQ-HEALTH STATE REASON`.
 pub(crate) const CHANGED_MARK: &str = "MQ-HEALTH ";
 
-/// `BASE/health`, as a shell word.
-fn dir_word(base: &str) -> String {
-    mq_transport::quote(&format!("{}/health", base.trim_end_matches('/')))
+/// What every health script starts with: BASE as `b`, and the safe
+/// functions it reads and writes with.
+fn head(base: &str) -> String {
+    format!("b={}\n{}", mq_transport::quote(base), mq_lock::SAFE_FN)
 }
 
 /// The finish's update of `system`'s count and state, under its lock (see
 /// `sh/health_update.sh`); `log` is the runner's log, `run` the job's key.
-pub(crate) fn update_script(base: &str, system: &str, log: &str, run: &str) -> String {
+/// It runs after the lock client's
+/// [`script_head`](mq_lock::LockClient::script_head).
+pub(crate) fn update_script(system: &str, log: &str, run: &str) -> String {
     let image_started: Vec<&str> = image_started_markers().map(|m| m.pattern).collect();
-    let runs = format!("{}/queue/{system}/.runs", base.trim_end_matches('/'));
     // A key with a line break would end the record's line.
     let run_text = run.replace(['\n', '\r'], " ");
-    mq_lock::HISTORY_FN.to_string()
-        + &mq_transport::fill(
-            UPDATE.trim_end(),
-            &[
-                ("health_dir", &dir_word(base)),
-                ("system_file", &mq_transport::quote(system)),
-                ("system", &mq_transport::quote(system)),
-                (
-                    "image_started",
-                    &mq_transport::quote(&image_started.join("|")),
-                ),
-                ("log", log),
-                ("run", &mq_transport::quote(&escape(run))),
-                ("health_mark", CHANGED_MARK),
-                ("runs_file", &mq_transport::quote(&runs)),
-                ("run_text", &mq_transport::quote(&run_text)),
-            ],
-        )
+    mq_transport::fill(
+        UPDATE.trim_end(),
+        &[
+            ("system_file", &mq_transport::quote(system)),
+            ("system", &mq_transport::quote(system)),
+            (
+                "image_started",
+                &mq_transport::quote(&image_started.join("|")),
+            ),
+            ("log", log),
+            ("run", &mq_transport::quote(&escape(run))),
+            ("health_mark", CHANGED_MARK),
+            ("run_text", &mq_transport::quote(&run_text)),
+        ],
+    )
 }
 
 /// Prints each of `systems`' health file.
 pub(crate) fn read_script(base: &str, systems: &[&str]) -> String {
     let names: Vec<String> = systems.iter().map(|s| mq_transport::quote(s)).collect();
-    mq_transport::fill(
-        READ.trim_end(),
-        &[
-            ("systems", &names.join(" ")),
-            ("file_mark", FILE_MARK),
-            ("health_dir", &dir_word(base)),
-        ],
-    )
+    let dir = mq_transport::quote(&format!("{}/health", base.trim_end_matches('/')));
+    head(base)
+        + &mq_transport::fill(
+            READ.trim_end(),
+            &[
+                ("systems", &names.join(" ")),
+                ("file_mark", FILE_MARK),
+                ("health_dir", &dir),
+            ],
+        )
 }
 
 /// Parses what [`read_script`] printed, in the order of `systems`.
@@ -407,11 +430,10 @@ pub(crate) fn parse_read(systems: &[&str], out: &str) -> Vec<Health> {
     systems
         .iter()
         .map(|s| {
-            files
-                .iter()
-                .find(|(name, _)| name == s)
-                .and_then(|(_, text)| Health::parse(s, text))
-                .unwrap_or_else(|| Health::good(s))
+            files.iter().find(|(name, _)| name == s).map_or_else(
+                || Health::good(s),
+                |(_, text)| Health::parse_or_unknown(s, text),
+            )
         })
         .collect()
 }
@@ -419,31 +441,46 @@ pub(crate) fn parse_read(systems: &[&str], out: &str) -> Vec<Health> {
 /// An admin's setting of `health`, logged as `change`.
 pub(crate) fn set_script(base: &str, health: &Health, change: &Change) -> String {
     let q = |text: &str| mq_transport::quote(&escape(text));
-    mq_transport::fill(
-        SET.trim_end(),
-        &[
-            ("health_dir", &dir_word(base)),
-            ("system_file", &mq_transport::quote(&health.system)),
-            ("content", &mq_transport::quote(&health.render())),
-            ("at", &q(&change.at)),
-            ("system", &q(&change.system)),
-            ("to", &q(&change.to)),
-            ("by", &q(&change.by)),
-            ("reason", &q(&change.reason)),
-        ],
-    )
+    head(base)
+        + &mq_transport::fill(
+            SET.trim_end(),
+            &[
+                ("system_file", &mq_transport::quote(&health.system)),
+                ("content", &mq_transport::quote(&health.render())),
+                ("at", &q(&change.at)),
+                ("system", &q(&change.system)),
+                ("to", &q(&change.to)),
+                ("by", &q(&change.by)),
+                ("reason", &q(&change.reason)),
+            ],
+        )
 }
 
 /// The acquire's precheck for a job naming `system` itself: refuses (before
 /// the wait) a system that is not good, with its state and reason.
 pub(crate) fn precheck_script(base: &str, system: &str) -> String {
+    let file = format!("{}/health/{system}", base.trim_end_matches('/'));
     mq_transport::fill(
         PRECHECK.trim_end(),
-        &[
-            ("health_dir", &dir_word(base)),
-            ("system_file", &mq_transport::quote(system)),
-        ],
+        &[("health_file", &mq_transport::quote(&file))],
     )
+}
+
+/// Every user's health log (see `sh/health_log.sh`).
+pub(crate) fn log_script(base: &str) -> String {
+    head(base) + &mq_transport::fill(LOG, &[])
+}
+
+/// Parses what [`log_script`] printed: every change, oldest first, each
+/// said by its log's owner.
+pub(crate) fn parse_log(out: &str) -> Vec<Change> {
+    let mut changes: Vec<Change> = out
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(owner, line)| Some(Change::parse(line)?.told_by(owner)))
+        .collect();
+    changes.sort_by(|a, b| a.at.cmp(&b.at));
+    changes
 }
 
 #[cfg(test)]
@@ -470,12 +507,9 @@ mod tests {
             std::fs::write(dir.path().join("health/b1"), "state=good\nfailures=1\n").unwrap();
             let log = dir.path().join("log");
             std::fs::write(&log, console).unwrap();
-            let script = update_script(
-                &base,
-                "b1",
-                &mq_transport::quote(&log.display().to_string()),
-                "k",
-            );
+            let script = head(&base)
+                + mq_lock::HISTORY_FN
+                + &update_script("b1", &mq_transport::quote(&log.display().to_string()), "k");
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!("mq_st={status}\n{script}"))
@@ -527,8 +561,14 @@ mod tests {
         for (name, text) in [
             (
                 "health_update.sh",
-                format!("mq_st=4\n{}", update_script("/b", "b1", "'/tmp/log'", "k")),
+                format!(
+                    "mq_st=4\n{}{}{}",
+                    head("/b"),
+                    mq_lock::HISTORY_FN,
+                    update_script("b1", "'/tmp/log'", "k")
+                ),
             ),
+            ("health_log.sh", log_script("/b")),
             ("health_read.sh", read_script("/b", &["b1", "b2"])),
             ("health_set.sh", set_script("/b", &health, &change)),
             (

@@ -1592,7 +1592,7 @@ impl MachineQueue {
         // The board's health is counted by the finish, under its lock,
         // before the release (not by the guard: a client that went away
         // says nothing about the board).
-        let health = health::update_script(&self.config().base.value, &system.name, log, &spec.key);
+        let health = health::update_script(&system.name, log, &spec.key);
         let remove = remove_temp_dir("\"$mq_d\"");
         let cleanup = if spec.reuse_held_lock {
             finish::Cleanup::RemoveOnly(remove)
@@ -1606,6 +1606,7 @@ impl MachineQueue {
         Ok(finish::Finish::new(
             log,
             spec.log.is_some(),
+            &self.locks().script_head(),
             &health,
             &cleanup,
         ))

@@ -82,6 +82,7 @@
 pub mod config;
 pub mod exit;
 pub mod health;
+pub mod inert;
 pub mod inventory;
 pub mod job;
 pub mod queue;
@@ -91,6 +92,7 @@ pub mod status;
 pub mod testing;
 
 pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
+pub use inert::{inert, inert_lines, json_safe};
 pub use inventory::{Inventory, InventoryError, Pool, System, Target, UnknownTarget};
 pub use job::{Cancel, JobError, JobEvent, JobReport, JobSpec};
 pub use mq_console::{interrupt_on_signals, Outcome, EXIT_INFRASTRUCTURE};

@@ -329,21 +329,12 @@ impl MachineQueue {
         if let Some(q) = system.map(|s| self.elsewhere(s)).transpose()?.flatten() {
             return q.health_log(system);
         }
-        let path = format!(
-            "{}/health/log",
-            self.config.base.value.trim_end_matches('/')
-        );
         let out = self
             .transport()
-            .run(&format!(
-                "cat -- {} 2>/dev/null; true",
-                mq_transport::quote(&path)
-            ))
+            .run(&health::log_script(&self.config.base.value))
             .map_err(|e| QueueError::Lock(e.into()))?;
-        Ok(out
-            .stdout_text()
-            .lines()
-            .filter_map(health::Change::parse)
+        Ok(health::parse_log(&out.stdout_text())
+            .into_iter()
             .filter(|c| system.is_none_or(|s| c.system == s))
             .collect())
     }

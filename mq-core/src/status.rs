@@ -12,7 +12,7 @@ use std::time::Duration;
 use mq_lock::Ticket;
 use serde::Serialize;
 
-use crate::health::{Change, Health, State};
+use crate::health::{Change, Health};
 use crate::{Inventory, MachineQueue, QueueError};
 
 /// The version of [`LabStatus`]'s JSON.
@@ -42,6 +42,11 @@ pub struct LabStatus {
     /// The lab hosts that did not answer, and their boards (not in
     /// `boards`).
     pub down: Vec<crate::sites::SiteDown>,
+    /// What is unsafe in the hosts' directories under BASE: links, or
+    /// directories where any user may remove others' files
+    /// (docs/PROTOCOL-EXTENSIONS.md, "Sharing the host"), one sentence
+    /// each.
+    pub unsafe_dirs: Vec<String>,
 }
 
 /// One board.
@@ -138,10 +143,8 @@ const SCRIPT: &str = include_str!("sh/status.sh");
 /// The host script: every lock, key, health file, ticket and history file
 /// under `base`.
 pub fn script(base: &str) -> String {
-    mq_transport::fill(
-        SCRIPT,
-        &[("mark", MARK), ("base", &mq_transport::quote(base))],
-    )
+    format!("b={}\n{}", mq_transport::quote(base), mq_lock::SAFE_FN)
+        + &mq_transport::fill(SCRIPT, &[("mark", MARK)])
 }
 
 /// What the host said of one board, before the inventory is laid over it.
@@ -170,15 +173,70 @@ fn words(line: &str, n: usize) -> Vec<&str> {
     line.splitn(n, ' ').collect()
 }
 
-fn number<T: std::str::FromStr + Default>(word: Option<&&str>) -> T {
-    word.and_then(|w| w.parse().ok()).unwrap_or_default()
+/// The last part of a path the host printed.
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+/// One line of a user's history file (`BASE/queue/SYSTEM/.KIND.USER`),
+/// strictly: plausible numbers, the user the file's owner (the host checked
+/// that the name says its owner), a known class. `None` for anything else.
+fn history(seen: &mut Seen, kind: &str, owner: &str, line: &str) -> Option<()> {
+    use mq_lock::{plausible_seconds, plausible_time};
+    match kind {
+        "holds" => {
+            let w = words(line, 4);
+            (w.get(2) == Some(&owner)).then_some(())?;
+            seen.holds.push(HoldRecord {
+                seconds: plausible_seconds(w.first()?)?,
+                ended: plausible_time(w.get(1)?)?,
+                user: owner.to_string(),
+                key: w.get(3).unwrap_or(&"").to_string(),
+            });
+        }
+        "waits" => {
+            let w = words(line, 3);
+            (w.get(2) == Some(&owner)).then_some(())?;
+            seen.waits.push(WaitRecord {
+                seconds: plausible_seconds(w.first()?)?,
+                ended: plausible_time(w.get(1)?)?,
+                user: owner.to_string(),
+            });
+        }
+        "runs" => {
+            let w = words(line, 5);
+            (w.get(3) == Some(&owner)).then_some(())?;
+            let class = *w.get(1)?;
+            ["passed", "test", "infrastructure"]
+                .contains(&class)
+                .then_some(())?;
+            seen.runs.push(RunRecord {
+                ended: plausible_time(w.first()?)?,
+                class: class.to_string(),
+                status: w.get(2)?.parse().ok().filter(|s| (0..=255).contains(s))?,
+                user: owner.to_string(),
+                key: w.get(4).unwrap_or(&"").to_string(),
+            });
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
+/// What the host printed, by board.
+struct Lines {
+    version: Option<String>,
+    now: u64,
+    seen: BTreeMap<String, Seen>,
+    unsafe_dirs: Vec<String>,
 }
 
 /// Reads what [`script`] printed.
-fn parse_lines(out: &str) -> (Option<String>, u64, BTreeMap<String, Seen>) {
+fn parse_lines(out: &str) -> Lines {
     let mut version = None;
     let mut now = 0;
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut unsafe_dirs = Vec::new();
     for line in out.lines() {
         let Some(rest) = line.strip_prefix(MARK) else {
             continue;
@@ -188,17 +246,22 @@ fn parse_lines(out: &str) -> (Option<String>, u64, BTreeMap<String, Seen>) {
         };
         match tag {
             "version" => version = Some(rest.trim_end_matches('\r').to_string()),
-            "now" => now = rest.trim().parse().unwrap_or(0),
+            "now" => now = mq_lock::plausible_time(rest.trim()).unwrap_or(0),
+            "unsafe" => unsafe_dirs.push(rest.to_string()),
             "change" => {
-                if let Some(change) = Change::parse(rest) {
+                let Some((owner, line)) = rest.split_once('\t') else {
+                    continue;
+                };
+                if let Some(change) = Change::parse(line) {
+                    let change = change.told_by(owner);
                     let entry = seen.entry(change.system.clone()).or_default();
                     entry.changes.push(change);
                 }
             }
             "file" => {
                 let Some(f) = fields(rest, 4) else { continue };
-                let name = f[3].rsplit('/').next().unwrap_or_default();
-                let time: u64 = f[1].parse().unwrap_or(0);
+                let name = base_name(f[3]);
+                let time = mq_lock::plausible_time(f[1]).unwrap_or(0);
                 if let Some(system) = name.strip_suffix(".lock") {
                     let entry = seen.entry(system.to_string()).or_default();
                     entry.lock_file = Some((f[0].to_string(), time, f[2].to_string()));
@@ -213,55 +276,48 @@ fn parse_lines(out: &str) -> (Option<String>, u64, BTreeMap<String, Seen>) {
             }
             "health" => {
                 let Some(f) = fields(rest, 2) else { continue };
-                let entry = seen.entry(f[0].to_string()).or_default();
+                let entry = seen.entry(base_name(f[0]).to_string()).or_default();
                 entry.health.push(f[1].to_string());
             }
             "ticket" => {
-                let Some(f) = fields(rest, 3) else { continue };
+                let Some(f) = fields(rest, 4) else { continue };
                 let entry = seen.entry(f[1].to_string()).or_default();
-                entry
-                    .tickets
-                    .entry(f[0].to_string())
-                    .or_insert_with(|| Ticket::new(f[1]))
-                    .read_line(f[2]);
+                let ticket = entry.tickets.entry(f[0].to_string()).or_insert_with(|| {
+                    let mut t = Ticket::new(f[1]);
+                    t.user = f[2].to_string();
+                    t
+                });
+                ticket.read_line(f[3]);
             }
-            "holds" | "waits" | "runs" => {
+            "history" => {
                 let Some(f) = fields(rest, 2) else { continue };
-                let entry = seen.entry(f[0].to_string()).or_default();
-                match tag {
-                    "holds" => {
-                        let w = words(f[1], 4);
-                        entry.holds.push(HoldRecord {
-                            seconds: number(w.first()),
-                            ended: number(w.get(1)),
-                            user: w.get(2).unwrap_or(&"").to_string(),
-                            key: w.get(3).unwrap_or(&"").to_string(),
-                        });
-                    }
-                    "waits" => {
-                        let w = words(f[1], 3);
-                        entry.waits.push(WaitRecord {
-                            seconds: number(w.first()),
-                            ended: number(w.get(1)),
-                            user: w.get(2).unwrap_or(&"").to_string(),
-                        });
-                    }
-                    _ => {
-                        let w = words(f[1], 5);
-                        entry.runs.push(RunRecord {
-                            ended: number(w.first()),
-                            class: w.get(1).unwrap_or(&"").to_string(),
-                            status: number(w.get(2)),
-                            user: w.get(3).unwrap_or(&"").to_string(),
-                            key: w.get(4).unwrap_or(&"").to_string(),
-                        });
-                    }
-                }
+                let mut parts = f[0].rsplit('/');
+                let (Some(file), Some(system)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let Some((kind, owner)) = file.strip_prefix('.').and_then(|n| n.split_once('.'))
+                else {
+                    continue;
+                };
+                let entry = seen.entry(system.to_string()).or_default();
+                let _ = history(entry, kind, owner, f[1]);
             }
             _ => {}
         }
     }
-    (version, now, seen)
+    // Every user's records, in time.
+    for s in seen.values_mut() {
+        s.holds.sort_by_key(|h| h.ended);
+        s.waits.sort_by_key(|w| w.ended);
+        s.runs.sort_by_key(|r| r.ended);
+        s.changes.sort_by(|a, b| a.at.cmp(&b.at));
+    }
+    Lines {
+        version,
+        now,
+        seen,
+        unsafe_dirs,
+    }
 }
 
 /// The last `n` of `items`.
@@ -281,7 +337,12 @@ impl LabStatus {
         host: &str,
         long_after: Duration,
     ) -> Result<LabStatus, String> {
-        let (version, now, mut seen) = parse_lines(out);
+        let Lines {
+            version,
+            now,
+            mut seen,
+            unsafe_dirs,
+        } = parse_lines(out);
         if version.as_deref() != Some(mq_lock::PROTOCOL_VERSION) {
             return Err(version.unwrap_or_default());
         }
@@ -313,6 +374,7 @@ impl LabStatus {
             long_after,
             boards,
             down: Vec::new(),
+            unsafe_dirs,
         })
     }
 
@@ -362,11 +424,7 @@ fn board(
         }
         _ => None,
     };
-    let health = Health::parse(&system, &s.health.join("\n")).unwrap_or_else(|| Health {
-        state: State::Unknown,
-        reason: "unreadable health file".into(),
-        ..Health::good(&system)
-    });
+    let health = Health::parse_or_unknown(&system, &s.health.join("\n"));
     let pools = inventory
         .pools()
         .iter()
@@ -416,8 +474,10 @@ impl MachineQueue {
         }
         let mut boards: BTreeMap<String, BoardStatus> = BTreeMap::new();
         let mut taken_at = 0;
+        let mut unsafe_dirs = Vec::new();
         for status in answers {
             taken_at = taken_at.max(status.taken_at);
+            unsafe_dirs.extend(status.unsafe_dirs);
             boards.extend(status.boards.into_iter().map(|b| (b.system.clone(), b)));
         }
         // The inventory's order, then the boards it does not know.
@@ -430,6 +490,7 @@ impl MachineQueue {
             long_after: long_after.as_secs(),
             boards: ordered,
             down,
+            unsafe_dirs,
         })
     }
 

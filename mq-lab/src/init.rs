@@ -143,6 +143,13 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
     // Shared like a lab host's: anyone may lock, and force a release.
     dir(&root.join("base"), 0o777)?;
     write(&root.join("base/VERSION"), b"5\n", 0o644)?;
+    // What mq keeps beside the locks (docs/PROTOCOL-EXTENSIONS.md, "Sharing
+    // the host"): the lines and each user's health log where every user
+    // creates files of their own (sticky: nobody removes another's), the
+    // health states, replaced whole by whoever changes them.
+    dir(&root.join("base/queue"), 0o1777)?;
+    dir(&root.join("base/health"), 0o777)?;
+    dir(&root.join("base/health/logs"), 0o1777)?;
     // Every user's runner takes its board's lock here; the sticky bit keeps
     // one user from removing or replacing another's lock file.
     dir(&root.join("state"), 0o1777)?;

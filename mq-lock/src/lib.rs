@@ -26,7 +26,7 @@
 #![deny(missing_docs)]
 
 mod script;
-pub use script::HISTORY_FN;
+pub use script::{HISTORY_FN, SAFE_FN};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -127,6 +127,15 @@ pub enum LockError {
         /// The system.
         system: String,
         /// Why.
+        reason: String,
+    },
+    /// The lab's policy (BASE/policy) does not allow the priority asked
+    /// for; nothing was changed on the host.
+    #[error("{system}: {reason}")]
+    PriorityRefused {
+        /// The system.
+        system: String,
+        /// Why, as the host said it.
         reason: String,
     },
     /// BASE/VERSION is not this protocol's.
@@ -415,32 +424,77 @@ impl Ticket {
     }
 
     /// Takes one `key=value` line of a ticket file (values escaped as
-    /// [`escape_line`] does); other lines are ignored.
+    /// [`escape_line`] does); other lines, and `user` (the ticket's owner
+    /// on the host says who waits, not its text), are ignored. Numbers
+    /// that cannot be (a time beyond [`PLAUSIBLE_SECONDS`], a priority
+    /// beyond ±1000) read as 0.
     pub fn read_line(&mut self, line: &str) {
         let Some((k, v)) = line.split_once('=') else {
             return;
         };
         let v = unescape_line(v);
         match k {
-            "user" => self.user = v,
             "key" => self.key = v,
-            "since" => self.since = v.parse().unwrap_or(0),
-            "priority" => self.priority = v.parse().unwrap_or(0),
+            "since" => self.since = plausible_time(&v).unwrap_or(0),
+            "priority" => {
+                self.priority = v
+                    .parse()
+                    .ok()
+                    .filter(|p: &i32| p.abs() <= 1000)
+                    .unwrap_or(0)
+            }
             "pool" => self.pool = Some(v).filter(|p| !p.is_empty()),
             _ => {}
         }
     }
 }
 
+/// The most seconds a time or duration read from the host may be: ten
+/// years past the epoch's 2020 (for times) or ten years (for durations),
+/// the bound `-d` has. Anything larger was written by hand, not by mq.
+pub const PLAUSIBLE_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// A time (seconds since the epoch) read from the host, if it is a plain
+/// number no later than ten years from now.
+pub fn plausible_time(text: &str) -> Option<u64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    plausible_number(text).filter(|t| *t <= now + PLAUSIBLE_SECONDS)
+}
+
+/// A duration (seconds) read from the host, if it is a plain number of at
+/// most [`PLAUSIBLE_SECONDS`].
+pub fn plausible_seconds(text: &str) -> Option<u64> {
+    plausible_number(text).filter(|s| *s <= PLAUSIBLE_SECONDS)
+}
+
+/// Only ASCII digits, at most 12 of them (no sign, no space, no `+`).
+fn plausible_number(text: &str) -> Option<u64> {
+    (!text.is_empty() && text.len() <= 12 && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+/// Reads what the line script printed: each ticket's mark line (system,
+/// ticket, owner), then its fields, each after a mark of its own.
 fn parse_line(out: &str) -> Vec<Ticket> {
     let mut tickets: Vec<Ticket> = Vec::new();
     for text in out.lines() {
         if let Some(rest) = text.strip_prefix(script::TICKET_MARK) {
-            // The ticket's name has no space; a system's name may.
+            // The ticket's name and its owner have no space; a system's
+            // name may.
+            let Some((rest, owner)) = rest.rsplit_once(' ') else {
+                continue;
+            };
             let system = rest.rsplit_once(' ').map_or(rest, |(s, _)| s);
-            tickets.push(Ticket::new(system));
-        } else if let Some(t) = tickets.last_mut() {
-            t.read_line(text);
+            let mut ticket = Ticket::new(system);
+            ticket.user = owner.to_string();
+            tickets.push(ticket);
+        } else if let Some(field) = text.strip_prefix(script::FIELD_MARK) {
+            if let Some(t) = tickets.last_mut() {
+                t.read_line(field);
+            }
         }
     }
     tickets
@@ -487,7 +541,7 @@ impl Place {
     fn parse(text: &str) -> Option<Place> {
         let mut words = text.splitn(5, ' ');
         let place = words.next()?.parse().ok()?;
-        let seconds = |w: Option<&str>| w.and_then(|w| w.parse().ok()).map(Duration::from_secs);
+        let seconds = |w: Option<&str>| w.and_then(plausible_seconds).map(Duration::from_secs);
         let estimate = seconds(words.next());
         let held_for = seconds(words.next());
         let owner = words.next()?;
@@ -892,6 +946,10 @@ impl<T: Transport> LockClient<T> {
                 system: system.into(),
                 reason: said.refusal(),
             }),
+            Some(script::code::PRIORITY) => Err(LockError::PriorityRefused {
+                system: system.into(),
+                reason: said.refusal(),
+            }),
             Some(script::code::VERSION) => {
                 *self.preflight.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 Err(LockError::VersionMismatch {
@@ -974,6 +1032,14 @@ impl<T: Transport> LockClient<T> {
             before,
             self.known().as_deref(),
         ))
+    }
+
+    /// What every [`release_script`](Self::release_script) starts with
+    /// (BASE, the user, the safe file and history functions): a caller that
+    /// joins it to its own scripts sends this once, then the release script
+    /// with this prefix stripped.
+    pub fn script_head(&self) -> String {
+        script::head(&self.base, self.known().as_deref())
     }
 
     /// What a [`release_script`](Self::release_script) that ended with

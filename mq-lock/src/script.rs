@@ -32,6 +32,8 @@ pub(crate) mod code {
     pub const REFUSED: i32 = 12;
     /// Acquire: the queue timeout ran out.
     pub const QUEUE_TIMEOUT: i32 = 13;
+    /// Acquire: the lab's policy does not allow the priority asked for.
+    pub const PRIORITY: i32 = 14;
 }
 
 /// The marker of the preflight line: `MQ-PRE <user> <version>`.
@@ -52,6 +54,8 @@ pub(crate) const CANCELLED_MARK: &str = "MQ-CANCELLED ";
 pub(crate) const PLACE_MARK: &str = "MQ-PLACE ";
 /// A ticket in a line: `MQ-TICKET <system> <ticket>`, then its lines.
 pub(crate) const TICKET_MARK: &str = "MQ-TICKET ";
+/// One line of a ticket's file, after its [`TICKET_MARK`] line.
+pub(crate) const FIELD_MARK: &str = "MQ-TF ";
 /// A precheck's refusal: `MQ-REFUSED <reason>`.
 pub(crate) const REFUSED_MARK: &str = "MQ-REFUSED ";
 /// A lock a cleanup released: `MQ-RELEASED <system>`.
@@ -75,6 +79,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("handover.sh", HANDOVER),
     ("keeper.sh", KEEPER),
     ("refuse_fn.sh", REFUSE_FN),
+    ("policy.sh", POLICY),
     ("queue_fn.sh", QUEUE_FN),
     ("history_fn.sh", HISTORY_FN),
     ("line.sh", LINE),
@@ -82,6 +87,8 @@ pub(crate) const FILES: &[(&str, &str)] = &[
     ("release.sh", RELEASE),
     ("cancel.sh", CANCEL),
     ("cleanup.sh", CLEANUP),
+    ("safe_fn.sh", SAFE_FN),
+    ("live_fn.sh", LIVE_FN),
 ];
 
 const PREFLIGHT: &str = include_str!("sh/preflight.sh");
@@ -97,16 +104,23 @@ const HOLD: &str = include_str!("sh/hold.sh");
 const HANDOVER: &str = include_str!("sh/handover.sh");
 const KEEPER: &str = include_str!("sh/keeper.sh");
 const REFUSE_FN: &str = include_str!("sh/refuse_fn.sh");
+const POLICY: &str = include_str!("sh/policy.sh");
 const QUEUE_FN: &str = include_str!("sh/queue_fn.sh");
-/// `mq_history FILE LINE`: appends to a board's history under
-/// BASE/queue/SYSTEM, keeping it short (for scripts of other crates that
-/// record history: a run's end).
+const LIVE_FN: &str = include_str!("sh/live_fn.sh");
+/// `mq_history SYSTEM KIND LINE`: appends to this user's own history file
+/// of a board under BASE/queue/SYSTEM, keeping it short (for scripts of
+/// other crates that record history: a run's end). Needs [`SAFE_FN`].
 pub const HISTORY_FN: &str = include_str!("sh/history_fn.sh");
 const LINE: &str = include_str!("sh/line.sh");
 const RELEASE_CHECK: &str = include_str!("sh/release_check.sh");
 const RELEASE: &str = include_str!("sh/release.sh");
 const CANCEL: &str = include_str!("sh/cancel.sh");
 const CLEANUP: &str = include_str!("sh/cleanup.sh");
+/// The only ways mq's scripts read and write under BASE (`mq_read`,
+/// `mq_first`, `mq_tail`, `mq_in`, `mq_own`, `mq_append`, `mq_replace`):
+/// never through a link, never blocking on a FIFO, bounded. Needs `b`
+/// (BASE); defines `mq_me` when it is not set.
+pub const SAFE_FN: &str = include_str!("sh/safe_fn.sh");
 
 /// Paths of a system's lock and key files under `base`.
 pub(crate) fn lock_path(base: &str, system: &str) -> String {
@@ -129,19 +143,25 @@ pub(crate) fn preamble(base: &str, known: Known<'_>) -> String {
     // Most scripts read BASE; the ones that do not still get it.
     let b = format!("# shellcheck disable=SC2034\nb={}\n", quote(base));
     match known {
-        Some(user) => format!("{b}mq_me={}\n", quote(user)),
+        Some(user) => format!("{b}mq_me={}\n{SAFE_FN}", quote(user)),
         None => {
-            b + &fill(
-                PREFLIGHT,
-                &[
-                    ("cr", &quote("\r")),
-                    ("preflight_mark", PREFLIGHT_MARK),
-                    ("version", PROTOCOL_VERSION),
-                    ("version_code", &code::VERSION.to_string()),
-                ],
-            )
+            b + SAFE_FN
+                + &fill(
+                    PREFLIGHT,
+                    &[
+                        ("preflight_mark", PREFLIGHT_MARK),
+                        ("version", PROTOCOL_VERSION),
+                        ("version_code", &code::VERSION.to_string()),
+                    ],
+                )
         }
     }
+}
+
+/// The [`preamble`] and the history function: what a script that releases
+/// starts with, and what a caller joining several scripts sends once.
+pub(crate) fn head(base: &str, known: Known<'_>) -> String {
+    preamble(base, known) + HISTORY_FN
 }
 
 /// Quoted words for a `for` list.
@@ -306,7 +326,7 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
             ("then", &then),
             ("hold", &hold),
             ("gave_up", &code::GAVE_UP.to_string()),
-            ("precheck", &precheck(a.precheck)),
+            ("precheck", &(policy(a.priority) + &precheck(a.precheck))),
             ("queue_timeout", &queue_timeout(a.queue_timeout)),
             ("retry", &retry),
         ],
@@ -347,7 +367,7 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
         }
     };
     format!(
-        "{}{emulation}{LOCKFILE_FN}{HISTORY_FN}{line}{holder}{handover}{body}",
+        "{}{emulation}{LOCKFILE_FN}{HISTORY_FN}{LIVE_FN}{line}{holder}{handover}{body}",
         preamble(a.base, known)
     )
 }
@@ -355,12 +375,14 @@ pub(crate) fn acquire(a: &Acquire<'_>, known: Known<'_>) -> String {
 /// The live tickets of `systems`' lines.
 pub(crate) fn line(base: &str, known: Known<'_>, systems: &[&str]) -> String {
     preamble(base, known)
+        + LIVE_FN
         + &fill(
             LINE,
             &[
                 ("systems", &words(systems)),
                 ("queue_base", &quote(&format!("{base}/queue"))),
                 ("ticket_mark", TICKET_MARK),
+                ("field_mark", FIELD_MARK),
             ],
         )
 }
@@ -375,6 +397,22 @@ fn queue_timeout(seconds: Option<u64>) -> String {
             code::QUEUE_TIMEOUT
         ),
     }
+}
+
+/// The lab's priority policy's check (`sh/policy.sh`), for a wait ahead of
+/// others; none for the ordinary and the yielding.
+fn policy(priority: i32) -> String {
+    if priority <= 0 {
+        return String::new();
+    }
+    fill(
+        POLICY,
+        &[
+            ("priority", &priority.to_string()),
+            ("refused_mark", REFUSED_MARK),
+            ("code", &code::PRIORITY.to_string()),
+        ],
+    )
 }
 
 /// A precheck's lines, with `mq_refuse` defined for them.
@@ -405,7 +443,7 @@ pub(crate) fn release(
 ) -> String {
     let lock = quote(&lock_path(base, system));
     let keyfile = quote(&key_path(base, system));
-    let mut s = preamble(base, known);
+    let mut s = head(base, known);
     if !before.is_empty() {
         s.push_str(before);
         s.push('\n');
@@ -423,13 +461,12 @@ pub(crate) fn release(
             ],
         ));
     }
-    s.push_str(HISTORY_FN);
     s.push_str(&fill(
         RELEASE,
         &[
             ("lock", &lock),
             ("keyfile", &keyfile),
-            ("queue_dir", &quote(&queue_dir(base, system))),
+            ("system", &quote(system)),
             ("still_there", &code::STILL_THERE.to_string()),
         ],
     ));
@@ -529,7 +566,11 @@ mod tests {
                     } else {
                         "[ -e /nonexistent ] && mq_refuse 'it is bad'"
                     },
-                    priority: if handover.is_empty() { 0 } else { -3 },
+                    priority: match (handover.is_empty(), then.is_empty()) {
+                        (true, _) => 0,
+                        (false, true) => -3,
+                        (false, false) => 5,
+                    },
                     queue_timeout: (!handover.is_empty()).then_some(60),
                     pool: if handover.is_empty() { "" } else { "x86_pool" },
                 };
@@ -604,6 +645,7 @@ mod tests {
             REFUSED_MARK,
             PLACE_MARK,
             TICKET_MARK,
+            FIELD_MARK,
         ] {
             assert!(mark.starts_with(MARK_PREFIX));
             assert!(sent.contains(mark), "{mark} is never printed");
@@ -622,7 +664,8 @@ mod tests {
                         "RELEASED",
                         "REFUSED",
                         "PLACE",
-                        "TICKET"
+                        "TICKET",
+                        "TF"
                     ]
                     .contains(&rest),
                     "MQ-{rest} is printed but never read"
@@ -705,7 +748,9 @@ mod tests {
             acquire(&a, None).len()
         };
         let one = size(1);
-        assert!(one <= 7 * 1024, "an acquire of one system: {one} bytes");
+        // The safe-file helpers (links, FIFOs, bounded reads) cost ~4 KiB:
+        // still one SSH window, sent once per run.
+        assert!(one <= 12 * 1024, "an acquire of one system: {one} bytes");
         let each = (size(4) - one) / 3;
         assert!(each <= 1024, "each more member: {each} bytes");
     }

@@ -1079,18 +1079,23 @@ fn a_pool_of_two_serves_five_waiters_in_order() {
     assert!(holder.line(&members).unwrap().is_empty(), "left in line");
 
     // The hold times were kept; the next waiter is told an estimate.
-    let holds = std::fs::read_to_string(lab.base.join("queue/p1/.holds")).unwrap();
-    assert!(holds.lines().count() >= 2, "{holds:?}");
-    // SECONDS ENDED USER KEY, one hold a line.
-    for line in holds.lines() {
-        let f: Vec<&str> = line.splitn(4, ' ').collect();
-        assert!(
-            f.len() == 4 && f[0].parse::<u64>().is_ok() && f[1].parse::<u64>().is_ok(),
-            "{holds:?}"
-        );
-        let holder = if f[3].starts_with('h') { 0 } else { 1 };
-        assert_eq!(f[2], lab.users[holder].name, "{holds:?}");
+    // Each user's holds in a file of their own, `.holds.USER`.
+    let mut holds = String::new();
+    for user in &lab.users {
+        let file = lab.base.join(format!("queue/p1/.holds.{}", user.name));
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // SECONDS ENDED USER KEY, one hold a line.
+        for line in text.lines() {
+            let f: Vec<&str> = line.splitn(4, ' ').collect();
+            assert!(
+                f.len() == 4 && f[0].parse::<u64>().is_ok() && f[1].parse::<u64>().is_ok(),
+                "{text:?}"
+            );
+            assert_eq!(f[2], user.name, "{file:?}: {text:?}");
+        }
+        holds.push_str(&text);
     }
+    assert!(holds.lines().count() >= 2, "{holds:?}");
     holder.acquire("p1", &waiting("h3"), &mut |_| {}).unwrap();
     let c = client(&lab, 1);
     let (tx, rx) = std::sync::mpsc::channel();

@@ -149,7 +149,8 @@ function renderBoard(status, name) {
   const line = $("b-line");
   line.replaceChildren();
   for (const t of b.waiting) line.appendChild(el("li", t.user + (t.key !== "0" ? " (key " + t.key + ")" : "") +
-    " since " + when(t.since) + (t.pool ? ", for pool " + t.pool : "")));
+    " since " + when(t.since) + (t.pool ? ", for pool " + t.pool : "") +
+    (t.priority ? ", priority " + t.priority : "")));
   for (const id of ["b-runs", "b-holds", "b-health"]) $(id).tBodies[0].replaceChildren();
   for (const r of b.runs.slice().reverse()) row($("b-runs"), [when(r.ended), r.class, r.status, r.user, r.key]);
   for (const h of b.holds.slice().reverse()) row($("b-holds"), [when(h.ended), span(h.seconds), h.user, h.key]);

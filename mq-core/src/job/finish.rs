@@ -37,8 +37,18 @@ impl Finish {
     /// The finish for a run whose runner writes `log_remote`; `send_log`
     /// when the client wants the runner's log.
     /// `log` is the runner's log as a shell word.
-    /// `health` runs after the report and before the cleanup.
-    pub(crate) fn new(log: &str, send_log: bool, health: &str, cleanup: &Cleanup) -> Finish {
+    /// `health` runs after the report and before the cleanup; `head` is
+    /// what the lock client's scripts start with
+    /// ([`script_head`](mq_lock::LockClient::script_head)): the finish
+    /// sends it once, before `health`, and the release without it (the
+    /// guard, a shell of its own, gets the whole release).
+    pub(crate) fn new(
+        log: &str,
+        send_log: bool,
+        head: &str,
+        health: &str,
+        cleanup: &Cleanup,
+    ) -> Finish {
         let mut nonce = RandomState::new().build_hasher();
         nonce.write_u32(std::process::id());
         let mark = format!("MQ-END-{:016x}", nonce.finish());
@@ -50,6 +60,8 @@ impl Finish {
         let release = match cleanup {
             Cleanup::Release(script) | Cleanup::RemoveOnly(script) => script.as_str(),
         };
+        let after_head = release.strip_prefix(head).unwrap_or(release);
+        let health = format!("{head}{health}");
         let script = fill(
             FINISH.trim_end(),
             &[
@@ -57,7 +69,7 @@ impl Finish {
                 ("end_mark", &mark),
                 ("log", log),
                 ("health", health.trim_end()),
-                ("release", release.trim_end()),
+                ("release", after_head.trim_end()),
             ],
         );
         let guard = fill(GUARD.trim_end(), &[("cleanup", release.trim_end())]);
@@ -209,8 +221,13 @@ mod tests {
             (true, Cleanup::Release("rm -f 'x'; exit 0".into())),
             (false, Cleanup::RemoveOnly("rm -rf -- '/tmp/d'".into())),
         ] {
-            let health = crate::health::update_script("/b", "sabre", "\"$mq_d\"/log", "ci-1");
-            let finish = Finish::new("\"$mq_d\"/log", send_log, &health, &cleanup);
+            let health = crate::health::update_script("sabre", "\"$mq_d\"/log", "ci-1");
+            let head = format!("b='/b'\n{}{}", mq_lock::SAFE_FN, mq_lock::HISTORY_FN);
+            let cleanup = match cleanup {
+                Cleanup::Release(s) => Cleanup::Release(format!("{head}{s}")),
+                other => other,
+            };
+            let finish = Finish::new("\"$mq_d\"/log", send_log, &head, &health, &cleanup);
             // The run's directory and the runner's status, as the invocation sets them.
             let text = format!("mq_d=/tmp/x\n{}\nmq_st=0\n{}", finish.guard, finish.script);
             // The guard's own script runs under `sh -c`, quoted in the above.

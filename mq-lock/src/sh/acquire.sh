@@ -26,7 +26,7 @@ done
 # How long it waited in line, for the lab's status.
 if [ -n "$mq_tn" ]; then
   mq_t=$(date +%s)
-  mq_history "$b/queue/$mq_sys/.waits" "$((mq_t - ${mq_now%.*})) $mq_t $mq_me"
+  mq_history "$mq_sys" waits "$((mq_t - ${mq_now%.*})) $mq_t $mq_me"
 fi
 mq_leave
 echo "@acquired_mark@$mq_sys"

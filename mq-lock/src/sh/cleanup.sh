@@ -1,8 +1,8 @@
-me=$mq_me
-for s in @systems@; do
-  f="$b/$s.lock"; k="$b/$s.key"
-  [ "$(stat --format=%U -- "$f" 2>/dev/null)" = "$me" ] || continue
-  [ "$(cat -- "$k" 2>/dev/null)" = @key@ ] || continue
-  rm -f -- "$k"; sync; rm -f -- "$f"
-  printf '@released_mark@%s\n' "$s"
+for mq_s in @systems@; do
+  mq_f="$b/$mq_s.lock"
+  [ "$(stat --format=%U -- "$mq_f" 2>/dev/null)" = "$mq_me" ] || continue
+  mq_first "$b/$mq_s.key"
+  [ "$mq_x" = @key@ ] || continue
+  rm -f -- "$b/$mq_s.key"; sync; rm -f -- "$mq_f"
+  printf '@released_mark@%s\n' "$mq_s"
 done

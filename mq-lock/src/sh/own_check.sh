@@ -1,7 +1,7 @@
 # PROTOCOL.md's step 1: a lock already ours is not taken again.
-if [ "$(stat --format=%U -- @lock@ 2>/dev/null)" = "$me" ]; then
-  sk=$(cat -- @keyfile@ 2>/dev/null)
+if [ "$(stat --format=%U -- @lock@ 2>/dev/null)" = "$mq_me" ]; then
+  mq_first @keyfile@
   mq_k=@key@
-  if [ "$sk" = 0 ] && [ "$mq_k" = 0 ]; then exit @own@; fi
-  if [ "$sk" = "$mq_k" ]; then exit @own_key@; fi
+  if [ "$mq_x" = 0 ] && [ "$mq_k" = 0 ]; then exit @own@; fi
+  if [ "$mq_x" = "$mq_k" ]; then exit @own_key@; fi
 fi
