@@ -71,6 +71,24 @@ impl Lab {
         );
     }
 
+    /// A passing run on `board` by `user`, whatever its health file says.
+    fn run_any_health(&self, user: usize, board: &str) -> mq_testkit::Run {
+        let image = self.image("image");
+        let args = [
+            "run",
+            "-s",
+            board,
+            "--any-health",
+            "-c",
+            PASS,
+            "-d",
+            "10",
+            "-f",
+            &image,
+        ];
+        self.mq_within(90, user, &args)
+    }
+
     fn base(&self) -> &str {
         self.lab.base_str()
     }
@@ -114,23 +132,7 @@ fn links_planted_under_base_never_make_mq_write_or_chmod_the_victims_files() {
     assert!(r.stderr.contains("health/logs/"), "{}", r.stderr);
     // A run (the board's health file is junk: --any-health), a wait and a
     // release: each would append to a planted history file.
-    let image = t.image("image");
-    let r = t.mq_within(
-        90,
-        ALICE,
-        &[
-            "run",
-            "-s",
-            "b1",
-            "--any-health",
-            "-c",
-            PASS,
-            "-d",
-            "10",
-            "-f",
-            &image,
-        ],
-    );
+    let r = t.run_any_health(ALICE, "b1");
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(
         t.mq_within(60, BOB, &["sem", "-wait", "b1", "-k", "bob"])
@@ -228,24 +230,8 @@ fn fifos_anywhere_under_base_never_hang_mq_or_leave_a_shell_behind() {
             wave_two_dirs(&t)
         ),
     );
-    let image = t.image("image");
     let started = Instant::now();
-    let r = t.mq_within(
-        90,
-        ALICE,
-        &[
-            "run",
-            "-s",
-            "b1",
-            "--any-health",
-            "-c",
-            PASS,
-            "-d",
-            "10",
-            "-f",
-            &image,
-        ],
-    );
+    let r = t.run_any_health(ALICE, "b1");
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     for args in [
         &["status"][..],

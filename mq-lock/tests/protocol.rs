@@ -816,6 +816,9 @@ fn a_session_handed_over_runs_the_callers_commands_under_the_lock() {
 #[test]
 fn waiters_are_served_in_line_and_dead_ones_leave_it() {
     let lab = lab!(2);
+    // The lab's policy (BASE's owner's file) lets anyone ask for up to 10.
+    std::fs::write(lab.base.join("policy"), "max_priority=10\n").unwrap();
+    mq_testkit::set_mode(&lab.base.join("policy"), 0o644);
     let holder = client(&lab, 0);
     holder.acquire("s", &waiting("h"), &mut |_| {}).unwrap();
     let grants = Arc::new(Mutex::new(Vec::<String>::new()));
