@@ -370,12 +370,6 @@ const FILE_MARK: &str = "MQ-HEALTH-FILE ";
 /// `MQ-HEALTH STATE REASON`.
 pub(crate) const CHANGED_MARK: &str = "MQ-HEALTH ";
 
-/// What every health script starts with: BASE as `b`, and the safe
-/// functions it reads and writes with.
-fn head(base: &str) -> String {
-    format!("b={}\n{}", mq_transport::quote(base), mq_lock::SAFE_FN)
-}
-
 /// The finish's update of `system`'s count and state, under its lock (see
 /// `sh/health_update.sh`); `log` is the runner's log, `run` the job's key.
 /// It runs after the lock client's
@@ -405,7 +399,7 @@ pub(crate) fn update_script(system: &str, log: &str, run: &str) -> String {
 pub(crate) fn read_script(base: &str, systems: &[&str]) -> String {
     let names: Vec<String> = systems.iter().map(|s| mq_transport::quote(s)).collect();
     let dir = mq_transport::quote(&format!("{}/health", base.trim_end_matches('/')));
-    head(base)
+    mq_lock::safe_head(base)
         + &mq_transport::fill(
             READ.trim_end(),
             &[
@@ -441,7 +435,7 @@ pub(crate) fn parse_read(systems: &[&str], out: &str) -> Vec<Health> {
 /// An admin's setting of `health`, logged as `change`.
 pub(crate) fn set_script(base: &str, health: &Health, change: &Change) -> String {
     let q = |text: &str| mq_transport::quote(&escape(text));
-    head(base)
+    mq_lock::safe_head(base)
         + &mq_transport::fill(
             SET.trim_end(),
             &[
@@ -468,7 +462,7 @@ pub(crate) fn precheck_script(base: &str, system: &str) -> String {
 
 /// Every user's health log (see `sh/health_log.sh`).
 pub(crate) fn log_script(base: &str) -> String {
-    head(base) + &mq_transport::fill(LOG, &[])
+    mq_lock::safe_head(base) + &mq_transport::fill(LOG, &[])
 }
 
 /// Parses what [`log_script`] printed: every change, oldest first, each
@@ -507,7 +501,7 @@ mod tests {
             std::fs::write(dir.path().join("health/b1"), "state=good\nfailures=1\n").unwrap();
             let log = dir.path().join("log");
             std::fs::write(&log, console).unwrap();
-            let script = head(&base)
+            let script = mq_lock::safe_head(&base)
                 + mq_lock::HISTORY_FN
                 + &update_script("b1", &mq_transport::quote(&log.display().to_string()), "k");
             let out = std::process::Command::new("sh")
@@ -563,7 +557,7 @@ mod tests {
                 "health_update.sh",
                 format!(
                     "mq_st=4\n{}{}{}",
-                    head("/b"),
+                    mq_lock::safe_head("/b"),
                     mq_lock::HISTORY_FN,
                     update_script("b1", "'/tmp/log'", "k")
                 ),

@@ -143,8 +143,7 @@ const SCRIPT: &str = include_str!("sh/status.sh");
 /// The host script: every lock, key, health file, ticket and history file
 /// under `base`.
 pub fn script(base: &str) -> String {
-    format!("b={}\n{}", mq_transport::quote(base), mq_lock::SAFE_FN)
-        + &mq_transport::fill(SCRIPT, &[("mark", MARK)])
+    mq_lock::safe_head(base) + &mq_transport::fill(SCRIPT, &[("mark", MARK)])
 }
 
 /// What the host said of one board, before the inventory is laid over it.

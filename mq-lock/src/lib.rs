@@ -26,7 +26,7 @@
 #![deny(missing_docs)]
 
 mod script;
-pub use script::{HISTORY_FN, SAFE_FN};
+pub use script::{safe_head, HISTORY_FN, SAFE_FN};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -122,6 +122,12 @@ const CLEANUP: &str = include_str!("sh/cleanup.sh");
 /// (BASE); defines `mq_me` when it is not set.
 pub const SAFE_FN: &str = include_str!("sh/safe_fn.sh");
 
+/// BASE as `b`, then [`SAFE_FN`]: what a script of another crate that
+/// reads or writes under BASE starts with.
+pub fn safe_head(base: &str) -> String {
+    format!("b={}\n{SAFE_FN}", quote(base))
+}
+
 /// Paths of a system's lock and key files under `base`.
 pub(crate) fn lock_path(base: &str, system: &str) -> String {
     format!("{base}/{system}.lock")
