@@ -17,7 +17,7 @@
 //! // A runner that died before any boot marker: the board's fault, and the
 //! // test never ran, so retrying it elsewhere is safe.
 //! let died = Outcome::SourceClosed { status: Some(1) };
-//! assert_eq!(classify(1, &died, &[]), (RunClass::Infrastructure, true));
+//! assert_eq!(classify(1, &died, &[], false), (RunClass::Infrastructure, true));
 //! ```
 
 use std::fmt;
@@ -253,21 +253,73 @@ pub fn image_started(found: &[Match]) -> bool {
     })
 }
 
-/// Sorts a finished run by the runner's exit status (PROTOCOL.md: 0
-/// completed, 3 error text, 4 timeout), its outcome and the markers seen.
+/// The console markers that say the lab itself failed, whatever the image:
+/// the board never produced a console in time, or the console server went.
+pub const INFRASTRUCTURE_MARKERS: [&str; 3] = [
+    "[[Boot timeout]]",
+    "console is down",
+    "console server shutting down",
+];
+
+/// Whether a runner's exit status says it was killed by a signal (a shell's
+/// 128 + N): whatever it printed before, the run did not end by itself.
+pub fn killed_by_signal(runner_status: i32) -> bool {
+    (129..=192).contains(&runner_status)
+}
+
+/// Sorts a finished run by what its console showed, not by its runner's
+/// exit status: PROTOCOL.md defines the runner's arguments, not its
+/// statuses (the old lab's runner exits 1 for an error text and for a
+/// timeout alike). In order:
+///
+/// 1. interrupted by the user: [`RunClass::Interrupted`];
+/// 2. the completion text: passed; the error text: a test failure; either
+///    from a runner then killed by a signal (status 129 to 192):
+///    infrastructure;
+/// 3. [`INFRASTRUCTURE_MARKERS`] or no console output at all:
+///    infrastructure;
+/// 4. mq's own deadline ([`Outcome::Timeout`]) once the image started: a
+///    test failure (mq stopped the runner; its status says nothing);
+/// 5. a runner killed by a signal, or mq-lab's own "console ended first"
+///    and "could not run the board" (statuses 5 and 6: the only statuses
+///    read besides signals): infrastructure;
+/// 6. a runner that ended with 0 (success for every runner; the completion
+///    text may be one mq's matcher cannot follow, see
+///    [`MatcherBuilder::completion_text`](mq_console::MatcherBuilder::completion_text)):
+///    passed;
+/// 7. anything else (`[[Timeout]]`, mq's own deadline, a runner that ended
+///    without a verdict): a test failure once the image started (a boot
+///    marker of stage 2 or later), else infrastructure.
+///
 /// Returns the class and whether a retry is safe: an infrastructure failure
 /// before the image ran (nothing of the test ran; running it again elsewhere
-/// duplicates nothing). The host's finish classifies the same way for the
-/// health count (`docs/PROTOCOL-EXTENSIONS.md`); a test checks they agree.
-pub fn classify(runner_status: i32, outcome: &Outcome, found: &[Match]) -> (RunClass, bool) {
+/// duplicates nothing). The host's finish classifies the same way from the
+/// runner's log for the health count (`docs/PROTOCOL-EXTENSIONS.md`); a test
+/// checks they agree.
+pub fn classify(
+    runner_status: i32,
+    outcome: &Outcome,
+    found: &[Match],
+    saw_output: bool,
+) -> (RunClass, bool) {
     if matches!(outcome, Outcome::Interrupted) {
         return (RunClass::Interrupted, false);
     }
     let started = image_started(found);
-    let class = match runner_status {
-        0 => RunClass::Passed,
-        3 => RunClass::Test,
-        4 if started => RunClass::Test,
+    let lab_failed = found.iter().any(|m| {
+        matches!(&m.kind, Kind::Marker(label) if INFRASTRUCTURE_MARKERS.contains(&label.as_str()))
+    });
+    let killed = killed_by_signal(runner_status);
+    let class = match outcome {
+        Outcome::Completed { .. } | Outcome::ErrorText { .. } if killed => RunClass::Infrastructure,
+        Outcome::Completed { .. } => RunClass::Passed,
+        Outcome::ErrorText { .. } => RunClass::Test,
+        _ if lab_failed || !saw_output => RunClass::Infrastructure,
+        // mq's own deadline: mq stopped the runner, its status says nothing.
+        Outcome::Timeout { .. } if started => RunClass::Test,
+        _ if killed || matches!(runner_status, 5 | 6) => RunClass::Infrastructure,
+        _ if runner_status == 0 => RunClass::Passed,
+        _ if started => RunClass::Test,
         _ => RunClass::Infrastructure,
     };
     (class, class == RunClass::Infrastructure && !started)
@@ -374,8 +426,19 @@ pub(crate) const CHANGED_MARK: &str = "MQ-HEALTH ";
 /// `sh/health_update.sh`); `log` is the runner's log, `run` the job's key.
 /// It runs after the lock client's
 /// [`script_head`](mq_lock::LockClient::script_head).
-pub(crate) fn update_script(system: &str, log: &str, run: &str) -> String {
+pub(crate) fn update_script(
+    system: &str,
+    log: &str,
+    run: &str,
+    completion: Option<&str>,
+    error: Option<&str>,
+) -> String {
     let image_started: Vec<&str> = image_started_markers().map(|m| m.pattern).collect();
+    let lab_failed: Vec<&str> = markers::SEL4
+        .iter()
+        .filter(|m| INFRASTRUCTURE_MARKERS.contains(&m.label))
+        .map(|m| m.pattern)
+        .collect();
     // A key with a line break would end the record's line.
     let run_text = run.replace(['\n', '\r'], " ");
     mq_transport::fill(
@@ -387,6 +450,9 @@ pub(crate) fn update_script(system: &str, log: &str, run: &str) -> String {
                 "image_started",
                 &mq_transport::quote(&image_started.join("|")),
             ),
+            ("lab_failed", &mq_transport::quote(&lab_failed.join("|"))),
+            ("completion", &mq_transport::quote(completion.unwrap_or(""))),
+            ("error", &mq_transport::quote(error.unwrap_or(""))),
             ("log", log),
             ("run", &mq_transport::quote(&escape(run))),
             ("health_mark", CHANGED_MARK),
@@ -481,20 +547,48 @@ pub(crate) fn parse_log(out: &str) -> Vec<Change> {
 mod tests {
     use super::*;
 
-    /// The host's finish and [`classify`] sort runs alike: each case runs
-    /// the finish's update with `sh` on a board with one failure counted.
+    /// The host's finish and [`classify`] sort runs alike, by what the
+    /// console showed: each case runs the finish's update with `sh` on a
+    /// board with one failure counted, and the matcher over the same console.
+    /// Statuses are those of mq-lab's runner and of the old lab's (1 for an
+    /// error text and for a timeout alike).
     #[test]
     fn the_hosts_count_and_classify_agree() {
-        let cases: [(i32, &str); 7] = [
-            (0, "ELF-loader started\nAll is well\n"),
-            (3, "ELF-loader started\nFAILED\n"),
-            (4, "Booting all finished, dropped to user space\n"),
-            (4, "U-Boot 2023.04\n"),
-            (4, ""),
-            (1, "ELF-loader started\n"),
-            (137, ""),
+        let cases: [(i32, &str, RunClass); 16] = [
+            (0, "ELF-loader started\nAll is well\n", RunClass::Passed),
+            (3, "ELF-loader started\nFAILED\n", RunClass::Test),
+            (1, "ELF-loader started\nFAILED\n", RunClass::Test),
+            (1, "FAILED\nAll is well\n", RunClass::Test),
+            (1, "All is well\nFAILED\n", RunClass::Passed),
+            (
+                4,
+                "Booting all finished, dropped to user space\n",
+                RunClass::Test,
+            ),
+            (1, "ELF-loader started\n[[Timeout]]\n", RunClass::Test),
+            (4, "U-Boot 2023.04\n[[Timeout]]\n", RunClass::Infrastructure),
+            (
+                1,
+                "U-Boot 2023.04\n[[Boot timeout]]\n",
+                RunClass::Infrastructure,
+            ),
+            (
+                1,
+                "ELF-loader started\nconsole is down\n",
+                RunClass::Infrastructure,
+            ),
+            (4, "", RunClass::Infrastructure),
+            (0, "", RunClass::Infrastructure),
+            (1, "ELF-loader started\n", RunClass::Test),
+            (
+                137,
+                "ELF-loader started\nAll is well\n",
+                RunClass::Infrastructure,
+            ),
+            (137, "ELF-loader started\n", RunClass::Infrastructure),
+            (5, "ELF-loader started\n", RunClass::Infrastructure),
         ];
-        for (status, console) in cases {
+        for (status, console, class) in cases {
             let dir = tempfile::tempdir().unwrap();
             let base = dir.path().display().to_string();
             std::fs::create_dir_all(dir.path().join("health")).unwrap();
@@ -503,7 +597,13 @@ mod tests {
             std::fs::write(&log, console).unwrap();
             let script = mq_lock::safe_head(&base)
                 + mq_lock::HISTORY_FN
-                + &update_script("b1", &mq_transport::quote(&log.display().to_string()), "k");
+                + &update_script(
+                    "b1",
+                    &mq_transport::quote(&log.display().to_string()),
+                    "k",
+                    Some("All is well"),
+                    Some("FAILED"),
+                );
             let out = std::process::Command::new("sh")
                 .arg("-c")
                 .arg(format!("mq_st={status}\n{script}"))
@@ -516,15 +616,24 @@ mod tests {
             );
             let text = std::fs::read_to_string(dir.path().join("health/b1")).unwrap();
             let counted = Health::parse("b1", &text).unwrap().failures;
-            let mut matcher = mq_console::MatcherBuilder::board_run(None, None)
-                .build()
-                .unwrap();
+            let mut matcher =
+                mq_console::MatcherBuilder::board_run(Some("All is well"), Some("FAILED"))
+                    .build()
+                    .unwrap();
             let mut found = matcher.feed(console.as_bytes());
             found.extend(matcher.finish());
-            let outcome = Outcome::SourceClosed {
-                status: Some(status),
+            let outcome = match found
+                .iter()
+                .find(|m| matches!(m.kind, Kind::Completion | Kind::Error))
+            {
+                Some(m) if m.kind == Kind::Completion => Outcome::Completed { matched: m.clone() },
+                Some(m) => Outcome::ErrorText { matched: m.clone() },
+                None => Outcome::SourceClosed {
+                    status: Some(status),
+                },
             };
-            let (class, _) = classify(status, &outcome, &found);
+            let (classified, _) = classify(status, &outcome, &found, !console.is_empty());
+            assert_eq!(classified, class, "status {status}, console {console:?}");
             let expected = match class {
                 RunClass::Passed => 0,
                 RunClass::Infrastructure => 2,
@@ -532,7 +641,7 @@ mod tests {
             };
             assert_eq!(
                 counted, expected,
-                "status {status}, console {console:?}: {class:?}"
+                "the host: status {status}, console {console:?}: {class:?}"
             );
         }
     }
@@ -559,7 +668,7 @@ mod tests {
                     "mq_st=4\n{}{}{}",
                     mq_lock::safe_head("/b"),
                     mq_lock::HISTORY_FN,
-                    update_script("b1", "'/tmp/log'", "k")
+                    update_script("b1", "'/tmp/log'", "k", Some("done"), Some("FAIL"))
                 ),
             ),
             ("health_log.sh", log_script("/b")),

@@ -1004,10 +1004,22 @@ fn run_report(
 ) -> JobReport {
     let outcome = if ending.interrupted {
         Outcome::Interrupted
+    } else if health::killed_by_signal(ending.status)
+        && matches!(
+            report.outcome,
+            Outcome::Completed { .. } | Outcome::ErrorText { .. }
+        )
+    {
+        // A runner killed by a signal did not end with a verdict, whatever
+        // it printed: the report says what the status says.
+        Outcome::SourceClosed {
+            status: Some(ending.status),
+        }
     } else {
         report.outcome
     };
-    let (class, retry_safe) = health::classify(ending.status, &outcome, &report.markers);
+    let (class, retry_safe) =
+        health::classify(ending.status, &outcome, &report.markers, report.bytes > 0);
     let runner_timed_out = report.markers.iter().any(|m| {
         matches!(&m.kind, mq_console::Kind::Marker(label)
             if label == "[[Timeout]]" || label == "[[Boot timeout]]")
@@ -1592,7 +1604,13 @@ impl MachineQueue {
         // The board's health is counted by the finish, under its lock,
         // before the release (not by the guard: a client that went away
         // says nothing about the board).
-        let health = health::update_script(&system.name, log, &spec.key);
+        let health = health::update_script(
+            &system.name,
+            log,
+            &spec.key,
+            spec.completion.as_deref(),
+            spec.error.as_deref(),
+        );
         let remove = remove_temp_dir("\"$mq_d\"");
         let cleanup = if spec.reuse_held_lock {
             finish::Cleanup::RemoveOnly(remove)

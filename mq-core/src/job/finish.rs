@@ -221,7 +221,8 @@ mod tests {
             (true, Cleanup::Release("rm -f 'x'; exit 0".into())),
             (false, Cleanup::RemoveOnly("rm -rf -- '/tmp/d'".into())),
         ] {
-            let health = crate::health::update_script("sabre", "\"$mq_d\"/log", "ci-1");
+            let health =
+                crate::health::update_script("sabre", "\"$mq_d\"/log", "ci-1", Some("ok"), None);
             let head = format!("b='/b'\n{}{}", mq_lock::SAFE_FN, mq_lock::HISTORY_FN);
             let cleanup = match cleanup {
                 Cleanup::Release(s) => Cleanup::Release(format!("{head}{s}")),

@@ -2,14 +2,43 @@
 # infrastructure failures in a row; an infrastructure failure adds one and,
 # at the lab's threshold (BASE/health/threshold, 3 unless set), moves a good
 # board to unknown, and one more to bad. Test failures change nothing. Only
-# a good or unknown board changes by itself. (mq_core::health::classify
-# sorts runs the same way.)
-case $mq_st in
-  0) mq_class=passed ;;
-  3) mq_class='test' ;;
-  4) if grep -qE @image_started@ @log@ 2>/dev/null; then mq_class='test'; else mq_class=infrastructure; fi ;;
-  *) mq_class=infrastructure ;;
-esac
+# a good or unknown board changes by itself.
+#
+# The run is sorted by what its console showed (the runner's log), not by
+# the runner's status, exactly as mq_core::health::classify sorts it: the
+# first line with the completion or the error text; a runner killed by a
+# signal; the lab's own failure markers or no output; mq-lab's statuses 5
+# and 6; status 0; then whether the image started. A text is an extended
+# regular expression or, failing that, the same text literally.
+mq_seen() {
+  [ -n "$1" ] || return 1
+  mq_x=$( { grep -nE -m1 -e "$1" -- @log@ || grep -nF -m1 -e "$1" -- @log@; } 2>/dev/null | head -n 1)
+  mq_x=${mq_x%%:*}
+  [ -n "$mq_x" ]
+}
+mq_c=; mq_e=
+mq_seen @completion@ && mq_c=$mq_x
+mq_seen @error@ && mq_e=$mq_x
+if [ -n "$mq_e" ] && { [ -z "$mq_c" ] || [ "$mq_e" -lt "$mq_c" ]; }; then mq_c=; fi
+if [ -n "$mq_c" ]; then mq_e=; fi
+if [ "$mq_st" -gt 128 ] && [ "$mq_st" -le 192 ]; then mq_killed=1; else mq_killed=; fi
+if [ -n "$mq_killed" ] && [ -n "$mq_c$mq_e" ]; then
+  mq_class=infrastructure
+elif [ -n "$mq_c" ]; then
+  mq_class=passed
+elif [ -n "$mq_e" ]; then
+  mq_class='test'
+elif [ ! -s @log@ ] || grep -qE @lab_failed@ -- @log@ 2>/dev/null; then
+  mq_class=infrastructure
+elif [ -n "$mq_killed" ] || [ "$mq_st" = 5 ] || [ "$mq_st" = 6 ]; then
+  mq_class=infrastructure
+elif [ "$mq_st" = 0 ]; then
+  mq_class=passed
+elif grep -qE @image_started@ -- @log@ 2>/dev/null; then
+  mq_class='test'
+else
+  mq_class=infrastructure
+fi
 mq_state=good; mq_fail=0; mq_since=; mq_by=; mq_reason=; mq_run=
 if [ -e "$b/health/"@system_file@ ] || [ -L "$b/health/"@system_file@ ]; then
   mq_hc=$(mq_read "$b/health/"@system_file@ 4096)

@@ -4,11 +4,13 @@
 # is one (mq_core::testing), else the uploaded images' text (mq-testkit).
 # Every line is printed (and logged) in turn except these directives:
 # `@sleep N` pauses, `@hang` prints nothing more, `@exit N` makes the board
-# die with status N, `@deaf` makes it ignore -t from then on, `@litter`
-# leaves a directory beside its log that its user cannot empty.
+# die with status N, `@kill` makes it die of SIGKILL, `@deaf` makes it
+# ignore -t from then on, `@litter` leaves a directory beside its log that
+# its user cannot empty.
 #
 # The completion text ends the run with 0, the error text with 3, the
-# timeout with `[[Timeout]]` and 4; with -a the board then echoes what is
+# timeout with `[[Timeout]]` and 4 (both 1 when the file `old-statuses` is
+# beside the board, as the old lab's runner exits); with -a the board then echoes what is
 # typed (`echo: LINE`) until its input ends. Texts are fixed strings, or
 # extended regular expressions when the file `ere` is beside the board.
 #
@@ -51,14 +53,15 @@ mode=-F
 echo $$ > "$dir/pid"
 rm -f "$dir/hup"
 trap 'touch "$dir/hup"; exit 129' HUP INT TERM
+verdict() { [ -e "$dir/old-statuses" ] && exit 1; exit "$1"; }
 : > "$log"
 say() { printf '%s\r\n' "$1"; printf '%s\n' "$1" >> "$log"; }
 start=$(date +%s)
 timed_out() { [ "$to" -ge 0 ] && [ $(( $(date +%s) - start )) -ge "$to" ]; }
-hang() { while :; do if timed_out; then say "[[Timeout]]"; exit 4; fi; sleep 0.1; done; }
+hang() { while :; do if timed_out; then say "[[Timeout]]"; verdict 4; fi; sleep 0.1; done; }
 pause() {
-  case "$1" in *.*) sleep "$1"; timed_out && { say "[[Timeout]]"; exit 4; }; return ;; esac
-  end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do if timed_out; then say "[[Timeout]]"; exit 4; fi; sleep 0.1; done
+  case "$1" in *.*) sleep "$1"; timed_out && { say "[[Timeout]]"; verdict 4; }; return ;; esac
+  end=$(( $(date +%s) + $1 )); while [ "$(date +%s)" -lt "$end" ]; do if timed_out; then say "[[Timeout]]"; verdict 4; fi; sleep 0.1; done
 }
 say "[$board] power on"
 [ -n "$linux" ] && say "[$board] PXE booting Linux"
@@ -80,9 +83,10 @@ while IFS= read -r line <&3 || [ -n "$line" ]; do
     "@litter") l=$(dirname -- "$log")/stuck; mkdir -p "$l" && : > "$l/file" && chmod 555 "$l"; continue ;;
     "@hang") hang ;;
     "@exit "*) exit "${line#@exit }" ;;
+    "@kill") kill -9 $$ ;;
   esac
   say "$line"
-  if [ -n "$err" ] && printf '%s\n' "$line" | grep -q "$mode" -- "$err"; then exit 3; fi
+  if [ -n "$err" ] && printf '%s\n' "$line" | grep -q "$mode" -- "$err"; then verdict 3; fi
   if [ -n "$comp" ] && printf '%s\n' "$line" | grep -q "$mode" -- "$comp"; then
     if [ -n "$alive" ]; then
       while IFS= read -r typed; do say "echo: $typed"; done
