@@ -576,3 +576,38 @@ fn a_28_kib_command_runs_in_one_exec_request() {
         "{said:?}"
     );
 }
+
+/// A HostKeyAlias names the host in known_hosts as it stands, off port 22
+/// too (OpenSSH's get_hostfile_hostname_ipaddr): the file `ssh` accepts is
+/// the one mq accepts, and `[alias]:port` is not it.
+#[test]
+fn a_host_key_alias_is_looked_up_as_ssh_looks_it_up() {
+    let Some(server) = SshServer::start() else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    for (entry, ok) in [
+        ("labhost-key".to_string(), true),
+        (format!("[labhost-key]:{}", server.port), false),
+    ] {
+        let known = write(
+            &home.path().join("known_hosts"),
+            &format!("{entry} {}\n", server.host_key),
+        );
+        let text = server
+            .config_block("lab")
+            .replace(
+                &server.known_hosts.display().to_string(),
+                &known.display().to_string(),
+            )
+            + "  HostKeyAlias labhost-key\n";
+        let config = write(&home.path().join("config"), &text);
+        let oracle = Command::new("ssh")
+            .args(["-F", config.to_str().unwrap(), "lab", "true"])
+            .output()
+            .unwrap();
+        assert_eq!(oracle.status.success(), ok, "ssh with {entry}");
+        let mq = connect("lab", &config, home.path());
+        assert_eq!(mq.is_ok(), ok, "mq with {entry}: {:?}", mq.err());
+    }
+}

@@ -332,10 +332,12 @@ fn establish(
         session.set_compress(true);
     }
 
-    let lookup = known_hosts::host_entry_name(
-        config.host_key_alias.as_deref().unwrap_or(&config.hostname),
-        config.port,
-    );
+    // A HostKeyAlias is the known_hosts name as it stands, whatever the
+    // port (OpenSSH's get_hostfile_hostname_ipaddr): one file serves both.
+    let lookup = match &config.host_key_alias {
+        Some(alias) => alias.clone(),
+        None => known_hosts::host_entry_name(&config.hostname, config.port),
+    };
     let files: Vec<PathBuf> = config
         .user_known_hosts
         .iter()
