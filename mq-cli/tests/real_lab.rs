@@ -138,3 +138,105 @@ fn a_runner_killed_by_a_signal_is_never_a_completion() {
     assert_eq!(state(&t.health("b2")), ("good", 1));
     assert_eq!(t.lab.lock_owner("b2"), None, "released");
 }
+
+#[test]
+fn concurrent_health_sets_by_two_users_log_a_chain_of_changes() {
+    let Some(t) = Lab::start() else { return };
+    let states = ["maintenance", "good", "bad", "unknown"];
+    // 24 sets, 8 at a time (sshd's MaxStartups drops more at once).
+    std::thread::scope(|scope| {
+        for n in 0..8 {
+            let t = &t;
+            scope.spawn(move || {
+                for k in 0..3 {
+                    let state = states[(n + k) % states.len()];
+                    let r = t.mq(
+                        n % 2,
+                        &["health", "set", "b2", state, "--reason", "concurrent"],
+                    );
+                    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+                }
+            });
+        }
+    });
+    let r = t.mq(0, &["health", "log", "b2", "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let log: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert!(!log.is_empty());
+    // Each change starts where the one before left the board (the log is
+    // ordered by time, to the second: order the chain by following it).
+    let mut left: Vec<(String, String)> = log
+        .iter()
+        .map(|c| {
+            (
+                c["from"].as_str().unwrap().into(),
+                c["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut at = "good".to_string();
+    while !left.is_empty() {
+        let Some(i) = left.iter().position(|(from, _)| *from == at) else {
+            panic!("no change from {at} among {left:?} (log {log:?})");
+        };
+        at = left.remove(i).1;
+        assert!(
+            left.iter().all(|(f, t)| f != t),
+            "a change to the same state: {left:?}"
+        );
+    }
+    assert_eq!(state(&t.health("b2")).0, at, "the last change is the state");
+
+    // A set that changes nothing is not a change.
+    let before = log.len();
+    for user in [0, 1] {
+        let r = t.mq(user, &["health", "set", "b2", &at, "--reason", "again"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    }
+    let r = t.mq(1, &["health", "log", "b2", "--json"]);
+    let log: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(log.len(), before, "{log:?}");
+}
+
+#[test]
+fn health_commands_check_base_version_like_every_other_command() {
+    let Some(t) = Lab::start() else { return };
+    let wrong = tempfile::tempdir().unwrap();
+    mq_testkit::set_mode(wrong.path(), 0o777);
+    let base = wrong.path().display().to_string();
+    for args in [
+        vec!["--base", &base, "health"],
+        vec!["--base", &base, "health", "b1"],
+        vec![
+            "--base",
+            &base,
+            "health",
+            "set",
+            "b1",
+            "maintenance",
+            "--reason",
+            "x",
+        ],
+        vec!["--base", &base, "health", "log"],
+    ] {
+        let r = t.mq(1, &args);
+        assert_eq!(r.code, 1, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.contains("VERSION") || r.stderr.contains("VERSION"),
+            "{args:?}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        // The same as the lock commands say (the oracle).
+        let sem = t.mq(1, &["--base", &base, "sem", "-info", "b1"]);
+        assert_eq!(
+            (sem.code, sem.stdout.clone()),
+            (r.code, r.stdout.clone()),
+            "{args:?}"
+        );
+    }
+    assert!(
+        !wrong.path().join("health").exists(),
+        "nothing made in a wrong BASE"
+    );
+}

@@ -416,6 +416,7 @@ const READ: &str = include_str!("sh/health_read.sh");
 const SET: &str = include_str!("sh/health_set.sh");
 const PRECHECK: &str = include_str!("sh/health_precheck.sh");
 const LOG: &str = include_str!("sh/health_log.sh");
+const MUTEX: &str = include_str!("sh/health_mutex.sh");
 /// Precedes each system's file in what [`read_script`] prints.
 const FILE_MARK: &str = "MQ-HEALTH-FILE ";
 /// Printed by the run's finish when it changed the board's state:
@@ -444,6 +445,7 @@ pub(crate) fn update_script(
     mq_transport::fill(
         UPDATE.trim_end(),
         &[
+            ("mutex_fn", MUTEX.trim_end()),
             ("system_file", &mq_transport::quote(system)),
             ("system", &mq_transport::quote(system)),
             (
@@ -461,19 +463,20 @@ pub(crate) fn update_script(
     )
 }
 
-/// Prints each of `systems`' health file.
+/// Prints each of `systems`' health file; runs after the lock client's
+/// [`script_head`](mq_lock::LockClient::script_head), as every health
+/// script (see [`mq_lock::LockClient::run_script`]).
 pub(crate) fn read_script(base: &str, systems: &[&str]) -> String {
     let names: Vec<String> = systems.iter().map(|s| mq_transport::quote(s)).collect();
     let dir = mq_transport::quote(&format!("{}/health", base.trim_end_matches('/')));
-    mq_lock::safe_head(base)
-        + &mq_transport::fill(
-            READ.trim_end(),
-            &[
-                ("systems", &names.join(" ")),
-                ("file_mark", FILE_MARK),
-                ("health_dir", &dir),
-            ],
-        )
+    mq_transport::fill(
+        READ.trim_end(),
+        &[
+            ("systems", &names.join(" ")),
+            ("file_mark", FILE_MARK),
+            ("health_dir", &dir),
+        ],
+    )
 }
 
 /// Parses what [`read_script`] printed, in the order of `systems`.
@@ -499,21 +502,21 @@ pub(crate) fn parse_read(systems: &[&str], out: &str) -> Vec<Health> {
 }
 
 /// An admin's setting of `health`, logged as `change`.
-pub(crate) fn set_script(base: &str, health: &Health, change: &Change) -> String {
+pub(crate) fn set_script(health: &Health, change: &Change) -> String {
     let q = |text: &str| mq_transport::quote(&escape(text));
-    mq_lock::safe_head(base)
-        + &mq_transport::fill(
-            SET.trim_end(),
-            &[
-                ("system_file", &mq_transport::quote(&health.system)),
-                ("content", &mq_transport::quote(&health.render())),
-                ("at", &q(&change.at)),
-                ("system", &q(&change.system)),
-                ("to", &q(&change.to)),
-                ("by", &q(&change.by)),
-                ("reason", &q(&change.reason)),
-            ],
-        )
+    mq_transport::fill(
+        SET.trim_end(),
+        &[
+            ("mutex_fn", MUTEX.trim_end()),
+            ("system_file", &mq_transport::quote(&health.system)),
+            ("content", &mq_transport::quote(&health.render())),
+            ("at", &q(&change.at)),
+            ("system", &q(&change.system)),
+            ("to", &q(&change.to)),
+            ("by", &q(&change.by)),
+            ("reason", &q(&change.reason)),
+        ],
+    )
 }
 
 /// The acquire's precheck for a job naming `system` itself: refuses (before
@@ -527,8 +530,8 @@ pub(crate) fn precheck_script(base: &str, system: &str) -> String {
 }
 
 /// Every user's health log (see `sh/health_log.sh`).
-pub(crate) fn log_script(base: &str) -> String {
-    mq_lock::safe_head(base) + &mq_transport::fill(LOG, &[])
+pub(crate) fn log_script() -> String {
+    mq_transport::fill(LOG, &[])
 }
 
 /// Parses what [`log_script`] printed: every change, oldest first, each
@@ -661,6 +664,12 @@ mod tests {
             run: String::new(),
         };
         let mut problems = Vec::new();
+        // What LockClient::script_head sends first.
+        let head = format!(
+            "mq_me=me\n{}{}",
+            mq_lock::safe_head("/b"),
+            mq_lock::HISTORY_FN
+        );
         for (name, text) in [
             (
                 "health_update.sh",
@@ -671,9 +680,15 @@ mod tests {
                     update_script("b1", "'/tmp/log'", "k", Some("done"), Some("FAIL"))
                 ),
             ),
-            ("health_log.sh", log_script("/b")),
-            ("health_read.sh", read_script("/b", &["b1", "b2"])),
-            ("health_set.sh", set_script("/b", &health, &change)),
+            ("health_log.sh", head.clone() + &log_script()),
+            (
+                "health_read.sh",
+                head.clone() + &read_script("/b", &["b1", "b2"]),
+            ),
+            (
+                "health_set.sh",
+                head.clone() + &set_script(&health, &change),
+            ),
             (
                 "health_precheck.sh",
                 format!(

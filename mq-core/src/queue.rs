@@ -271,11 +271,8 @@ impl MachineQueue {
             mq_lock::check_system(s)?;
         }
         let script = health::read_script(&self.config.base.value, systems);
-        let out = self
-            .transport()
-            .run(&script)
-            .map_err(|e| QueueError::Lock(e.into()))?;
-        Ok(health::parse_read(systems, &out.stdout_text()))
+        let (_, out, _) = self.locks.run_script("reading health", &script)?;
+        Ok(health::parse_read(systems, &String::from_utf8_lossy(&out)))
     }
 
     /// Sets `system`'s health as an admin does (`by` this connection's user),
@@ -305,19 +302,15 @@ impl MachineQueue {
             reason: reason.to_string(),
             run: String::new(),
         };
-        let out = self
-            .transport()
-            .run(&health::set_script(
-                &self.config.base.value,
-                &health,
-                &change,
-            ))
-            .map_err(|e| QueueError::Lock(e.into()))?;
-        if !out.status.success() {
+        let context = format!("setting the health of {system}");
+        let (status, _, stderr) = self
+            .locks
+            .run_script(&context, &health::set_script(&health, &change))?;
+        if !status.success() {
             return Err(QueueError::Lock(LockError::Remote {
-                context: format!("setting the health of {system}"),
+                context,
                 host: self.transport().describe(),
-                detail: out.stderr_text().trim().to_string(),
+                detail: stderr.trim().to_string(),
             }));
         }
         Ok(())
@@ -329,11 +322,10 @@ impl MachineQueue {
         if let Some(q) = system.map(|s| self.elsewhere(s)).transpose()?.flatten() {
             return q.health_log(system);
         }
-        let out = self
-            .transport()
-            .run(&health::log_script(&self.config.base.value))
-            .map_err(|e| QueueError::Lock(e.into()))?;
-        Ok(health::parse_log(&out.stdout_text())
+        let (_, out, _) = self
+            .locks
+            .run_script("reading the health log", &health::log_script())?;
+        Ok(health::parse_log(&String::from_utf8_lossy(&out))
             .into_iter()
             .filter(|c| system.is_none_or(|s| c.system == s))
             .collect())

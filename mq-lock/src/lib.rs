@@ -1034,6 +1034,21 @@ impl<T: Transport> LockClient<T> {
         ))
     }
 
+    /// Runs a script of the caller's own on the host after the
+    /// [`script_head`](Self::script_head) (BASE as `$b`, the user as
+    /// `$mq_me`, the safe file and history functions), with PROTOCOL.md's
+    /// preflight folded in until it has run: a BASE without the right
+    /// `VERSION` is refused before `body` runs, as every lock operation
+    /// refuses it. Returns the status, stdout (the preflight line taken
+    /// off) and stderr; a script killed by a signal is an error.
+    pub fn run_script(
+        &self,
+        context: &str,
+        body: &str,
+    ) -> Result<(ExitStatus, Vec<u8>, String), LockError> {
+        self.run(context, &format!("{}{body}", self.script_head()))
+    }
+
     /// What every [`release_script`](Self::release_script) starts with
     /// (BASE, the user, the safe file and history functions): a caller that
     /// joins it to its own scripts sends this once, then the release script

@@ -594,13 +594,10 @@ fn a_host_key_alias_is_looked_up_as_ssh_looks_it_up() {
             &home.path().join("known_hosts"),
             &format!("{entry} {}\n", server.host_key),
         );
-        let text = server
-            .config_block("lab")
-            .replace(
-                &server.known_hosts.display().to_string(),
-                &known.display().to_string(),
-            )
-            + "  HostKeyAlias labhost-key\n";
+        let text = server.config_block("lab").replace(
+            &server.known_hosts.display().to_string(),
+            &known.display().to_string(),
+        ) + "  HostKeyAlias labhost-key\n";
         let config = write(&home.path().join("config"), &text);
         let oracle = Command::new("ssh")
             .args(["-F", config.to_str().unwrap(), "lab", "true"])

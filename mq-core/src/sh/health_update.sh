@@ -10,6 +10,7 @@
 # signal; the lab's own failure markers or no output; mq-lab's statuses 5
 # and 6; status 0; then whether the image started. A text is an extended
 # regular expression or, failing that, the same text literally.
+# shellcheck disable=SC2317
 mq_seen() {
   [ -n "$1" ] || return 1
   mq_x=$( { grep -nE -m1 -e "$1" -- @log@ || grep -nF -m1 -e "$1" -- @log@; } 2>/dev/null | head -n 1)
@@ -39,6 +40,11 @@ elif grep -qE @image_started@ -- @log@ 2>/dev/null; then
 else
   mq_class=infrastructure
 fi
+@mutex_fn@
+# Under the health mutex too: an admin's set does not hold the board's lock.
+# A mutex that cannot be had in 30 s is gone without: the count matters more.
+( mq_in "$b/health" 777 ) 2>/dev/null
+mq_hlock @system_file@ || true
 mq_state=good; mq_fail=0; mq_since=; mq_by=; mq_reason=; mq_run=
 if [ -e "$b/health/"@system_file@ ] || [ -L "$b/health/"@system_file@ ]; then
   mq_hc=$(mq_read "$b/health/"@system_file@ 4096)
@@ -87,6 +93,7 @@ if [ "$mq_to" != "$mq_state" ] || [ "$mq_fail" != "$mq_was" ]; then
     printf '@health_mark@%s %s\n' "$mq_to" "$mq_reason"
   fi
 fi
+mq_hunlock
 # The run, for the lab's status: when it ended, its class, the runner's
 # status, who ran it and its key (mq_history comes with the lock client's
 # script head, sent before this).

@@ -2,6 +2,7 @@
 # of SYSTEM's board, BASE/queue/SYSTEM/.KIND.USER (KIND: holds, waits or
 # runs), keeping its last 20 lines once it passes 40. Every user writes
 # only files of their own, in directories nobody else may empty (1777).
+# shellcheck disable=SC2317
 mq_history() {
   (
     mq_in "$b/queue" && mq_in "$b/queue/$1" || exit 1
