@@ -1005,6 +1005,7 @@ fn run_report(
     let outcome = if ending.interrupted {
         Outcome::Interrupted
     } else if health::killed_by_signal(ending.status)
+        && !report.detached
         && matches!(
             report.outcome,
             Outcome::Completed { .. } | Outcome::ErrorText { .. }
@@ -1018,8 +1019,10 @@ fn run_report(
     } else {
         report.outcome
     };
-    let (class, retry_safe) =
-        health::classify(ending.status, &outcome, &report.markers, report.bytes > 0);
+    // A detach hangs the runner up after its verdict: mq's doing, not the
+    // board's.
+    let status = if report.detached { 0 } else { ending.status };
+    let (class, retry_safe) = health::classify(status, &outcome, &report.markers, report.bytes > 0);
     let runner_timed_out = report.markers.iter().any(|m| {
         matches!(&m.kind, mq_console::Kind::Marker(label)
             if label == "[[Timeout]]" || label == "[[Boot timeout]]")
