@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{state, Lab, PASS};
 
 /// The `--json-report` of a run as `user`, with the run itself.
@@ -112,15 +110,7 @@ fn a_runner_killed_by_a_signal_is_never_a_completion() {
     // The user's login shell on the host is bash, which reports a child
     // killed by a signal with its command line (holding `-c TEXT`).
     let user = &t.lab.users[1].name;
-    let out = Command::new("usermod")
-        .args(["-s", "/bin/bash", user])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    mq_testkit::sh("usermod", &["-s", "/bin/bash", user]);
     write_image(&t, "killed", "ELF-loader started\n@kill\n");
 
     let (r, report) = run_report(&t, 1, "b2", "killed");
