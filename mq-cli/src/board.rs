@@ -32,7 +32,8 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
         })?),
     };
     let state = args.lab.parent().unwrap_or(Path::new(".")).join("state");
-    let _ = std::fs::create_dir_all(&state);
+    mq_lab::boardlock::prepare_state(&state)
+        .map_err(|e| cannot_run(format!("mq board: [{}] {e}", board.name)))?;
     let run = RebootArgs {
         linux: args.linux,
         dtb: args.dtb,

@@ -88,8 +88,8 @@ impl Lab {
     /// The QEMU of the runner that holds `board` (the kernel's lock table
     /// names the runner).
     fn qemu_pid(&self, board: &str) -> Option<u32> {
-        let lock = mq_lab::runner::BoardLock::path(&self.path("state"), board);
-        let runner = mq_lab::runner::lock_holder(&lock)? as u32;
+        let lock = mq_lab::boardlock::BoardLock::path(&self.path("state"), board);
+        let runner = mq_lab::boardlock::lock_holder(&lock)? as u32;
         mq_testkit::children_of(runner).into_iter().find(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| c.contains("qemu-system"))
@@ -506,13 +506,15 @@ fn command_board(dir: &Path, power_on: &str) -> (PathBuf, PathBuf) {
 fn shutdown_kills_only_the_runner_that_holds_the_board() {
     let Some(lab) = Lab::init() else { return };
     let conf = lab.path("lab.conf");
-    // state/ is sticky: one user cannot remove another's board lock.
+    // state/ is the lab owner's alone, with a lock for every board that
+    // every user can take: nobody else can plant anything there.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(lab.path("state"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o1777, 0o1777);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&lab.path("state")), 0o755);
+    for board in ["qemu-x86-1", "qemu-x86-2", "qemu-arm-1"] {
+        let lock = mq_lab::boardlock::BoardLock::path(&lab.path("state"), board);
+        assert_eq!(mode(&lock), 0o644, "{}", lock.display());
+    }
 
     // A planted pid file (an old runner's, or an attacker's) kills nothing.
     let mut bystander = Command::new("sleep").arg("30").spawn().unwrap();

@@ -43,6 +43,9 @@ fn run_report(
     (r, serde_json::from_str(&text).unwrap())
 }
 
+/// An image that prints and then nothing: the runner waits for its `-d`.
+const HANGS_QUIETLY: &str = "ELF-loader started\n";
+
 fn write_image(t: &Lab, name: &str, text: &str) {
     let path = t.inventory.path().join(name);
     std::fs::write(&path, text).unwrap();
@@ -229,4 +232,95 @@ fn health_commands_check_base_version_like_every_other_command() {
         !wrong.path().join("health").exists(),
         "nothing made in a wrong BASE"
     );
+}
+
+/// Puts mq's own board runner behind `b1`'s reboot: a command board whose
+/// power goes to the returned file and whose console prints the image then
+/// sleeps 43.7 s; `power_off` as given. The lab's state directory is the
+/// admin's, with b1's lock made for every user.
+fn mq_runner_on_b1(t: &Lab, power_off: &str) -> std::path::PathBuf {
+    let root = t.lab.root.path();
+    let power = root.join("b1-power");
+    std::fs::write(&power, "").unwrap();
+    mq_testkit::set_mode(&power, 0o666);
+    let p = power.display();
+    let conf = root.join("lab.conf");
+    let power_off = power_off.replace("POWER", &p.to_string());
+    std::fs::write(
+        &conf,
+        format!(
+            "[board b1]\nkind = command\npower_on = echo on >> {p}\npower_off = {power_off}\n\
+             console = cat {{kernel}}; sleep 43.7; :\ncommand_timeout = 10\n"
+        ),
+    )
+    .unwrap();
+    mq_testkit::set_mode(&conf, 0o644);
+    let state = root.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    mq_testkit::set_mode(&state, 0o755);
+    let lock = state.join("b1.lock");
+    std::fs::write(&lock, "").unwrap();
+    mq_testkit::set_mode(&lock, 0o644);
+    let wrapper = format!(
+        "#!/bin/sh\nexec {} board reboot --lab {} --board b1 \"$@\"\n",
+        mq_transport::quote(&assert_cmd::cargo::cargo_bin("mq").display().to_string()),
+        mq_transport::quote(&conf.display().to_string())
+    );
+    std::fs::write(t.reboot("b1"), wrapper).unwrap();
+    mq_testkit::set_mode(&t.reboot("b1"), 0o755);
+    power
+}
+
+#[test]
+fn after_a_runner_is_killed_the_host_powers_its_board_off() {
+    let Some(t) = Lab::start() else { return };
+    let power = mq_runner_on_b1(&t, "echo off >> POWER");
+    write_image(&t, "hangs-quietly", HANGS_QUIETLY);
+    let read = || std::fs::read_to_string(&power).unwrap();
+    let lock = t.lab.root.path().join("state/b1.lock");
+    let (run, report) = std::thread::scope(|s| {
+        let run = s.spawn(|| run_report(&t, 1, "b1", "hangs-quietly"));
+        // The board is on and its console quiet: the runner is killed outright.
+        assert!(mq_testkit::eventually(
+            std::time::Duration::from_secs(20),
+            || read() == "off\non\n" && mq_lab::boardlock::lock_holder(&lock).is_some()
+        ));
+        let runner = mq_lab::boardlock::lock_holder(&lock).unwrap() as u32;
+        mq_testkit::signal(runner, nix::sys::signal::Signal::SIGKILL);
+        run.join().unwrap()
+    });
+    assert_eq!(report["remote_status"], 137, "{report}");
+    assert_eq!(report["class"], "infrastructure", "{report}");
+    assert_eq!(read(), "off\non\noff\n", "the host's finish powered it off");
+    assert!(
+        mq_testkit::processes_matching("sleep 43.7").is_empty(),
+        "the console outlived its runner"
+    );
+    assert!(
+        !run.stdout.contains("[[Power off failed]]"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(t.lab.lock_owner("b1"), None, "released");
+}
+
+#[test]
+fn a_board_left_on_is_an_infrastructure_failure_whatever_the_test_printed() {
+    let Some(t) = Lab::start() else { return };
+    mq_runner_on_b1(&t, "echo 'pdu: no route to host' >&2; exit 7");
+    for n in 1..=2u64 {
+        let (r, report) = run_report(&t, n as usize % 2, "b1", "image");
+        // The test passed, and says so; the lab failed, and says so too.
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert_eq!(report["outcome"]["outcome"], "completed", "{report}");
+        assert_eq!(report["class"], "infrastructure", "{report}");
+        assert!(
+            r.stdout
+                .contains("[[Power off failed]] powering off failed, the board may still be on"),
+            "{}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("pdu: no route to host"), "{}", r.stdout);
+        assert_eq!(state(&t.health("b1")), ("good", n), "counted on the host");
+    }
 }

@@ -123,6 +123,12 @@ pub const SEL4: &[Marker] = &[
         label: "[[Boot timeout]]",
         class: Class::Infrastructure,
     },
+    // mq's board runner and host finish: the board may still be on.
+    Marker {
+        pattern: r"\[\[Power off failed\]\]",
+        label: "[[Power off failed]]",
+        class: Class::Infrastructure,
+    },
 ];
 
 /// The class of a label of [`SEL4`] (`None` for labels of other sets).

@@ -255,11 +255,17 @@ pub fn image_started(found: &[Match]) -> bool {
 
 /// The console markers that say the lab itself failed, whatever the image:
 /// the board never produced a console in time, or the console server went.
-pub const INFRASTRUCTURE_MARKERS: [&str; 3] = [
+pub const INFRASTRUCTURE_MARKERS: [&str; 4] = [
     "[[Boot timeout]]",
     "console is down",
     "console server shutting down",
+    POWER_OFF_FAILED,
 ];
+
+/// The marker of a board left on after its run (mq's board runner, or the
+/// host's finish after a runner that died): the lab failed, whatever the
+/// test printed.
+pub const POWER_OFF_FAILED: &str = "[[Power off failed]]";
 
 /// Whether a runner's exit status says it was killed by a signal (a shell's
 /// 128 + N): whatever it printed before, the run did not end by itself.
@@ -274,7 +280,8 @@ pub fn killed_by_signal(runner_status: i32) -> bool {
 ///
 /// 1. interrupted by the user: [`RunClass::Interrupted`];
 /// 2. the completion text: passed; the error text: a test failure; either
-///    from a runner then killed by a signal (status 129 to 192):
+///    from a runner then killed by a signal (status 129 to 192), or with a
+///    board that could not be powered off ([`POWER_OFF_FAILED`]):
 ///    infrastructure;
 /// 3. [`INFRASTRUCTURE_MARKERS`] or no console output at all:
 ///    infrastructure;
@@ -310,8 +317,13 @@ pub fn classify(
         matches!(&m.kind, Kind::Marker(label) if INFRASTRUCTURE_MARKERS.contains(&label.as_str()))
     });
     let killed = killed_by_signal(runner_status);
+    let left_on = found
+        .iter()
+        .any(|m| matches!(&m.kind, Kind::Marker(label) if label == POWER_OFF_FAILED));
     let class = match outcome {
-        Outcome::Completed { .. } | Outcome::ErrorText { .. } if killed => RunClass::Infrastructure,
+        Outcome::Completed { .. } | Outcome::ErrorText { .. } if killed || left_on => {
+            RunClass::Infrastructure
+        }
         Outcome::Completed { .. } => RunClass::Passed,
         Outcome::ErrorText { .. } => RunClass::Test,
         _ if lab_failed || !saw_output => RunClass::Infrastructure,
@@ -458,6 +470,7 @@ pub(crate) fn update_script(
             ("log", log),
             ("run", &mq_transport::quote(&escape(run))),
             ("health_mark", CHANGED_MARK),
+            ("power_off_failed", POWER_OFF_FAILED),
             ("run_text", &mq_transport::quote(&run_text)),
         ],
     )
@@ -557,7 +570,7 @@ mod tests {
     /// error text and for a timeout alike).
     #[test]
     fn the_hosts_count_and_classify_agree() {
-        let cases: [(i32, &str, RunClass); 16] = [
+        let cases: [(i32, &str, RunClass); 18] = [
             (0, "ELF-loader started\nAll is well\n", RunClass::Passed),
             (3, "ELF-loader started\nFAILED\n", RunClass::Test),
             (1, "ELF-loader started\nFAILED\n", RunClass::Test),
@@ -590,6 +603,16 @@ mod tests {
             ),
             (137, "ELF-loader started\n", RunClass::Infrastructure),
             (5, "ELF-loader started\n", RunClass::Infrastructure),
+            (
+                0,
+                "ELF-loader started\nAll is well\n[[Power off failed]] pdu: no route\n",
+                RunClass::Infrastructure,
+            ),
+            (
+                3,
+                "ELF-loader started\nFAILED\n[[Power off failed]] pdu: no route\n",
+                RunClass::Infrastructure,
+            ),
         ];
         for (status, console, class) in cases {
             let dir = tempfile::tempdir().unwrap();

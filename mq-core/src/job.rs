@@ -1625,6 +1625,7 @@ impl MachineQueue {
             finish::Cleanup::Release(script)
         };
         Ok(finish::Finish::new(
+            &quote(&self.reboot_program(system)),
             log,
             spec.log.is_some(),
             &self.locks().script_head(),

@@ -121,6 +121,16 @@ fn write_wrapper(root: &Path, lab_file: &Path, mq: &Path, machine: &str) -> std:
     )
 }
 
+/// The board's lock in the lab's state directory, readable by every user
+/// (a `flock` needs only a read descriptor).
+fn write_lock(root: &Path, machine: &str) -> std::io::Result<()> {
+    let path = crate::boardlock::BoardLock::path(&root.join("state"), machine);
+    if path.exists() {
+        return Ok(());
+    }
+    write(&path, b"", 0o644)
+}
+
 /// Writes a lab with `boards` QEMU x86 boards and one QEMU Arm board into `root`; `mq` is the
 /// program the `reboot` wrappers run. Refuses a directory that already has a
 /// lab file.
@@ -150,9 +160,11 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
     dir(&root.join("base/queue"), 0o1777)?;
     dir(&root.join("base/health"), 0o777)?;
     dir(&root.join("base/health/logs"), 0o1777)?;
-    // Every user's runner takes its board's lock here; the sticky bit keeps
-    // one user from removing or replacing another's lock file.
-    dir(&root.join("state"), 0o1777)?;
+    // Every user's runner takes its board's lock here. Only the lab's
+    // owner writes the directory, and makes a lock for every board below:
+    // nobody else can plant a link, a FIFO or an unreadable file in a
+    // board's place (mq_lab::boardlock).
+    dir(&root.join("state"), 0o755)?;
 
     let mut conf =
         String::from("# mq lab file: one [board NAME] section per board (see mq board --help).\n");
@@ -168,6 +180,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
             "{system}\t{machine}\tx86\tpc99\tx86_64\tqemu\tqemu64\t1\t128MB\t?\t2\t2\tno\tno\n"
         ));
         write_wrapper(&root, &lab_file, mq, &machine)?;
+        write_lock(&root, &machine)?;
         systems.push(system);
     }
     // One Arm board, as most of the fleet is: QEMU's virt machine, one file.
@@ -178,6 +191,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
         "qemu_arm_1\tqemu-arm-1\tarm\tqemu-arm-virt\tarmv8-a\tqemu-virt\tcortex-a53\t1\t128MB\t?\t1\t1\tno\tno\n",
     );
     write_wrapper(&root, &lab_file, mq, "qemu-arm-1")?;
+    write_lock(&root, "qemu-arm-1")?;
     let pool = "qemu_x86_pool".to_string();
     write(
         &root.join("inventory/systems.tsv"),

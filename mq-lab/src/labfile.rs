@@ -15,6 +15,7 @@
 //! power_off = pdu off 3
 //! stage = cp {kernel} /tftpboot/sabre/image   # optional
 //! console = console sabre            # its stdout is the board's serial console
+//! command_timeout = 60               # seconds each of power_on, power_off, stage may take
 //! ```
 //!
 //! Command templates run with `sh -c`; `{board}`, `{kernel}`, `{rootserver}`,
@@ -63,6 +64,11 @@ pub struct Board {
     /// an optional K, M or G; default [`DEFAULT_LOG_LIMIT`]): past it, the
     /// log says so and keeps the tail.
     pub log_limit: u64,
+    /// The most seconds each of a command board's `power_on`, `power_off`
+    /// and `stage` may take (`command_timeout`, default
+    /// [`DEFAULT_COMMAND_TIMEOUT`]): a power switch that hangs ends the run
+    /// (and frees the board) instead of holding it for ever.
+    pub command_timeout: u64,
     /// The line of its section.
     pub line: usize,
 }
@@ -88,6 +94,9 @@ pub struct LabFileError {
     pub message: String,
 }
 
+/// A command board's `command_timeout` when its section sets none.
+pub const DEFAULT_COMMAND_TIMEOUT: u64 = 60;
+
 /// A board's log limit when its section sets none: 64 MiB.
 pub const DEFAULT_LOG_LIMIT: u64 = 64 << 20;
 
@@ -99,12 +108,13 @@ const QEMU_KEYS: [&str; 6] = [
     "boot_timeout",
     "log_limit",
 ];
-const COMMAND_KEYS: [&str; 7] = [
+const COMMAND_KEYS: [&str; 8] = [
     "kind",
     "power_on",
     "power_off",
     "stage",
     "console",
+    "command_timeout",
     "boot_timeout",
     "log_limit",
 ];
@@ -244,15 +254,22 @@ fn board(
         get("kind").map_or(section.line, |(_, n)| n),
         error,
     )?;
-    let boot_timeout = match get("boot_timeout") {
-        None => None,
-        Some((v, n)) => Some(v.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
-            error(
-                n,
-                format!("boot_timeout must be a positive number of seconds, found '{v}'"),
-            )
-        })?),
+    let seconds = |key: &str| match get(key) {
+        None => Ok(None),
+        Some((v, n)) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=MAX_SECONDS).contains(s))
+            .map(Some)
+            .ok_or_else(|| {
+                error(
+                    n,
+                    format!("{key} must be a positive number of seconds, found '{v}'"),
+                )
+            }),
     };
+    let boot_timeout = seconds("boot_timeout")?;
+    let command_timeout = seconds("command_timeout")?.unwrap_or(DEFAULT_COMMAND_TIMEOUT);
     let log_limit = match get("log_limit") {
         None => DEFAULT_LOG_LIMIT,
         Some((v, n)) => parse_size(&v).filter(|&b| b >= 4096).ok_or_else(|| {
@@ -281,6 +298,7 @@ fn board(
         name: section.name,
         kind,
         boot_timeout,
+        command_timeout,
         log_limit,
         line: section.line,
     })
@@ -318,6 +336,9 @@ fn check_keys(
         None => Ok(()),
     }
 }
+
+/// The longest time setting a lab file takes (ten years).
+pub const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// `4096`, `512K`, `64M`, `1G` (binary units).
 fn parse_size(text: &str) -> Option<u64> {
@@ -375,6 +396,7 @@ mod tests {
             BoardKind::Command { stage: None, .. }
         ));
         assert_eq!(boards[1].line, 7);
+        assert_eq!(boards[1].command_timeout, DEFAULT_COMMAND_TIMEOUT);
     }
 
     #[test]
@@ -416,6 +438,10 @@ mod tests {
         assert_eq!(
             err("[board a]\nkind = qemu\nboot_timeout = soon\n"),
             "lab.conf:3: boot_timeout must be a positive number of seconds, found 'soon'"
+        );
+        assert_eq!(
+            err("[board a]\nkind = command\ncommand_timeout = 0\n"),
+            "lab.conf:3: command_timeout must be a positive number of seconds, found '0'"
         );
         assert_eq!(
             err("[board a]\nkind qemu\n"),

@@ -5,6 +5,10 @@
 //! * [`runner`]: the board runner behind PROTOCOL.md's
 //!   `/tftpboot/MACHINE/reboot`, watching the console with mq-console and
 //!   always powering the board off;
+//! * [`boardlock`]: one runner per board, in a state directory every user
+//!   shares (and so trusts nothing in);
+//! * [`command`]: a command board's power and staging commands, each with
+//!   a deadline and an interrupt;
 //! * [`init`]: `mq lab init`, a complete lab on one machine with QEMU boards;
 //! * [`image`]: test images made by mq itself (an x86 Multiboot kernel).
 //!
@@ -12,6 +16,8 @@
 //! never depend on the lock protocol, the job API or the CLI.
 #![deny(missing_docs)]
 
+pub mod boardlock;
+pub mod command;
 pub mod image;
 pub mod init;
 pub mod labfile;

@@ -27,6 +27,8 @@ use mq_console::{
 };
 use mq_transport::quote;
 
+use crate::boardlock::{self, lock_holder, process_owner, BoardLock, Pinned};
+use crate::command::{self, CommandError};
 use crate::labfile::{Board, BoardKind};
 
 /// The options PROTOCOL.md gives `reboot`.
@@ -62,7 +64,7 @@ pub struct RebootArgs {
 pub struct RunnerError(pub String);
 
 /// The longest `-t` or `boot_timeout` the runner takes (ten years).
-pub const MAX_TIMEOUT_SECONDS: u64 = 10 * 365 * 24 * 3600;
+pub const MAX_TIMEOUT_SECONDS: u64 = crate::labfile::MAX_SECONDS;
 
 /// Runs `board`; returns the exit code. `state` is the lab's directory of
 /// board locks: a runner holds `state/BOARD.lock` (an exclusive `flock`) for
@@ -81,16 +83,25 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         .build()
         .map_err(|e| RunnerError(e.to_string()))?;
     let templates = Templates::fill(board, args)?;
+    // From here on SIGINT, SIGTERM and SIGHUP end the run in every phase:
+    // powering on and staging too, not only once the console runs.
+    let interrupt = mq_console::interrupt_on_signals();
     let _hold = BoardLock::take(state, &board.name)?;
     let mut log = match &args.log {
-        Some(path) => Some(CappedLog::new(
-            File::create(path).map_err(|e| RunnerError(format!("{}: {e}", path.display())))?,
-            board.log_limit,
-        )),
+        Some(path) => Some(CappedLog::new(open_log(path)?, board.log_limit)),
         None => None,
     };
-    let interrupt = mq_console::interrupt_on_signals();
-    let mut console = power_on(board, args, templates.as_ref())?;
+    let mut console = match power_on(board, args, templates.as_ref(), &interrupt) {
+        Ok(console) => console,
+        Err(PowerOnError::Interrupted) => {
+            eprintln!(
+                "[{}] interrupted while powering on; the board is off",
+                board.name
+            );
+            return Ok(mq_console::EXIT_INTERRUPTED);
+        }
+        Err(PowerOnError::Failed(e)) => return Err(e),
+    };
     let started = Instant::now();
     let mut session =
         Session::new(matcher, session_options(board, args, interrupt)).tee(io::stdout());
@@ -109,14 +120,14 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         _ => None,
     };
     // Whatever happened, the board goes off.
-    power_off(&mut console, &board.name, templates.as_ref());
+    let off = power_off(&mut console, board, templates.as_ref());
     if let Some(status) = failed_silently {
         return Err(RunnerError(format!(
             "the board's program ended with status {status} before any console output"
         )));
     }
     let report = report.map_err(|e| RunnerError(format!("console: {e}")))?;
-    finish_log(&report.outcome, log);
+    finish_log(&report.outcome, off.err(), log);
     eprintln!(
         "[{}] {} after {:.1} s",
         board.name,
@@ -124,6 +135,26 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
         started.elapsed().as_secs_f64()
     );
     Ok(report.outcome.exit_code())
+}
+
+/// Opens the `-l` log: a new or existing regular file only (a FIFO there
+/// would block the runner with the board's lock held).
+fn open_log(path: &Path) -> Result<File, RunnerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: &dyn std::fmt::Display| RunnerError(format!("{}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| failed(&e))?;
+    let meta = file.metadata().map_err(|e| failed(&e))?;
+    if !meta.is_file() {
+        return Err(failed(&"the log must be a regular file"));
+    }
+    file.set_len(0).map_err(|e| failed(&e))?;
+    Ok(file)
 }
 
 /// The images exist and the timeouts are in range.
@@ -171,11 +202,16 @@ fn session_options(board: &Board, args: &RebootArgs, interrupt: Arc<AtomicBool>)
     }
 }
 
-/// The outcome's marker line (`[[Timeout]]`, ...) on the console and in the
-/// log, then the log's end.
-fn finish_log(outcome: &mq_console::Outcome, mut log: Option<CappedLog>) {
-    if let Some(marker) = outcome.ci_marker() {
-        let line = format!("{marker}\r\n");
+/// The outcome's marker line (`[[Timeout]]`, ...) and, when the board
+/// could not be powered off, [`POWER_OFF_FAILED`] with the reason, on the
+/// console and in the log; then the log's end.
+fn finish_log(outcome: &mq_console::Outcome, off: Option<String>, mut log: Option<CappedLog>) {
+    let lines = [
+        outcome.ci_marker().map(str::to_string),
+        off.map(|why| format!("{POWER_OFF_FAILED} {why}")),
+    ];
+    for line in lines.into_iter().flatten() {
+        let line = format!("{line}\r\n");
         print!("{line}");
         if let Some(file) = log.as_mut() {
             let _ = file.write_all(line.as_bytes());
@@ -186,6 +222,11 @@ fn finish_log(outcome: &mq_console::Outcome, mut log: Option<CappedLog>) {
         log.finish();
     }
 }
+
+/// The line a runner prints when the board may still be on after its run:
+/// mq counts the run as a failure of the lab (an infrastructure failure)
+/// whatever the test printed.
+pub const POWER_OFF_FAILED: &str = "[[Power off failed]]";
 
 /// The runner's log: written as the console arrives, up to `limit` bytes;
 /// past that only the last [`LOG_TAIL`] bytes are kept in memory, and at the
@@ -284,134 +325,128 @@ impl Templates {
     }
 }
 
+/// Why a board was not started.
+enum PowerOnError {
+    /// A signal asked the runner to end; the board is off again.
+    Interrupted,
+    /// It could not be started (the board is off again).
+    Failed(RunnerError),
+}
+
 /// Starts the board: QEMU, or a command board's power-off, staging,
-/// console and power-on. If power-on fails, the console is stopped and the
-/// board powered off again before the error is returned.
+/// console and power-on (each within the board's `command_timeout`, and
+/// stopped by `interrupt`). If power-on fails, the console is stopped and
+/// the board powered off again before the error is returned.
 fn power_on(
     board: &Board,
     args: &RebootArgs,
     templates: Option<&Templates>,
-) -> Result<BoardConsole, RunnerError> {
+    interrupt: &AtomicBool,
+) -> Result<BoardConsole, PowerOnError> {
     let Some(t) = templates else {
         let BoardKind::Qemu { program, .. } = &board.kind else {
             unreachable!("a board without templates is a qemu board");
         };
         let cmd = qemu_command(board, args).expect("a qemu board");
-        let mut console = BoardConsole::spawn(cmd, args.keep_alive)
-            .map_err(|e| RunnerError(format!("cannot start {program}: {e}")))?;
+        let mut console = BoardConsole::spawn(cmd, args.keep_alive).map_err(|e| {
+            PowerOnError::Failed(RunnerError(format!("cannot start {program}: {e}")))
+        })?;
         // An emulator has nothing to save: power it off at once.
         console.gentle = false;
         return Ok(console);
     };
-    let _ = sh(&t.power_off);
+    let limit = board.command_timeout;
+    let step = |command: &str, what: &str| {
+        command::run(command, limit, Some(interrupt)).map_err(|e| match e {
+            CommandError::Interrupted { .. } => PowerOnError::Interrupted,
+            e => PowerOnError::Failed(RunnerError(format!("{what} failed: {e}"))),
+        })
+    };
+    let powered_off = step(&t.power_off, "powering off before the run");
+    if let Err(PowerOnError::Interrupted) = powered_off {
+        return Err(PowerOnError::Interrupted);
+    }
     if let Some(stage) = &t.stage {
-        sh(stage).map_err(|e| RunnerError(format!("staging the images failed: {e}")))?;
+        if let Err(e) = step(stage, "staging the images") {
+            let _ = command::run(&t.power_off, limit, None);
+            return Err(e);
+        }
     }
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&t.console);
-    let mut attached = BoardConsole::spawn(cmd, args.keep_alive)
-        .map_err(|e| RunnerError(format!("cannot attach the console: {e}")))?;
-    if let Err(e) = sh(&t.power_on) {
-        power_off(&mut attached, &board.name, Some(t));
-        return Err(RunnerError(format!("powering on failed: {e}")));
+    let mut attached = BoardConsole::spawn(cmd, args.keep_alive).map_err(|e| {
+        PowerOnError::Failed(RunnerError(format!("cannot attach the console: {e}")))
+    })?;
+    if let Err(e) = step(&t.power_on, "powering on") {
+        if let Err(off) = power_off(&mut attached, board, Some(t)) {
+            eprintln!("[{}] WARNING: {off}", board.name);
+        }
+        return Err(e);
     }
     Ok(attached)
 }
 
 /// Stops the console (QEMU: the board itself) and runs a command board's
-/// power-off; a power-off that fails is said, since the board may be on.
-fn power_off(console: &mut BoardConsole, board: &str, templates: Option<&Templates>) {
+/// power-off, within its `command_timeout` (not interruptible: the board
+/// must go off). A power-off that fails is said, since the board may be
+/// on; `Err` holds the reason.
+fn power_off(
+    console: &mut BoardConsole,
+    board: &Board,
+    templates: Option<&Templates>,
+) -> Result<(), String> {
     console.stop();
-    if let Some(t) = templates {
-        if let Err(e) = sh(&t.power_off) {
-            eprintln!("[{board}] WARNING: powering off failed, the board may still be on: {e}");
-        }
-    }
-}
-
-/// A runner's exclusive hold on one board (see [`reboot`]). Released by the
-/// kernel when the runner ends, however it ends.
-pub struct BoardLock {
-    _file: File,
-}
-
-impl BoardLock {
-    /// The board's lock file in `state`.
-    pub fn path(state: &Path, board: &str) -> PathBuf {
-        state.join(format!("{board}.lock"))
-    }
-
-    /// Takes the board without waiting, or says which runner has it.
-    pub fn take(state: &Path, board: &str) -> Result<BoardLock, RunnerError> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = BoardLock::path(state, board);
-        // Made readable by all (flock needs only a read descriptor), so
-        // every user's runner can take it; opened read-only when someone
-        // else's.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .or_else(|_| File::open(&path))
-            .map_err(|e| {
-                RunnerError(format!(
-                    "cannot open the board's lock {}: {e}",
-                    path.display()
-                ))
-            })?;
-        // SAFETY: flock(2) on a descriptor this function owns for the call;
-        // no memory is passed.
-        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        if taken {
-            return Ok(BoardLock { _file: file });
-        }
-        let who = lock_holder(&path).map_or_else(
-            || "another runner".to_string(),
-            |pid| format!("the runner with pid {pid}{}", process_owner(pid)),
-        );
-        Err(RunnerError(format!(
-            "board {board} is in use by {who}; one runner per board ({})",
-            path.display()
-        )))
-    }
-}
-
-/// The process holding the `flock` on `path`, as the kernel's lock table
-/// (`/proc/locks`) says: never a number anyone could write into a file.
-pub fn lock_holder(path: &Path) -> Option<i32> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    let dev = meta.dev();
-    // glibc's major()/minor() of a dev_t.
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let table = std::fs::read_to_string("/proc/locks").ok()?;
-    table.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // "1: FLOCK  ADVISORY  WRITE 1234 08:02:5678 0 EOF"
-        let (kind, pid, file) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
-        (*kind == "FLOCK" && *file == wanted)
-            .then(|| pid.parse::<i32>().ok())
-            .flatten()
-            .filter(|&pid| pid > 0)
+    let Some(t) = templates else {
+        return Ok(());
+    };
+    command::run(&t.power_off, board.command_timeout, None).map_err(|e| {
+        let why = format!("powering off failed, the board may still be on: {e}");
+        eprintln!("[{}] WARNING: {why}", board.name);
+        why
     })
 }
 
-fn process_owner(pid: i32) -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}"))
-        .ok()
-        .and_then(|m| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(m.uid()))
-                .ok()
-                .flatten()
-        })
-        .map_or_else(String::new, |u| format!(" (user {})", u.name))
+/// The board's dead man's switch: a `sh` in a session of its own that
+/// waits for the runner to end. If the runner ends without standing it
+/// down (killed, even by SIGKILL), it kills the board's whole process
+/// group: a QEMU started through a wrapper script, which the kernel's
+/// parent-death signal (sent to the direct child only) would miss. A
+/// command board's power-off is then the host's: its finish runs the
+/// runner's `--shutdown` after a runner that died (docs/PROTOCOL-EXTENSIONS.md).
+struct Watchdog {
+    stdin: Option<ChildStdin>,
+}
+
+impl Watchdog {
+    /// Watches the process group `group` from now on.
+    fn start(group: u32) -> Watchdog {
+        let group = group.to_string();
+        let stdin = Command::new("sh")
+            .arg("-c")
+            .arg(r#"read -r mq_x; [ "$mq_x" = done ] || kill -s KILL -- "-$1" 2>/dev/null"#)
+            .arg("mq-watchdog")
+            .arg(&group)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok()
+            .and_then(|mut child| {
+                let stdin = child.stdin.take();
+                // Reaped on a thread of its own: it ends with the runner.
+                std::thread::spawn(move || child.wait());
+                stdin
+            });
+        Watchdog { stdin }
+    }
+
+    /// The board is off: the switch ends without doing anything.
+    fn stand_down(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"done\n");
+        }
+    }
 }
 
 /// The emulator command line of a `qemu` board for `args` (`None` for other
@@ -459,6 +494,8 @@ struct BoardConsole {
     input: Option<ChildStdin>,
     /// Stop with SIGTERM first (a console program); else SIGKILL at once.
     gentle: bool,
+    /// Kills the process group if the runner dies first.
+    watchdog: Watchdog,
 }
 
 impl BoardConsole {
@@ -487,11 +524,15 @@ impl BoardConsole {
         let mut child = cmd.spawn()?;
         let stdout = child.stdout.take().expect("piped stdout");
         let input = child.stdin.take();
+        // From the moment it runs: a runner killed while powering on leaves
+        // nothing behind either.
+        let watchdog = Watchdog::start(child.id());
         Ok(BoardConsole {
             child,
             output: ReaderSource::new(stdout),
             input,
             gentle: true,
+            watchdog,
         })
     }
 
@@ -527,6 +568,7 @@ impl BoardConsole {
         }
         let _ = killpg(group, Signal::SIGKILL);
         let _ = self.child.wait();
+        self.watchdog.stand_down();
     }
 }
 
@@ -591,60 +633,65 @@ fn fill(template: &str, board: &Board, args: &RebootArgs) -> Result<String, Runn
     Ok(out)
 }
 
-fn sh(command: &str) -> Result<(), String> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stderr = stderr.trim();
-        Err(if stderr.is_empty() {
-            format!("`{command}`: {}", out.status)
-        } else {
-            format!("`{command}`: {}: {stderr}", out.status)
-        })
-    }
-}
-
-/// `--shutdown`: stops the runner that holds the board (the one pid the
-/// kernel's lock table names for its lock, SIGTERM, as an interrupt: it
-/// powers the board off), waits for it to let go, and for a command board
-/// runs `power_off`. It never kills a pid read from a file. With no runner
-/// holding the board, a QEMU board is already off (an emulator never
-/// outlives its runner).
+/// `--shutdown`: stops the runner that holds the board, waits for it to let
+/// go, and for a command board runs `power_off` (within its
+/// `command_timeout`). The holder is the one pid the kernel's lock table
+/// names for the board's lock, and it gets SIGTERM (an interrupt: it powers
+/// the board off) only once checked, on a pidfd that pins it, to be a
+/// runner of this very board (its command line): anything else holding the
+/// lock is named and left alone. It never kills a pid read from a file.
+/// With no runner holding the board, a QEMU board is already off (its
+/// runner's watchdog and the parent-death signal see to it).
 fn shutdown(board: &Board, state: &Path) -> Result<i32, RunnerError> {
     if let Err(busy) = BoardLock::take(state, &board.name) {
         let path = BoardLock::path(state, &board.name);
-        let Some(pid) = lock_holder(&path).filter(|&p| p != std::process::id() as i32) else {
+        let me = std::process::id() as i32;
+        let Some(pinned) = lock_holder(&path)
+            .filter(|&p| p != me)
+            .and_then(Pinned::new)
+        else {
             return Err(busy);
         };
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .map_err(|e| {
+        let pid = pinned.pid;
+        // Checked after pinning: the pid cannot change hands from here on.
+        if lock_holder(&path) != Some(pid) {
+            return Err(busy);
+        }
+        boardlock::is_runner_of(pid, &board.name, state).map_err(|why| {
+            RunnerError(format!(
+                "the board's lock {} is held by pid {pid}{}, and {why}: not signalled. Stop it yourself if it must go",
+                path.display(),
+                process_owner(pid)
+            ))
+        })?;
+        pinned.signal(libc::SIGTERM).map_err(|e| {
             RunnerError(format!(
                 "cannot stop the runner with pid {pid}{}: {e}",
                 process_owner(pid)
             ))
         })?;
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(15 + board.command_timeout);
         while lock_holder(&path) == Some(pid) {
             if Instant::now() > deadline {
                 return Err(RunnerError(format!(
-                    "the runner with pid {pid} did not stop within 15 s"
+                    "the runner with pid {pid} did not stop within {} s",
+                    15 + board.command_timeout
                 )));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
     if let BoardKind::Command { power_off, .. } = &board.kind {
-        sh(&fill(power_off, board, &RebootArgs::default())?).map_err(RunnerError)?;
+        command::run(
+            &fill(power_off, board, &RebootArgs::default())?,
+            board.command_timeout,
+            None,
+        )
+        .map_err(|e| {
+            RunnerError(format!(
+                "powering off failed, the board may still be on: {e}"
+            ))
+        })?;
     }
     println!("[{}] powered off", board.name);
     Ok(0)

@@ -468,6 +468,14 @@ impl Drop for TestUser {
     }
 }
 
+/// `script` run with `sh` as `user` through `su` (stdin from /dev/null).
+pub fn su(user: &str, script: &str) -> Command {
+    let mut cmd = Command::new("su");
+    cmd.args(["-s", "/bin/sh", "-c", script, user])
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// A lab host for lock tests: an sshd, a lock directory laid out as on a lab
 /// host (`BASE/VERSION` = 5, writable by every user, no sticky bit so that a
 /// forced release can remove another user's lock) and throwaway users who
@@ -544,11 +552,7 @@ impl LabHost {
     /// Runs `script` with `sh` as `user` on this machine (an "old client"
     /// performing PROTOCOL.md's shell lines), through `su`.
     pub fn sh_as(&self, user: &str, script: &str) -> std::process::Output {
-        Command::new("su")
-            .args(["-s", "/bin/sh", "-c", script, user])
-            .stdin(Stdio::null())
-            .output()
-            .expect("su runs")
+        su(user, script).output().expect("su runs")
     }
 }
 

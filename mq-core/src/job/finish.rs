@@ -41,8 +41,11 @@ impl Finish {
     /// what the lock client's scripts start with
     /// ([`script_head`](mq_lock::LockClient::script_head)): the finish
     /// sends it once, before `health`, and the release without it (the
-    /// guard, a shell of its own, gets the whole release).
+    /// guard, a shell of its own, gets the whole release). `reboot` is the
+    /// board's runner as a shell word: after a runner that died of a signal,
+    /// the finish powers the board off with its `--shutdown`.
     pub(crate) fn new(
+        reboot: &str,
         log: &str,
         send_log: bool,
         head: &str,
@@ -67,6 +70,8 @@ impl Finish {
             &[
                 ("measure_log", &measure),
                 ("end_mark", &mark),
+                ("reboot", reboot),
+                ("power_off_failed", crate::health::POWER_OFF_FAILED),
                 ("log", log),
                 ("health", health.trim_end()),
                 ("release", after_head.trim_end()),
@@ -228,7 +233,14 @@ mod tests {
                 Cleanup::Release(s) => Cleanup::Release(format!("{head}{s}")),
                 other => other,
             };
-            let finish = Finish::new("\"$mq_d\"/log", send_log, &head, &health, &cleanup);
+            let finish = Finish::new(
+                "'/tftpboot/sabre/reboot'",
+                "\"$mq_d\"/log",
+                send_log,
+                &head,
+                &health,
+                &cleanup,
+            );
             // The run's directory and the runner's status, as the invocation sets them.
             let text = format!("mq_d=/tmp/x\n{}\nmq_st=0\n{}", finish.guard, finish.script);
             // The guard's own script runs under `sh -c`, quoted in the above.

@@ -7,7 +7,7 @@
 # The run is sorted by what its console showed (the runner's log), not by
 # the runner's status, exactly as mq_core::health::classify sorts it: the
 # first line with the completion or the error text; a runner killed by a
-# signal; the lab's own failure markers or no output; mq-lab's statuses 5
+# signal or a board left on ([[Power off failed]]); the lab's own failure markers or no output; mq-lab's statuses 5
 # and 6; status 0; then whether the image started. A text is an extended
 # regular expression or, failing that, the same text literally.
 # shellcheck disable=SC2317
@@ -23,7 +23,8 @@ mq_seen @error@ && mq_e=$mq_x
 if [ -n "$mq_e" ] && { [ -z "$mq_c" ] || [ "$mq_e" -lt "$mq_c" ]; }; then mq_c=; fi
 if [ -n "$mq_c" ]; then mq_e=; fi
 if [ "$mq_st" -gt 128 ] && [ "$mq_st" -le 192 ]; then mq_killed=1; else mq_killed=; fi
-if [ -n "$mq_killed" ] && [ -n "$mq_c$mq_e" ]; then
+if grep -qF '@power_off_failed@' -- @log@ 2>/dev/null; then mq_on=1; else mq_on=; fi
+if { [ -n "$mq_killed" ] || [ -n "$mq_on" ]; } && [ -n "$mq_c$mq_e" ]; then
   mq_class=infrastructure
 elif [ -n "$mq_c" ]; then
   mq_class=passed
