@@ -35,7 +35,7 @@ pub fn health(args: HealthArgs, config: Config) -> Result<(), Failure> {
             if inventory.system(&system).is_none() {
                 return Err(Failure::unknown_target(&inventory, &system));
             }
-            let queue = connect(config, inventory)?;
+            let queue = connect(config, inventory, &[&system])?;
             queue.set_health(&system, state, &reason).map_err(failure)?;
             crate::say(format!("{system}: {state} ({reason})"));
             Ok(())
@@ -46,7 +46,8 @@ pub fn health(args: HealthArgs, config: Config) -> Result<(), Failure> {
                     return Err(Failure::unknown_target(&inventory, s));
                 }
             }
-            let queue = connect(config, inventory)?;
+            let only: Vec<&str> = system.iter().map(String::as_str).collect();
+            let queue = connect(config, inventory, &only)?;
             let log = queue.health_log(system.as_deref()).map_err(failure)?;
             if json {
                 return crate::emit_json(&log);
@@ -139,7 +140,8 @@ fn check(
             ));
         }
     }
-    let queue = connect(config, inventory)?;
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let queue = connect(config, inventory, &names)?;
     let mut targets = wanted;
     if unknown {
         let names: Vec<&str> = targets.iter().map(String::as_str).collect();

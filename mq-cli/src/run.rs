@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use mq_core::job::{check_job, Cancel, JobError, JobEvent, JobSpec};
-use mq_core::{Config, MachineQueue};
+use mq_core::Config;
 
 use crate::flags::{LockOptions, RunArgs};
 use crate::sem::{self, WaitDisplay};
@@ -114,7 +114,7 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     let inventory = config.load_inventory()?;
     check_job(spec, &inventory).map_err(job_failure)?;
     let cancel = Cancel::from_flag(sem::interrupt_flag());
-    let queue = MachineQueue::connect_with(config, inventory).map_err(sem::failure)?;
+    let queue = sem::connect(config, inventory, &[&spec.target])?;
 
     let interactive = spec.keep_alive && std::io::stdin().is_terminal();
     let input: Option<Box<dyn std::io::Read + Send>> = (spec.reservation || spec.keep_alive)

@@ -167,10 +167,16 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
     mq_core::interrupt_on_signals()
 }
 
-pub(crate) fn connect(config: Config, inventory: Inventory) -> Result<MachineQueue, Failure> {
+/// Connects for a command on `targets`: to the lab host they live on (not
+/// necessarily the configured one, see [`MachineQueue::connect_for`]).
+pub(crate) fn connect(
+    config: Config,
+    inventory: Inventory,
+    targets: &[&str],
+) -> Result<MachineQueue, Failure> {
     // Names are checked against the inventory before connecting by the
     // callers; here the connection fails as mq.sh says.
-    MachineQueue::connect_with(config, inventory).map_err(failure)
+    MachineQueue::connect_for(config, inventory, targets).map_err(failure)
 }
 
 /// Prints a pool's choice as mq.sh's sem does: the name alone.
@@ -209,11 +215,23 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
             .resolve(name)
             .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
     }
-    // A command over the whole lab connects to every lab host at once.
+    // A command over the whole lab connects to every lab host at once; one
+    // on a board, to that board's host.
     let queue = if args.dumpall {
         MachineQueue::connect_lab(config, inventory).map_err(failure)?
     } else {
-        connect(config, inventory)?
+        let targets: Vec<&str> = [
+            &args.info,
+            &args.mr_info,
+            &args.signal,
+            &args.wait,
+            &args.cancel,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+        connect(config, inventory, &targets)?
     };
     if let Some(name) = &args.info {
         info(&queue, name, args.json, LockState::info_line)
@@ -376,7 +394,7 @@ pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
     inventory
         .resolve(&args.system)
         .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
-    let queue = connect(config, inventory)?;
+    let queue = connect(config, inventory, &[&args.system])?;
     wait(&queue, &args.system, &checked)
 }
 
@@ -394,7 +412,7 @@ pub fn unlock(args: UnlockArgs, config: Config) -> Result<(), Failure> {
         };
         return Err(Failure::stdout(message, exit::USAGE));
     }
-    let queue = connect(config, inventory)?;
+    let queue = connect(config, inventory, &[&args.system])?;
     match queue.release(&args.system, &args.key, args.force) {
         Ok(()) => Ok(()),
         Err(QueueError::Lock(e @ (LockError::NotYours { .. } | LockError::WrongKey { .. }))) => {

@@ -258,3 +258,176 @@ fn one_inventory_two_lab_hosts() {
     assert!(health.contains("a1") && !health.contains("b1"), "{health}");
     assert_eq!(t.mq(&["sem", "-signal", "a1", "-k", "k1"]).code, 0);
 }
+
+/// A lab host that takes TCP connections and never says a word; held open
+/// until the test ends.
+struct Silent {
+    port: u16,
+    _held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = std::sync::Arc::clone(&held);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                keep.lock().unwrap().push(stream);
+            }
+        });
+        Silent { port, _held: held }
+    }
+}
+
+impl Sites {
+    /// Adds board `c1` on host `alias`, reached with `block` (ssh_config).
+    fn add_host(&self, alias: &str, block: &str) {
+        let systems = self.inventory.path().join("systems.tsv");
+        let mut text = std::fs::read_to_string(&systems).unwrap();
+        text += &format!(
+            "c1\tc1\tarm\tplat\tarmv8\tsoc\tcpu\t4\t1GB\t1GHz\t1\t1\tno\tno\t{alias}\t/tmp\n"
+        );
+        std::fs::write(&systems, text).unwrap();
+        let mut config = std::fs::read_to_string(&self.ssh_config).unwrap();
+        config += block;
+        std::fs::write(&self.ssh_config, config).unwrap();
+    }
+
+    fn mq_without_host(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env_remove("MQ_HOST")
+            .env("MQ_BASE", self.one.base_str())
+            .env("MQ_TFTPBOOT", &self.tftpboot)
+            .env("MQ_INVENTORY", self.inventory.path())
+            .env("MQ_SSH_CONFIG", &self.ssh_config)
+            .env_remove("MQ_TRANSPORT")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(std::process::Stdio::null());
+        Run::of(&mut cmd)
+    }
+}
+
+/// A whole-lab command, timed: partial, naming `down`, within `within`.
+fn partial_within(t: &Sites, args: &[&str], down: &str, within: Duration) -> Run {
+    let started = Instant::now();
+    let r = t.mq(args);
+    let took = started.elapsed();
+    assert_partial(&r);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains(down), "{args:?} does not name {down}: {said}");
+    assert!(took < within, "{args:?} took {took:?}: {said}");
+    r
+}
+
+#[test]
+fn a_host_that_never_speaks_costs_one_connect_timeout() {
+    let Some(t) = Sites::start() else { return };
+    let silent = Silent::start();
+    t.add_host(
+        "lab3",
+        &format!(
+            "Host lab3\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 2\n  BatchMode yes\n",
+            silent.port
+        ),
+    );
+    // Three hosts, one silent: each whole-lab command answers for the other
+    // two within that host's ConnectTimeout (2 s) and 1 s more.
+    for args in [
+        &["status"][..],
+        &["status", "--json"][..],
+        &["sem", "dumpall"][..],
+        &["health"][..],
+        &["queue"][..],
+    ] {
+        partial_within(&t, args, "lab3", Duration::from_secs(3));
+    }
+    let r = t.mq(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(status["down"][0]["host"], "lab3", "{status}");
+    assert_eq!(status["boards"].as_array().unwrap().len(), 4, "{status}");
+}
+
+#[test]
+fn a_host_that_hangs_after_connecting_is_reported_not_waited_for() {
+    let Some(t) = Sites::start() else { return };
+    // A user of the second host whose login shell hangs: sshd takes the
+    // connection and the command, and nothing ever comes back.
+    let Some(stuck) = mq_testkit::TestUser::create("stuck") else {
+        return;
+    };
+    let shell = t.inventory.path().join("stuck-shell");
+    std::fs::write(&shell, "#!/bin/sh\nexec sleep 3600\n").unwrap();
+    mq_testkit::set_mode(t.inventory.path(), 0o755);
+    mq_testkit::set_mode(&shell, 0o755);
+    mq_testkit::sh("usermod", &["-s", shell.to_str().unwrap(), &stuck.name]);
+    t.two.server.authorize_user(&stuck.name);
+    let block = t
+        .two
+        .server
+        .config_block_for("lab3", &stuck.name)
+        .replace("BatchMode yes\n", "BatchMode yes\n  ConnectTimeout 2\n");
+    t.add_host("lab3", &block);
+    for args in [&["status"][..], &["sem", "dumpall"][..], &["health"][..]] {
+        let r = partial_within(&t, args, "lab3", Duration::from_secs(5));
+        assert!(
+            r.stderr.contains("hung") || r.stdout.contains("hung"),
+            "{}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_board_on_another_host_needs_only_that_host() {
+    let Some(t) = Sites::start() else { return };
+    let image = t.image(&["ELF-loader started", "All is well in the universe"]);
+    let image = image.to_str().unwrap();
+    // The configured host goes away (and then is not configured at all):
+    // the boards of the second host are used as if nothing happened.
+    t.one.server.kill_now();
+    for mq in [Sites::mq, Sites::mq_without_host] {
+        let r = mq(&t, &["sem", "-wait", "b1", "-k", "k1"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let r = mq(&t, &["sem", "-info", "b1"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("held by"), "{}", r.stdout);
+        let r = mq(&t, &["sem", "-signal", "b1", "-k", "k1"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let r = mq(&t, &["run", "-s", "b2", "-c", "All is well", "-f", image]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let r = mq(
+            &t,
+            &["run", "-s", "b_pool", "-c", "All is well", "-f", image],
+        );
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(!r.stderr.contains("Unable to ssh"), "{}", r.stderr);
+    }
+    // A board of the configured host says which host it needs.
+    let r = t.mq(&["sem", "-info", "a1"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stdout.contains("Unable to ssh to lab"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    // The whole lab: the second host's boards, the configured host named.
+    let r = partial_within(&t, &["status", "--json"], "lab", Duration::from_secs(10));
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let boards: Vec<&str> = status["boards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["system"].as_str().unwrap())
+        .collect();
+    assert_eq!(boards, ["b1", "b2"], "{status}");
+    assert_eq!(status["down"][0]["host"], "lab", "{status}");
+    for args in [&["sem", "dumpall"][..], &["health"][..], &["queue"][..]] {
+        partial_within(&t, args, "lab", Duration::from_secs(10));
+    }
+}

@@ -76,8 +76,22 @@ pub fn ssh_options(config: &Config) -> SshOptions {
 
 /// Opens the transport the configuration asks for.
 pub fn open_transport(config: &Config) -> Result<Arc<dyn Transport>, TransportError> {
+    open_transport_with(config, false)
+}
+
+/// [`open_transport`]; `quick_reads` for a queue that only reads (a
+/// whole-lab status): a command that goes a ConnectTimeout without an
+/// answer is given up ([`SshTransport::bound_replies`]; the SSH transport
+/// only).
+pub(crate) fn open_transport_with(
+    config: &Config,
+    quick_reads: bool,
+) -> Result<Arc<dyn Transport>, TransportError> {
     let host = &config.host.value;
     Ok(match config.transport.value {
+        TransportKind::Ssh if quick_reads => {
+            Arc::new(SshTransport::connect(&ssh_options(config))?.bound_replies())
+        }
         TransportKind::Ssh => Arc::new(SshTransport::connect(&ssh_options(config))?),
         TransportKind::Openssh => {
             let mut options = OpensshOptions::new(host);
@@ -100,6 +114,10 @@ pub struct MachineQueue {
     placed: HashMap<String, Site>,
     /// Hosts [`MachineQueue::connect_lab`] could not reach, until said.
     site_failures: std::sync::Mutex<HashMap<Site, QueueError>>,
+    /// Made by [`MachineQueue::connect_lab`]: every host's connection,
+    /// this one's and those made later, gives up a read that gets no
+    /// answer (see [`open_transport_with`]).
+    quick_reads: bool,
 }
 
 impl MachineQueue {
@@ -112,11 +130,33 @@ impl MachineQueue {
     /// Opens ONE connection to the configured host, with an inventory the
     /// caller has already loaded.
     pub fn connect_with(config: Config, inventory: Inventory) -> Result<MachineQueue, QueueError> {
-        let transport = open_transport(&config).map_err(|source| QueueError::Unreachable {
-            host: config.host.value.clone(),
-            source: Box::new(source),
+        MachineQueue::connect_reading(config, inventory, false)
+    }
+
+    /// [`connect_with`](Self::connect_with); `quick_reads` as
+    /// [`open_transport_with`]'s, for this queue and the other sites'.
+    pub(crate) fn connect_reading(
+        config: Config,
+        inventory: Inventory,
+        quick_reads: bool,
+    ) -> Result<MachineQueue, QueueError> {
+        let transport = open_transport_with(&config, quick_reads).map_err(|source| {
+            QueueError::Unreachable {
+                host: config.host.value.clone(),
+                source: Box::new(source),
+            }
         })?;
-        Ok(MachineQueue::with_transport(config, inventory, transport))
+        let mut queue = MachineQueue::with_transport(config, inventory, transport);
+        queue.quick_reads = quick_reads;
+        Ok(queue)
+    }
+
+    pub(crate) fn quick_reads(&self) -> bool {
+        self.quick_reads
+    }
+
+    pub(crate) fn set_quick_reads(&mut self) {
+        self.quick_reads = true;
     }
 
     /// A queue over a transport the caller made (tests, custom setups).
@@ -133,6 +173,7 @@ impl MachineQueue {
             sites: std::sync::Mutex::new(HashMap::new()),
             placed: HashMap::new(),
             site_failures: std::sync::Mutex::new(HashMap::new()),
+            quick_reads: false,
         }
     }
 

@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use mq_transport::{Transport, TransportError};
+
+use crate::inventory::Target;
 use crate::{Config, Inventory, MachineQueue, QueueError};
 
 /// Where a board's lock lives: a lab host and its lock directory.
@@ -63,24 +66,141 @@ impl Deref for SiteQueue<'_> {
     }
 }
 
-/// A queue for `site`: the configuration with its host and BASE.
+/// The lab host of a whole-lab command that could not be reached: it is
+/// reported with the other hosts that did not answer (the first use says
+/// the connection's own error), and any later use fails with this.
+struct Unreached {
+    host: String,
+    why: String,
+}
+
+impl Unreached {
+    fn error(&self) -> TransportError {
+        TransportError::Io {
+            context: format!("lab host {} could not be reached", self.host),
+            source: std::io::Error::new(std::io::ErrorKind::NotConnected, self.why.clone()),
+        }
+    }
+}
+
+impl Transport for Unreached {
+    fn run(&self, _: &str) -> Result<mq_transport::Output, TransportError> {
+        Err(self.error())
+    }
+
+    fn spawn_pty(
+        &self,
+        _: &str,
+        _: mq_transport::PtySize,
+    ) -> Result<Box<dyn mq_transport::PtyProcess>, TransportError> {
+        Err(self.error())
+    }
+
+    fn upload(
+        &self,
+        _: &std::path::Path,
+        _: &str,
+        _: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<(), TransportError> {
+        Err(self.error())
+    }
+
+    fn download(
+        &self,
+        _: &str,
+        _: &std::path::Path,
+        _: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<(), TransportError> {
+        Err(self.error())
+    }
+
+    fn user(&self) -> &str {
+        ""
+    }
+
+    fn describe(&self) -> String {
+        self.host.clone()
+    }
+}
+
+/// Where `system` lives by the inventory, `home` filling what it leaves out.
+fn inventory_site(system: &crate::inventory::System, home: &Site) -> Site {
+    Site {
+        host: system.host.clone().unwrap_or_else(|| home.host.clone()),
+        base: system.base.clone().unwrap_or_else(|| home.base.clone()),
+    }
+}
+
+/// A queue for `site`: the configuration with its host and BASE
+/// (`quick_reads` as [`MachineQueue::connect_reading`]'s).
 fn connect_site(
     config: &Config,
     inventory: &Inventory,
     site: &Site,
+    quick_reads: bool,
 ) -> Result<MachineQueue, QueueError> {
     let mut config = config.clone();
     config.host.value = site.host.clone();
     config.base.value = site.base.clone();
-    MachineQueue::connect_with(config, inventory.clone())
+    MachineQueue::connect_reading(config, inventory.clone(), quick_reads)
 }
 
 impl MachineQueue {
+    /// For a command on `targets` (systems or pools): connects to the one
+    /// lab host they all live on, which need not be the configured one: a
+    /// board on another host does not need the configured host up (nor
+    /// configured at all). The inventory's other systems keep their own
+    /// sites. Targets on several hosts, or none, connect to the configured
+    /// host (the others on first use), as
+    /// [`connect_with`](Self::connect_with) does.
+    pub fn connect_for(
+        config: Config,
+        inventory: Inventory,
+        targets: &[&str],
+    ) -> Result<MachineQueue, QueueError> {
+        let home = Site {
+            host: config.host.value.clone(),
+            base: config.base.value.clone(),
+        };
+        let mut sites: Vec<Site> = targets
+            .iter()
+            .flat_map(|name| match inventory.target(name) {
+                Some(Target::System(s)) => vec![inventory_site(s, &home)],
+                Some(Target::Pool(_)) => inventory
+                    .pool_members(name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|s| inventory_site(s, &home))
+                    .collect(),
+                None => vec![home.clone()],
+            })
+            .collect();
+        sites.sort();
+        sites.dedup();
+        match sites.as_slice() {
+            [site] if *site != home => {
+                let placed = inventory
+                    .systems()
+                    .iter()
+                    .map(|s| (s.name.clone(), inventory_site(s, &home)))
+                    .collect();
+                let mut queue = connect_site(&config, &inventory, site, false)?;
+                queue.place(placed);
+                Ok(queue)
+            }
+            _ => MachineQueue::connect_with(config, inventory),
+        }
+    }
+
     /// For a command over the whole lab: connects to the configured host
-    /// and, at the same time, to every other host the inventory names (a
-    /// host that cannot be reached is left for [`across`](Self::across) to
-    /// report). A failure to reach the configured host is the error, as
-    /// [`MachineQueue::connect_with`]'s.
+    /// and, at the same time, to every other host the inventory names. A
+    /// host that cannot be reached, the configured one included, is left
+    /// for [`across`](Self::across) to report with the others that did not
+    /// answer (each tried once): only when none answers is it an error.
+    /// Its connections are for quick reads: a command that gets no answer
+    /// for a host's ConnectTimeout is given up and the host reported down
+    /// ([`mq_transport::SshTransport::bound_replies`]), so that one stuck
+    /// host costs a whole-lab command one ConnectTimeout at most.
     pub fn connect_lab(config: Config, inventory: Inventory) -> Result<MachineQueue, QueueError> {
         let home = Site {
             host: config.host.value.clone(),
@@ -90,10 +210,7 @@ impl MachineQueue {
             .systems()
             .iter()
             .filter(|s| s.host.is_some() || s.base.is_some())
-            .map(|s| Site {
-                host: s.host.clone().unwrap_or_else(|| home.host.clone()),
-                base: s.base.clone().unwrap_or_else(|| home.base.clone()),
-            })
+            .map(|s| inventory_site(s, &home))
             .filter(|s| *s != home)
             .collect();
         others.sort();
@@ -103,16 +220,36 @@ impl MachineQueue {
                 .iter()
                 .map(|site| {
                     let (config, inventory) = (&config, &inventory);
-                    scope.spawn(move || connect_site(config, inventory, site))
+                    scope.spawn(move || connect_site(config, inventory, site, true))
                 })
                 .collect();
-            let queue = MachineQueue::connect_with(config.clone(), inventory.clone())?;
+            let (queue, home_failed) =
+                match MachineQueue::connect_reading(config.clone(), inventory.clone(), true) {
+                    Ok(queue) => (queue, None),
+                    Err(e @ QueueError::Unreachable { .. }) => {
+                        let down = Unreached {
+                            host: home.host.clone(),
+                            why: e.to_string(),
+                        };
+                        let mut queue = MachineQueue::with_transport(
+                            config.clone(),
+                            inventory.clone(),
+                            Arc::new(down),
+                        );
+                        queue.set_quick_reads();
+                        (queue, Some(e))
+                    }
+                    Err(e) => return Err(e),
+                };
             {
                 let mut cache = queue.site_cache().lock().unwrap_or_else(|p| p.into_inner());
                 let mut failed = queue
                     .site_failures()
                     .lock()
                     .unwrap_or_else(|p| p.into_inner());
+                if let Some(e) = home_failed {
+                    failed.insert(home.clone(), e);
+                }
                 for (site, handle) in others.iter().zip(connecting) {
                     match handle.join() {
                         Ok(Ok(q)) => {
@@ -146,10 +283,7 @@ impl MachineQueue {
         }
         let home = self.home();
         match self.inventory().system(system) {
-            Some(s) => Site {
-                host: s.host.clone().unwrap_or(home.host),
-                base: s.base.clone().unwrap_or(home.base),
-            },
+            Some(s) => inventory_site(s, &home),
             None => home,
         }
     }
@@ -161,8 +295,19 @@ impl MachineQueue {
     }
 
     /// The queue of `site`: this one for the home site, or one connected to
-    /// `site` (once; later calls share it).
+    /// `site` (once; later calls share it). A site that
+    /// [`connect_lab`](Self::connect_lab) could not reach answers its
+    /// failure once, without a second try (a silent host would cost a
+    /// second ConnectTimeout); later calls try again.
     pub fn at(&self, site: &Site) -> Result<SiteQueue<'_>, QueueError> {
+        let failed = self
+            .site_failures()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(site);
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if *site == self.home() {
             return Ok(SiteQueue::Home(self));
         }
@@ -175,7 +320,12 @@ impl MachineQueue {
             return Ok(SiteQueue::Other(Arc::clone(q)));
         }
         // Connected without holding the cache: sites connect in parallel.
-        let queue = Arc::new(connect_site(self.config(), self.inventory(), site)?);
+        let queue = Arc::new(connect_site(
+            self.config(),
+            self.inventory(),
+            site,
+            self.quick_reads(),
+        )?);
         let mut cache = self.site_cache().lock().unwrap_or_else(|p| p.into_inner());
         let queue = cache.entry(site.clone()).or_insert(queue);
         Ok(SiteQueue::Other(Arc::clone(queue)))

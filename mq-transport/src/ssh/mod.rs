@@ -161,6 +161,11 @@ pub struct SshTransport {
     user: String,
     description: String,
     notes: Vec<String>,
+    /// The host's ConnectTimeout (or mq's default).
+    connect_timeout: Duration,
+    /// With [`SshTransport::bound_replies`]: how long a command may go
+    /// without a byte of answer.
+    reply_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for SshTransport {
@@ -188,7 +193,21 @@ impl SshTransport {
             user,
             description,
             notes,
+            connect_timeout: config.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            reply_limit: None,
         })
+    }
+
+    /// For quick reads only (a whole-lab status, say): a command
+    /// ([`Transport::run`]) that goes a whole ConnectTimeout without a byte
+    /// of answer is given up, and the connection with it (reported as
+    /// lost): a host that took the connection and then hung (a stuck login
+    /// shell, a full disk) is reported like one that never answered,
+    /// instead of holding the caller for ever. Keepalives cannot tell:
+    /// sshd answers them while the shell hangs.
+    pub fn bound_replies(mut self) -> SshTransport {
+        self.reply_limit = Some(self.connect_timeout);
+        self
     }
 
     /// Directives of the configuration that were written but are not
@@ -388,17 +407,27 @@ impl SshTransport {
         Ok(channel)
     }
 
-    /// Reads stdout and stderr until both end, handing stdout to `out`.
+    /// Reads stdout and stderr until both end, handing stdout to `out`;
+    /// with `limit`, gives up after that long without a byte.
     fn drain(
         &self,
         channel: &mut ssh2::Channel,
         out: &mut dyn FnMut(&[u8]) -> Result<()>,
         err: &mut Vec<u8>,
+        limit: Option<Duration>,
     ) -> Result<()> {
         let conn = &self.conn;
         let mut buf = vec![0u8; 256 * 1024];
         let (mut out_done, mut err_done) = (false, false);
+        let mut heard = Instant::now();
         while !(out_done && err_done) {
+            if let Some(limit) = limit.filter(|&l| heard.elapsed() >= l) {
+                return Err(conn.lost(format!(
+                    "no answer to a command within {} s (ConnectTimeout): the host took the \
+                     connection and then hung",
+                    limit.as_secs()
+                )));
+            }
             let mut progress = false;
             if !out_done {
                 match channel.read(&mut buf) {
@@ -433,6 +462,9 @@ impl SshTransport {
                 }
             }
             let finished = out_done && err_done;
+            if progress {
+                heard = Instant::now();
+            }
             if !progress && !finished {
                 // Bounded: what libssh2 already holds is read again soon even
                 // if the socket stays quiet (no wakeup is ever lost).
@@ -505,6 +537,7 @@ impl Transport for SshTransport {
                 Ok(())
             },
             &mut stderr,
+            self.reply_limit,
         )?;
         let status = self.finish(&mut channel)?;
         Ok(Output {
@@ -553,7 +586,7 @@ impl Transport for SshTransport {
         }
         self.conn
             .retry("ending the upload", || channel.send_eof())?;
-        self.drain(&mut channel, &mut |_| Ok(()), &mut stderr)?;
+        self.drain(&mut channel, &mut |_| Ok(()), &mut stderr, None)?;
         let status = self.finish(&mut channel)?;
         copy_result("upload to", remote, self.describe(), &status, &stderr)
     }
@@ -579,6 +612,7 @@ impl Transport for SshTransport {
                 }
             },
             &mut stderr,
+            None,
         );
         if let Err(e) = drained {
             if matches!(e, TransportError::Cancelled { .. }) {
