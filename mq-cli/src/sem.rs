@@ -201,7 +201,7 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     let checked = check(&args.options)?;
     // Unknown names fail before any connection, with mq.sh's message.
     let inventory = config.load_inventory()?;
-    for name in [
+    let targets: Vec<&str> = [
         &args.info,
         &args.mr_info,
         &args.signal,
@@ -210,7 +210,9 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     ]
     .into_iter()
     .flatten()
-    {
+    .map(String::as_str)
+    .collect();
+    for name in &targets {
         inventory
             .resolve(name)
             .map_err(|e| Failure::stdout(e.to_string(), exit::USAGE))?;
@@ -220,17 +222,6 @@ pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
     let queue = if args.dumpall {
         MachineQueue::connect_lab(config, inventory).map_err(failure)?
     } else {
-        let targets: Vec<&str> = [
-            &args.info,
-            &args.mr_info,
-            &args.signal,
-            &args.wait,
-            &args.cancel,
-        ]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
         connect(config, inventory, &targets)?
     };
     if let Some(name) = &args.info {

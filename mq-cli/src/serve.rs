@@ -39,9 +39,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// What the dashboard knows, shared by the reader and the requests.
 struct Shared {
     state: Mutex<State>,
-    /// What the last read makes of `/api/status`, made once a read for
-    /// every page's event stream.
-    changed: watch::Sender<Arc<str>>,
+    /// The number of reads so far: every page's event stream wakes on it
+    /// and sends `/api/status` as it is at that moment (its ages counted
+    /// at sending, not at the read).
+    changed: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -51,8 +52,7 @@ impl Shared {
 
     /// After a read: the pages' next event.
     fn tell(&self) {
-        let api: Arc<str> = self.state().api().into();
-        self.changed.send_replace(api);
+        self.changed.send_modify(|n| *n += 1);
     }
 }
 
@@ -67,6 +67,12 @@ struct State {
     /// Scripts run on the lab host.
     remote_reads: u64,
     metrics: Totals,
+    /// Every lab host, the configured one first.
+    hosts: Vec<String>,
+    /// When each host last answered.
+    answered: HashMap<String, SystemTime>,
+    /// Each host that did not answer the last read: why, and since when.
+    host_down: HashMap<String, (String, SystemTime)>,
 }
 
 /// Counters over what the lab's history showed since the dashboard started.
@@ -145,10 +151,17 @@ impl Totals {
     }
 }
 
-/// `/api/status`: the status and how fresh it is. Version 1.
+/// `/api/status`: the status and how fresh it is. Version 1 (fields are
+/// only ever added).
 #[derive(Serialize)]
 struct ApiStatus<'a> {
     version: u32,
+    /// `pending` (no read has ended yet), `live` (every host answered the
+    /// last read), `partial` (some did not) or `down` (the last read
+    /// failed: none answered).
+    state: &'static str,
+    /// Each lab host: how fresh what it said is.
+    hosts: Vec<HostApi<'a>>,
     /// Whether the last read of the lab host worked.
     reachable: bool,
     /// Why not.
@@ -163,14 +176,57 @@ struct ApiStatus<'a> {
     status: Option<&'a LabStatus>,
 }
 
+/// One lab host on `/api/status`.
+#[derive(Serialize)]
+struct HostApi<'a> {
+    host: &'a str,
+    /// `fresh` (answered the last read), `down` (did not) or `pending`
+    /// (not heard from yet).
+    state: &'static str,
+    /// Seconds since it last answered (counted when this is sent).
+    age_seconds: Option<u64>,
+    /// Why it did not answer.
+    error: Option<&'a str>,
+    /// Since when it does not (seconds since the epoch).
+    down_since: Option<u64>,
+}
+
 fn epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl State {
     fn api(&self) -> String {
+        let age = |t: &SystemTime| t.elapsed().unwrap_or_default().as_secs();
+        let hosts = self
+            .hosts
+            .iter()
+            .map(|host| {
+                let down = self.host_down.get(host);
+                let answered = self.answered.get(host);
+                HostApi {
+                    host,
+                    state: match (down, answered) {
+                        (Some(_), _) => "down",
+                        (None, Some(_)) => "fresh",
+                        (None, None) => "pending",
+                    },
+                    age_seconds: answered.map(age),
+                    error: down.map(|(e, _)| e.as_str()),
+                    down_since: down.map(|(_, t)| epoch(*t)),
+                }
+            })
+            .collect();
+        let state = match (&self.status, &self.down) {
+            (_, Some(_)) => "down",
+            (None, None) => "pending",
+            (Some(_), None) if self.host_down.is_empty() => "live",
+            (Some(_), None) => "partial",
+        };
         let api = ApiStatus {
             version: 1,
+            state,
+            hosts,
             reachable: self.down.is_none() && self.status.is_some(),
             error: self.down.as_ref().map(|(e, _)| e.as_str()),
             unreachable_since: self.down.as_ref().map(|(_, t)| epoch(*t)),
@@ -291,9 +347,20 @@ pub fn serve(args: ServeArgs, config: Config) -> Result<(), Failure> {
     let listener = std::net::TcpListener::bind(&args.listen).map_err(cannot)?;
     listener.set_nonblocking(true).map_err(cannot)?;
     let addr = listener.local_addr().map_err(cannot)?;
+    let mut hosts = vec![config.host.value.clone()];
+    for system in inventory.systems() {
+        if let Some(host) = &system.host {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        }
+    }
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::default()),
-        changed: watch::Sender::new(Arc::from("")),
+        state: Mutex::new(State {
+            hosts,
+            ..State::default()
+        }),
+        changed: watch::Sender::new(0),
     });
     {
         let shared = Arc::clone(&shared);
@@ -382,10 +449,8 @@ async fn events(
     Shared_(shared): Shared_<Arc<Shared>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let reads = tokio_stream::wrappers::WatchStream::new(shared.changed.subscribe());
-    // Before the first read there is nothing to send.
-    let stream = reads
-        .filter(|api| !api.is_empty())
-        .map(|api| Ok(Event::default().data(&*api)));
+    // Made when sent: a page opened now gets the ages as they are now.
+    let stream = reads.map(move |_| Ok(Event::default().data(shared.state().api())));
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -398,24 +463,49 @@ fn read_lab(
     refresh: Duration,
     shared: &Shared,
 ) {
-    let mut queue: Option<MachineQueue> = None;
+    let mut queue: Option<(MachineQueue, std::time::Instant)> = None;
     loop {
         let started = std::time::Instant::now();
         if queue.is_none() {
             queue = MachineQueue::connect_lab(config.clone(), inventory.clone())
                 .map_err(|e| fail(shared, e.to_string()))
-                .ok();
+                .ok()
+                .map(|q| (q, started));
         }
-        if let Some(q) = &queue {
+        if let Some((q, made)) = &queue {
             let result = q.status(long);
             let mut s = shared.state();
             s.remote_reads += 1;
             match result {
                 Ok(status) => {
+                    let now = SystemTime::now();
+                    let home_down = status.down.iter().any(|d| d.site.host == config.host.value);
+                    let down: HashMap<String, String> = status
+                        .down
+                        .iter()
+                        .map(|d| (d.site.host.clone(), d.error.clone()))
+                        .collect();
+                    for host in s.hosts.clone() {
+                        match down.get(&host) {
+                            Some(e) => {
+                                let since = s.host_down.get(&host).map_or(now, |(_, t)| *t);
+                                s.host_down.insert(host, (e.clone(), since));
+                            }
+                            None => {
+                                s.host_down.remove(&host);
+                                s.answered.insert(host, now);
+                            }
+                        }
+                    }
                     s.metrics.take(&status);
                     s.status = Some(status);
-                    s.read_at = Some(SystemTime::now());
+                    s.read_at = Some(now);
                     s.down = None;
+                    // The configured host is connected again (the others
+                    // are retried by the queue itself).
+                    if home_down && made.elapsed() >= mq_core::sites::RETRY_DOWN {
+                        queue = None;
+                    }
                 }
                 Err(e) => {
                     drop(s);
@@ -429,10 +519,16 @@ fn read_lab(
     }
 }
 
-/// Records a failed read (the first failure's time stays).
+/// Records a failed read (the first failure's time stays): no host
+/// answered.
 fn fail(shared: &Shared, error: String) {
     let mut s = shared.state();
-    let since = s.down.take().map_or_else(SystemTime::now, |(_, t)| t);
+    let now = SystemTime::now();
+    let since = s.down.take().map_or(now, |(_, t)| t);
+    for host in s.hosts.clone() {
+        let since = s.host_down.get(&host).map_or(now, |(_, t)| *t);
+        s.host_down.insert(host, (error.clone(), since));
+    }
     s.down = Some((error, since));
 }
 

@@ -60,7 +60,8 @@ impl Sites {
         })
     }
 
-    fn mq(&self, args: &[&str]) -> Run {
+    /// `mq ARGS` with this lab's settings, the configured host `lab`.
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
         cmd.args(args)
             .env("HOME", self.home.path())
@@ -72,7 +73,11 @@ impl Sites {
             .env_remove("MQ_TRANSPORT")
             .env_remove("SSH_AUTH_SOCK")
             .stdin(std::process::Stdio::null());
-        Run::of(&mut cmd)
+        cmd
+    }
+
+    fn mq(&self, args: &[&str]) -> Run {
+        Run::of(&mut self.command(args))
     }
 
     fn image(&self, lines: &[&str]) -> PathBuf {
@@ -295,19 +300,9 @@ impl Sites {
         std::fs::write(&self.ssh_config, config).unwrap();
     }
 
+    /// `mq ARGS` with no host configured at all.
     fn mq_without_host(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
-        cmd.args(args)
-            .env("HOME", self.home.path())
-            .env_remove("MQ_HOST")
-            .env("MQ_BASE", self.one.base_str())
-            .env("MQ_TFTPBOOT", &self.tftpboot)
-            .env("MQ_INVENTORY", self.inventory.path())
-            .env("MQ_SSH_CONFIG", &self.ssh_config)
-            .env_remove("MQ_TRANSPORT")
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(std::process::Stdio::null());
-        Run::of(&mut cmd)
+        Run::of(self.command(args).env_remove("MQ_HOST"))
     }
 }
 
@@ -430,4 +425,154 @@ fn a_board_on_another_host_needs_only_that_host() {
     for args in [&["sem", "dumpall"][..], &["health"][..], &["queue"][..]] {
         partial_within(&t, args, "lab", Duration::from_secs(10));
     }
+}
+
+/// `mq serve` of this lab on a free port, stopped by its process id.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(t: &Sites, refresh: &str) -> Serve {
+        let listen = format!("127.0.0.1:{}", mq_testkit::free_port());
+        let child = t
+            .command(&["serve", "--listen", &listen, "--refresh", refresh])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Serve {
+            child,
+            url: format!("http://{listen}"),
+        }
+    }
+
+    fn api(&self) -> Option<serde_json::Value> {
+        let text = ureq::get(&format!("{}/api/status", self.url))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The first event of a page opened now.
+    fn first_event(&self) -> serde_json::Value {
+        use std::io::BufRead;
+        let response = ureq::get(&format!("{}/events", self.url)).call().unwrap();
+        let mut lines = std::io::BufReader::new(response.into_reader()).lines();
+        loop {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(data) = line.strip_prefix("data:") {
+                return serde_json::from_str(data.trim()).unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn host_states(api: &serde_json::Value) -> Vec<(String, String)> {
+    api["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboard_says_host_by_host_what_is_fresh_pending_and_down() {
+    let Some(t) = Sites::start() else { return };
+    let silent = Silent::start();
+    t.add_host(
+        "lab3",
+        &format!(
+            "Host lab3\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 3\n  BatchMode yes\n",
+            silent.port
+        ),
+    );
+    let serve = Serve::start(&t, "1");
+    // Before the first read ends (the silent host holds it for its
+    // ConnectTimeout): pending, with no error.
+    let mut first = None;
+    assert!(mq_testkit::eventually(Duration::from_secs(10), || {
+        first = serve.api();
+        first.is_some()
+    }));
+    let first = first.unwrap();
+    assert_eq!(first["reads"], 0, "{first}");
+    assert_eq!(first["state"], "pending", "{first}");
+    assert_eq!(first["error"], serde_json::Value::Null, "{first}");
+    assert!(
+        host_states(&first).iter().all(|(_, s)| s == "pending"),
+        "{first}"
+    );
+    // Then: the two hosts that answer are fresh, the silent one is down,
+    // with why and since when.
+    assert!(mq_testkit::eventually(Duration::from_secs(10), || serve
+        .api()
+        .is_some_and(|a| a["state"] == "partial")));
+    let api = serve.api().unwrap();
+    assert_eq!(
+        host_states(&api),
+        [
+            ("lab".to_string(), "fresh".to_string()),
+            ("lab2".into(), "fresh".into()),
+            ("lab3".into(), "down".into())
+        ],
+        "{api}"
+    );
+    assert!(
+        api["hosts"][2]["error"].as_str().unwrap().contains("lab3"),
+        "{api}"
+    );
+    assert!(api["hosts"][2]["down_since"].as_u64().is_some(), "{api}");
+    assert_eq!(api["reachable"], true);
+    // Reads keep their pace (every second): the silent host is not tried
+    // again at every read.
+    let before = api["reads"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let after = serve.api().unwrap()["reads"].as_u64().unwrap();
+    assert!(after >= before + 3, "{before} -> {after} reads in 4 s");
+    // The page says the same.
+    if let Some(browser) = mq_testkit::Browser::start("sites", 1280, 900) {
+        browser.goto(&format!("{}/", serve.url));
+        let shown = "return (() => { const s = document.getElementById('state').textContent; \
+                     return s.startsWith('Partly live: ') && s.includes('lab: read ') && \
+                     s.includes('lab3: not answering since '); })()";
+        assert!(
+            browser.wait_for(shown, Duration::from_secs(10)).is_some(),
+            "{}",
+            browser.eval("return document.getElementById('state').textContent;")
+        );
+    }
+}
+
+#[test]
+fn a_page_opened_late_gets_the_age_of_the_data_as_it_is_then() {
+    let Some(t) = Sites::start() else { return };
+    let serve = Serve::start(&t, "60");
+    assert!(mq_testkit::eventually(Duration::from_secs(20), || serve
+        .api()
+        .is_some_and(|a| a["state"] == "live")));
+    std::thread::sleep(Duration::from_secs(3));
+    let event = serve.first_event();
+    assert_eq!(event["reads"], 1, "{event}");
+    assert!(event["age_seconds"].as_u64().unwrap() >= 3, "{event}");
+    assert!(
+        event["hosts"][0]["age_seconds"].as_u64().unwrap() >= 3,
+        "{event}"
+    );
 }

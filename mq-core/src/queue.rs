@@ -118,6 +118,9 @@ pub struct MachineQueue {
     /// this one's and those made later, gives up a read that gets no
     /// answer (see [`open_transport_with`]).
     quick_reads: bool,
+    /// With `quick_reads`: sites that did not answer, and when they were
+    /// last tried (see [`crate::sites`]).
+    resting: std::sync::Mutex<HashMap<Site, (String, std::time::Instant)>>,
 }
 
 impl MachineQueue {
@@ -155,6 +158,12 @@ impl MachineQueue {
         self.quick_reads
     }
 
+    pub(crate) fn resting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Site, (String, std::time::Instant)>> {
+        self.resting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn set_quick_reads(&mut self) {
         self.quick_reads = true;
     }
@@ -174,6 +183,7 @@ impl MachineQueue {
             placed: HashMap::new(),
             site_failures: std::sync::Mutex::new(HashMap::new()),
             quick_reads: false,
+            resting: std::sync::Mutex::new(HashMap::new()),
         }
     }
 

@@ -123,6 +123,11 @@ impl Transport for Unreached {
     }
 }
 
+/// How long a whole-lab queue leaves a host that did not answer before
+/// trying it again: a dashboard refreshing every 2 s is not slowed to one
+/// ConnectTimeout a read by a host that is down.
+pub const RETRY_DOWN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where `system` lives by the inventory, `home` filling what it leaves out.
 fn inventory_site(system: &crate::inventory::System, home: &Site) -> Site {
     Site {
@@ -300,6 +305,17 @@ impl MachineQueue {
     /// failure once, without a second try (a silent host would cost a
     /// second ConnectTimeout); later calls try again.
     pub fn at(&self, site: &Site) -> Result<SiteQueue<'_>, QueueError> {
+        if let Some((why, tried)) = self.resting().get(site) {
+            if tried.elapsed() < RETRY_DOWN {
+                return Err(QueueError::Unreachable {
+                    host: site.host.clone(),
+                    source: Box::new(TransportError::Io {
+                        context: format!("not tried again yet (every {} s)", RETRY_DOWN.as_secs()),
+                        source: std::io::Error::new(std::io::ErrorKind::NotConnected, why.clone()),
+                    }),
+                });
+            }
+        }
         let failed = self
             .site_failures()
             .lock()
@@ -376,12 +392,29 @@ impl MachineQueue {
                             "a site's thread panicked".into(),
                         )))
                     });
-                    // A host that failed is connected afresh next time.
-                    if result.is_err() {
-                        self.site_cache()
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(site);
+                    // A host that failed is connected afresh next time; for
+                    // quick reads, not before RETRY_DOWN.
+                    match &result {
+                        Err(e) => {
+                            self.site_cache()
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .remove(site);
+                            if self.quick_reads() {
+                                let mut resting = self.resting();
+                                let why = resting
+                                    .get(site)
+                                    .map_or_else(|| e.to_string(), |(why, _)| why.clone());
+                                let tried = match resting.get(site) {
+                                    Some((_, t)) if t.elapsed() < RETRY_DOWN => *t,
+                                    _ => std::time::Instant::now(),
+                                };
+                                resting.insert(site.clone(), (why, tried));
+                            }
+                        }
+                        Ok(_) => {
+                            self.resting().remove(site);
+                        }
                     }
                     (
                         site.clone(),
@@ -485,6 +518,22 @@ fn in_order<T>(
     items
 }
 
+/// An error and what caused it, on one line: "Unable to ssh to lab3" says
+/// which host, its cause says why.
+fn with_causes(e: &QueueError) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// Splits what [`MachineQueue::across`] returned into the answers and the
 /// sites down; the first error too when no site answered at all.
 pub(crate) fn gather<T>(
@@ -499,7 +548,7 @@ pub(crate) fn gather<T>(
             Err(e) => {
                 down.push(SiteDown {
                     site,
-                    error: e.to_string(),
+                    error: with_causes(&e),
                     systems,
                 });
                 first_error.get_or_insert(e);

@@ -32,16 +32,27 @@ function boardName() {
   return m ? decodeURIComponent(m[1]) : null;
 }
 
+// The state line: how fresh the page is, host by host (fresh, down since
+// when and why, or not heard from yet).
 function showState(data) {
   const state = $("state");
-  const down = data.status ? data.status.down : [];
-  if (data.reachable && down.length) {
-    state.className = "down";
-    state.textContent = "Live: read " + span(data.age_seconds) + " ago; not answering: " +
-      down.map((d) => d.host + " (" + d.systems.length + " boards not shown: " + d.error + ")").join("; ");
-  } else if (data.reachable) {
+  const hosts = (data.hosts || []).map((h) => {
+    if (h.state === "fresh") return h.host + ": read " + span(h.age_seconds) + " ago";
+    if (h.state === "down") {
+      return h.host + ": not answering since " + when(h.down_since) + " (" + (h.error || "no answer") + ")" +
+        (h.age_seconds !== null ? "; its boards are not shown, last heard " + span(h.age_seconds) + " ago" : "");
+    }
+    return h.host + ": first read pending";
+  });
+  if (data.state === "pending") {
     state.className = "";
-    state.textContent = "Live: read " + span(data.age_seconds) + " ago";
+    state.textContent = "Reading the lab… " + hosts.join(" · ");
+  } else if (data.state === "live") {
+    state.className = "";
+    state.textContent = "Live: " + hosts.join(" · ");
+  } else if (data.state === "partial") {
+    state.className = "down";
+    state.textContent = "Partly live: " + hosts.join(" · ");
   } else {
     state.className = "down";
     const since = data.unreachable_since ? when(data.unreachable_since) : "";
@@ -192,7 +203,12 @@ function start() {
     $("state").textContent = "The dashboard server is not answering; retrying…";
   };
   // The ages on the page keep counting between updates.
-  setInterval(() => { if (view) { view.age_seconds += 1; showState(view); } }, 1000);
+  setInterval(() => {
+    if (!view) return;
+    view.age_seconds += 1;
+    for (const h of view.hosts || []) if (h.age_seconds !== null) h.age_seconds += 1;
+    showState(view);
+  }, 1000);
 }
 
 start();
