@@ -22,15 +22,15 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
             names.join(" ")
         ))
     })?;
-    let timeout = match args.timeout.as_str() {
-        "-1" => None,
-        text => Some(crate::sem::number(text, 0..=u64::MAX).ok_or_else(|| {
-            Failure::new(
-                format!("mq board: -t {text}: seconds, or -1 for none"),
-                exit::USAGE,
-            )
-        })?),
-    };
+    let timeout =
+        match args.timeout.as_str() {
+            "-1" => None,
+            // The runner's statuses are PROTOCOL.md's reboot's: a run it cannot
+            // start is 6, whatever the reason.
+            text => Some(crate::sem::number(text, 0..=u64::MAX).ok_or_else(|| {
+                cannot_run(format!("mq board: -t {text}: seconds, or -1 for none"))
+            })?),
+        };
     let state = args.lab.parent().unwrap_or(Path::new(".")).join("state");
     mq_lab::boardlock::prepare_state(&state)
         .map_err(|e| cannot_run(format!("mq board: [{}] {e}", board.name)))?;

@@ -5,8 +5,9 @@
 //! by SIGKILL. Boards are `command` boards whose power and console are
 //! files and `sleep`s, run as real Unix users through `su`.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -377,4 +378,84 @@ fn a_runner_killed_by_sigkill_leaves_no_board_process_behind() {
     let (code, out, err) = mq_testkit::output(lab.reboot_as(alice, "bench1", "--shutdown"));
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(lab.power(), "off\non\noff\n");
+}
+
+#[test]
+fn bad_input_to_a_runner_is_refused_before_the_board_is_touched() {
+    let lab = HandLab::shared("");
+    let conf = std::fs::read_to_string(lab.conf()).unwrap();
+    let dir = lab.dir.path();
+    let refused = |args: &str, says: &str| {
+        let started = Instant::now();
+        let (code, out, err) = mq_testkit::output(lab.reboot_as("root", "bench1", args));
+        assert_eq!(code, 6, "{args}: {out}{err}");
+        assert!(err.contains(says), "{args}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{args}");
+        assert_eq!(lab.power(), "", "{args}: the board was touched");
+    };
+    let image = mq_transport::quote(&lab.image().display().to_string());
+
+    // A template whose placeholder sits inside double quotes behind `\"`:
+    // the shell would expand `$(...)` in the value there.
+    std::fs::write(
+        lab.conf(),
+        conf.replacen(
+            "console = cat {kernel};",
+            "console = echo \"\\\"{kernel}\"; cat {kernel};",
+            1,
+        ),
+    )
+    .unwrap();
+    let sneaky = dir.join("$(touch PWNED)");
+    std::fs::write(&sneaky, "All is well\n").unwrap();
+    let sneaky = mq_transport::quote(&sneaky.display().to_string());
+    refused(
+        &format!("-c 'All is well' -t 5 -k {sneaky}"),
+        "inside double quotes",
+    );
+    assert!(!dir.join("PWNED").exists() && !Path::new("PWNED").exists());
+
+    // A misspelt placeholder, refused with its line.
+    std::fs::write(lab.conf(), conf.replacen("cat {kernel}", "cat {kernal}", 1)).unwrap();
+    refused(
+        &format!("-c x -t 5 -k {image}"),
+        "lab.conf:5: console: unknown placeholder {kernal}",
+    );
+    std::fs::write(lab.conf(), &conf).unwrap();
+
+    // A path that is not UTF-8 would reach the template as another path.
+    let raw = dir.join(std::ffi::OsStr::from_bytes(b"img\xff"));
+    std::fs::write(&raw, "All is well\n").unwrap();
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+    cmd.args(["board", "reboot", "--lab"])
+        .arg(lab.conf())
+        .args(["--board", "bench1", "-c", "x", "-t", "5", "-k"])
+        .arg(&raw);
+    let (code, _, err) = mq_testkit::output(cmd);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("a path must be UTF-8 text"), "{err}");
+
+    // A FIFO as the log would hold the board's lock while nobody reads it.
+    let fifo = dir.join("log.fifo");
+    mq_testkit::sh("mkfifo", &[fifo.to_str().unwrap()]);
+    let mut reader = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec cat {} > /dev/null", fifo.display()))
+        .spawn()
+        .unwrap();
+    refused(
+        &format!("-c x -t 5 -k {image} -l {}", fifo.display()),
+        "the log must be a regular file",
+    );
+    let _ = reader.kill();
+    let _ = reader.wait();
+
+    // A back-reference grep -E follows and mq's matcher cannot: the run
+    // would only ever time out.
+    refused(
+        &format!("-c '(well) \\1' -t 5 -k {image}"),
+        "back-reference",
+    );
+    // Statuses are the runner's: a bad -t is a run that cannot start.
+    refused(&format!("-c x -t abc -k {image}"), "-t abc");
 }

@@ -464,8 +464,22 @@ fn check_options(spec: &JobSpec) -> Result<(), JobError> {
             "-b (device tree) needs -L (boot Linux)".into(),
         ));
     }
+    for (what, seconds) in [
+        ("-d", spec.timeout),
+        ("--queue-timeout", spec.queue_timeout),
+    ] {
+        if seconds.is_some_and(|s| s > MAX_SECONDS) {
+            return Err(JobError::Check(format!(
+                "{what} is at most {MAX_SECONDS} seconds (ten years)"
+            )));
+        }
+    }
     mq_lock::check_key(&spec.key).map_err(|e| JobError::Check(format!("-k: {e}")))
 }
+
+/// The longest `-d` or `--queue-timeout` a job takes: ten years (any more
+/// would overflow the deadlines made from it).
+pub const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// Where `-l FILE` may be written: an existing file (or device, FIFO,
 /// symlink to one) that is not a directory and that this user may write, or
@@ -1820,6 +1834,28 @@ mod report_tests {
 #[cfg(test)]
 mod script_tests {
     use super::*;
+
+    #[test]
+    fn timeouts_past_ten_years_are_refused_not_overflowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("kernel");
+        std::fs::write(&image, "k").unwrap();
+        for (timeout, queue_timeout, what) in [
+            (Some(u64::MAX), None, "-d"),
+            (None, Some(u64::MAX), "--queue-timeout"),
+        ] {
+            let spec = JobSpec {
+                target: "board1".into(),
+                files: vec![image.clone()],
+                completion: Some("All is well".into()),
+                timeout,
+                queue_timeout,
+                ..JobSpec::default()
+            };
+            let e = check_spec(&spec).unwrap_err().to_string();
+            assert!(e.contains(&format!("{what} is at most")), "{e}");
+        }
+    }
 
     #[test]
     fn the_job_scripts_pass_dash_bash_and_shellcheck() {

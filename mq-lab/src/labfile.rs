@@ -287,12 +287,19 @@ fn board(
                 .unwrap_or_default(),
             append: get("append").map(|(v, _)| v),
         },
-        _ => BoardKind::Command {
-            power_on: require("power_on")?,
-            power_off: require("power_off")?,
-            stage: get("stage").map(|(v, _)| v),
-            console: require("console")?,
-        },
+        _ => {
+            for key in ["power_on", "power_off", "stage", "console"] {
+                if let Some((template, n)) = get(key) {
+                    check_placeholders(&template).map_err(|m| error(n, format!("{key}: {m}")))?;
+                }
+            }
+            BoardKind::Command {
+                power_on: require("power_on")?,
+                power_off: require("power_off")?,
+                stage: get("stage").map(|(v, _)| v),
+                console: require("console")?,
+            }
+        }
     };
     Ok(Board {
         name: section.name,
@@ -335,6 +342,37 @@ fn check_keys(
         )),
         None => Ok(()),
     }
+}
+
+/// What a command template may name: each is replaced by a quoted value.
+pub const PLACEHOLDERS: [&str; 6] = ["board", "kernel", "rootserver", "dtb", "bitstream", "log"];
+
+/// Every `{word}` of a template is a known placeholder: a misspelt one
+/// (`{kernal}`) would otherwise reach the shell as it is. `${VAR}` is the
+/// shell's, and braces around anything but a lowercase word (`{ cmd; }`,
+/// `{a,b}`) are not placeholders.
+fn check_placeholders(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        let after = &rest[at + 1..];
+        let word_len = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(after.len());
+        let word = &after[..word_len];
+        let shells = rest[..at].ends_with('$');
+        if !shells
+            && !word.is_empty()
+            && after[word_len..].starts_with('}')
+            && !PLACEHOLDERS.contains(&word)
+        {
+            return Err(format!(
+                "unknown placeholder {{{word}}} (placeholders: {})",
+                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+            ));
+        }
+        rest = after;
+    }
+    Ok(())
 }
 
 /// The longest time setting a lab file takes (ten years).
@@ -443,6 +481,15 @@ mod tests {
             err("[board a]\nkind = command\ncommand_timeout = 0\n"),
             "lab.conf:3: command_timeout must be a positive number of seconds, found '0'"
         );
+        assert_eq!(
+            err("[board a]\nkind = command\npower_on = pdu on {board}\npower_off = x\nconsole = cat {kernal}\n"),
+            "lab.conf:5: console: unknown placeholder {kernal} (placeholders: {board} {kernel} {rootserver} {dtb} {bitstream} {log})"
+        );
+        assert!(parse(
+            "[board a]\nkind = command\npower_on = { pdu on; } && echo ${HOME} {a,b}\npower_off = x\nconsole = y\n",
+            "lab.conf"
+        )
+        .is_ok());
         assert_eq!(
             err("[board a]\nkind qemu\n"),
             "lab.conf:2: expected 'key = value', found 'kind qemu'"

@@ -82,6 +82,13 @@ pub fn reboot(board: &Board, args: &RebootArgs, state: &Path) -> Result<i32, Run
     let matcher = MatcherBuilder::board_run(args.completion.as_deref(), args.error.as_deref())
         .build()
         .map_err(|e| RunnerError(e.to_string()))?;
+    // A text mq's matcher cannot follow (a back-reference) would never
+    // match here, and the run would end as a timeout: refused instead.
+    if let Some(note) = matcher.notes().first() {
+        return Err(RunnerError(format!(
+            "{note}; mq's board runner has no other verdict: use a text without it"
+        )));
+    }
     let templates = Templates::fill(board, args)?;
     // From here on SIGINT, SIGTERM and SIGHUP end the run in every phase:
     // powering on and staging too, not only once the console runs.
@@ -174,6 +181,25 @@ fn check_args(board: &Board, args: &RebootArgs) -> Result<(), RunnerError> {
     {
         if !file.is_file() {
             return Err(RunnerError(format!("no such image: {}", file.display())));
+        }
+    }
+    // Templates get paths as text: one that is not UTF-8 would reach them
+    // changed, and name another file.
+    for path in [
+        args.kernel.as_ref(),
+        args.rootserver.as_ref(),
+        args.dtb.as_ref(),
+        args.bitstream.as_ref(),
+        args.log.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if path.to_str().is_none() {
+            return Err(RunnerError(format!(
+                "{}: a path must be UTF-8 text",
+                path.display()
+            )));
         }
     }
     for (what, seconds) in [("-t", args.timeout), ("boot_timeout", board.boot_timeout)] {
@@ -594,9 +620,10 @@ impl ConsoleSource for BoardConsole {
 /// inserted value is never scanned again. A placeholder inside double quotes
 /// is refused (the shell would expand `$(...)` in its value there).
 fn fill(template: &str, board: &Board, args: &RebootArgs) -> Result<String, RunnerError> {
+    // Paths are UTF-8 (checked before): `to_string_lossy` changes nothing.
     let path = |p: &Option<PathBuf>| {
         p.as_ref()
-            .map_or_else(|| quote(""), |p| quote(&p.display().to_string()))
+            .map_or_else(|| quote(""), |p| quote(&p.to_string_lossy()))
     };
     let values = [
         ("{board}", quote(&board.name)),
@@ -623,6 +650,14 @@ fn fill(template: &str, board: &Board, args: &RebootArgs) -> Result<String, Runn
             }
         }
         match (quoting, c) {
+            // Outside single quotes a backslash takes the next character
+            // as it is: `\"` neither opens nor closes double quotes.
+            (None | Some('"'), '\\') => {
+                let escaped: String = rest.chars().take(2).collect();
+                out.push_str(&escaped);
+                rest = &rest[escaped.len()..];
+                continue 'scan;
+            }
             (None, '\'' | '"') => quoting = Some(c),
             (Some(q), c) if q == c => quoting = None,
             _ => {}
