@@ -32,6 +32,14 @@ const INDEX: &str = include_str!("serve/index.html");
 const APP_JS: &str = include_str!("serve/app.js");
 const APP_CSS: &str = include_str!("serve/app.css");
 
+/// The most connections served at once; more are closed as they come (a
+/// page holds one for its events).
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a connection may take to send a request's headers, and stay
+/// idle between requests: silent connections cannot pile up.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// No inline script or style, nothing from elsewhere.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -347,6 +355,13 @@ pub fn serve(args: ServeArgs, config: Config) -> Result<(), Failure> {
     let listener = std::net::TcpListener::bind(&args.listen).map_err(cannot)?;
     listener.set_nonblocking(true).map_err(cannot)?;
     let addr = listener.local_addr().map_err(cannot)?;
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "mq: WARNING: listening on {addr}: anyone who can reach this port sees who holds \
+             which board, their keys and the health log (the dashboard has no login). Put it \
+             behind a proxy that asks for one, or listen on 127.0.0.1."
+        );
+    }
     let mut hosts = vec![config.host.value.clone()];
     for system in inventory.systems() {
         if let Some(host) = &system.host {
@@ -382,6 +397,10 @@ pub fn serve(args: ServeArgs, config: Config) -> Result<(), Failure> {
         .route("/metrics", get(metrics))
         .route("/events", get(events))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(allowed_hosts(addr)),
+            check_host,
+        ))
         .layer(axum::middleware::map_response(safe_headers))
         .with_state(shared);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -393,9 +412,84 @@ pub fn serve(args: ServeArgs, config: Config) -> Result<(), Failure> {
     runtime
         .block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, app).await
+            serve_http(listener, app).await
         })
         .map_err(|e| Failure::new(format!("mq: the server stopped: {e}"), exit::USAGE))
+}
+
+/// Serves `app` on `listener`: at most [`MAX_CONNECTIONS`] at once, each
+/// closed when its headers take longer than [`HEADER_TIMEOUT`] (or it sits
+/// idle that long between requests).
+async fn serve_http(listener: tokio::net::TcpListener, app: Router) -> std::io::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors, or a connection reset before it was
+            // taken: wait a moment rather than spin.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The `Host:` values a page on `addr` may be asked for. On a loopback
+/// address only the loopback names: a web page elsewhere that rebinds its
+/// own name to 127.0.0.1 (DNS rebinding) gets nothing. Elsewhere any (the
+/// machine's names are not known here; the warning at start says so).
+fn allowed_hosts(addr: std::net::SocketAddr) -> Option<Vec<String>> {
+    if !addr.ip().is_loopback() {
+        return None;
+    }
+    let port = addr.port();
+    Some(
+        [
+            addr.to_string(),
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]
+        .into(),
+    )
+}
+
+/// Refuses a request whose `Host:` is not one of `allowed`.
+async fn check_host(
+    Shared_(allowed): Shared_<Arc<Option<Vec<String>>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(allowed) = allowed.as_ref() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "mq serve answers only to the address it listens on\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Every answer: the page's policy, no sniffing, no caching, no referrer.

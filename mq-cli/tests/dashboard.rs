@@ -352,3 +352,74 @@ fn mq_status_watch_redraws_in_place() {
     assert!(matches!(status, Some(0) | None), "{status:?}");
     assert_eq!(t.mq(1, &["unlock", "sabre", "-k", "watched"]).code, 0);
 }
+
+#[test]
+fn the_server_sheds_silent_connections_and_answers_only_to_its_own_name() {
+    let Some(t) = Lab::start(1) else { return };
+    let serve = Serve::start(&t);
+    let port = serve.url.rsplit(':').next().unwrap().to_string();
+    // A page of another site whose name was rebound to 127.0.0.1 (DNS
+    // rebinding) gets nothing; the loopback names get the lab.
+    let with_host = |host: &str| {
+        ureq::get(&format!("{}/api/status", serve.url))
+            .set("Host", host)
+            .call()
+            .map_or_else(
+                |e| match e {
+                    ureq::Error::Status(code, _) => code,
+                    other => panic!("{other}"),
+                },
+                |r| r.status(),
+            )
+    };
+    assert_eq!(with_host(&format!("evil.example:{port}")), 421);
+    assert_eq!(with_host(&format!("localhost:{port}")), 200);
+    assert_eq!(with_host(&format!("127.0.0.1:{port}")), 200);
+
+    // 400 connections that never send a byte: the server keeps answering
+    // within its header timeout (10 s), and closes them.
+    let addr = serve.url.trim_start_matches("http://").to_string();
+    let silent: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(silent.len() >= 300, "{} connections", silent.len());
+    let started = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(20), || serve.api().is_some()),
+        "the dashboard stopped answering"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut first = &silent[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    use std::io::Read;
+    // Closed (or answered, then closed) before 15 s, not kept open.
+    if let Err(e) = first.read(&mut byte) {
+        panic!("a silent connection was kept for 15 s: {e}");
+    }
+
+    // Listening beyond loopback says what that shows, and to whom.
+    let listen = format!("0.0.0.0:{}", free_port());
+    let mut child = t
+        .command(0, &["serve", "--listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    use std::io::BufRead;
+    err.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("WARNING") && line.contains("anyone who can reach this port"),
+        "{line}"
+    );
+}
