@@ -497,6 +497,10 @@ pub enum HealthCommand {
         /// Only systems in the unknown state (what a lab runs from cron)
         #[arg(long, conflicts_with = "names")]
         unknown: bool,
+        /// With --all: check boards in maintenance or retired too (an admin
+        /// set those on purpose; they are skipped otherwise)
+        #[arg(long, requires = "all")]
+        force: bool,
     },
 }
 

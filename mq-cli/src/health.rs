@@ -69,7 +69,8 @@ pub fn health(args: HealthArgs, config: Config) -> Result<(), Failure> {
             names,
             all,
             unknown,
-        }) => check(config, inventory, &names, all, unknown),
+            force,
+        }) => check(config, inventory, &names, all.then_some(force), unknown),
     }
 }
 
@@ -102,14 +103,19 @@ fn table(all: &[Health]) -> String {
 }
 
 /// `mq health check`: each system's check runs under its lock (whatever
-/// its health), and sets it good or bad.
+/// its health), and sets it good or bad. Named systems are checked
+/// whatever their state, waiting in line for a held one (and saying so).
+/// `--all` (`Some(force)`) and `--unknown` check what is idle: a board
+/// someone holds is skipped and named, and `--all` skips boards an admin
+/// put in maintenance or retired unless forced.
 fn check(
     config: Config,
     inventory: mq_core::Inventory,
     names: &[String],
-    all: bool,
+    all: Option<bool>,
     unknown: bool,
 ) -> Result<(), Failure> {
+    let sweep = all.is_some() || unknown;
     let Some(dir) = config.inventory.value.clone() else {
         return Err(Failure::new(
             "mq: health checks are declared in an inventory directory's health.tsv; the built-in fleet has none",
@@ -118,7 +124,7 @@ fn check(
     };
     let checks = health::load_checks(&dir, &inventory)
         .map_err(|e| Failure::new(format!("mq: bad health checks: {e}"), exit::USAGE))?;
-    let wanted: Vec<String> = if all || unknown {
+    let wanted: Vec<String> = if sweep {
         checks.iter().map(|c| c.system.clone()).collect()
     } else {
         if names.is_empty() {
@@ -143,12 +149,24 @@ fn check(
     let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let queue = connect(config, inventory, &names)?;
     let mut targets = wanted;
-    if unknown {
+    if sweep {
         let names: Vec<&str> = targets.iter().map(String::as_str).collect();
         let states = queue.health(&names).map_err(failure)?;
+        let force = all == Some(true);
         targets = states
             .into_iter()
-            .filter(|h| h.state == State::Unknown)
+            .filter(|h| match h.state {
+                State::Unknown => true,
+                _ if unknown => false,
+                State::Maintenance | State::Retired if !force => {
+                    crate::say(format!(
+                        "{}: skipped: {} (--force to check it too)",
+                        h.system, h.state
+                    ));
+                    false
+                }
+                _ => true,
+            })
             .map(|h| h.system)
             .collect();
     }
@@ -158,6 +176,22 @@ fn check(
             .iter()
             .find(|c| &c.system == system)
             .expect("checked");
+        // Never a silent wait: a sweep leaves a held board alone, a board
+        // asked for by name waits in line, and says so.
+        if let mq_core::LockState::Held(holder) = queue.info(system).map_err(failure)? {
+            if sweep {
+                crate::say(format!(
+                    "{system}: skipped: held by {} (key {}); check it by name to wait",
+                    holder.owner, holder.key
+                ));
+                continue;
+            }
+            eprintln!(
+                "mq: {system} is held by {} (key {}); waiting in line to check it (^C to stop)",
+                holder.owner,
+                mq_core::inert(&holder.key)
+            );
+        }
         let (state, reason) = run_check(&queue, check)?;
         queue.set_health(system, state, &reason).map_err(failure)?;
         crate::say(format!("{system}: {state} ({reason})"));

@@ -157,3 +157,74 @@ fn hostile_reasons_are_kept_and_shown_verbatim() {
     assert!(r.stderr.contains("b1 retired (gone)"), "{}", r.stderr);
     assert_eq!(t.lab.lock_owner("b1"), None);
 }
+
+#[test]
+fn a_sweep_checks_only_idle_boards_an_admin_left_in_service() {
+    let Some(t) = Lab::start() else { return };
+    t.mend_board("b3");
+    let checks = t.inventory.path().join("health.tsv");
+    std::fs::write(
+        &checks,
+        format!("b1\t{PASS}\t10\timage\nb2\t{PASS}\t10\timage\nb3\t{PASS}\t10\timage\n"),
+    )
+    .unwrap();
+    let r = t.mq(
+        0,
+        &["health", "set", "b1", "maintenance", "--reason", "new PSU"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = t.mq(1, &["sem", "-wait", "b2", "-k", "bench"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let holder = &t.lab.users[1].name;
+
+    // The sweep leaves the admin's board and the busy one alone, says so,
+    // and never waits.
+    let r = t.mq_within(30, 0, &["health", "check", "--all"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("b1: skipped: maintenance (--force to check it too)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("b2: skipped: held by {holder} (key bench)")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("b3: good (health check passed)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.health("b1")["state"], "maintenance");
+    assert_eq!(t.lab.lock_owner("b2").as_deref(), Some(holder.as_str()));
+    // Forced, the admin's board is checked too.
+    let r = t.mq_within(30, 0, &["health", "check", "--all", "--force"]);
+    assert!(
+        r.stdout.contains("b1: good (health check passed)"),
+        "{}",
+        r.stdout
+    );
+
+    // By name, a held board is waited for, and the wait is said.
+    let release = std::thread::scope(|s| {
+        let release = s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            t.mq(1, &["sem", "-signal", "b2", "-k", "bench"])
+        });
+        let r = t.mq_within(30, 0, &["health", "check", "b2"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "b2 is held by {holder} (key bench); waiting in line"
+            )),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stdout.contains("b2: good"), "{}", r.stdout);
+        release.join().unwrap()
+    });
+    assert_eq!(release.code, 0, "{}", release.stderr);
+}

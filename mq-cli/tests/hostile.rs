@@ -482,3 +482,58 @@ fn priority_is_the_labs_to_give() {
     assert_eq!(wait(BOB, "3").code, 1);
     let _ = alice;
 }
+
+#[test]
+fn a_health_file_nobody_can_vouch_for_gets_one_answer_everywhere() {
+    let Some(t) = Lab::start() else { return };
+    let b = t.base().to_string();
+    let bob = t.lab.users[1].name.clone();
+    let file = format!("{b}/health/b1");
+    // What bob can leave where b1's health belongs: no state, nothing, a
+    // link to a good-looking file, a file too big to read, a FIFO.
+    let plants = [
+        "printf 'reason=trust me\\n' > \"$f\"".to_string(),
+        ": > \"$f\"".to_string(),
+        "printf 'state=good\\n' > \"$f.real\" && ln -s \"$f.real\" \"$f\"".to_string(),
+        "{ printf 'state=good\\n'; head -c 5000 /dev/zero | tr '\\0' x; } > \"$f\"".to_string(),
+        "mkfifo \"$f\"".to_string(),
+    ];
+    for plant in plants {
+        let out = t.lab.sh_as(
+            &bob,
+            &format!(
+                "{} && rm -f \"$f\" \"$f.real\" && {plant}",
+                wave_two_dirs(&t)
+            )
+            .replace("\"$f", &format!("\"{file}")),
+        );
+        assert!(
+            out.status.success(),
+            "{plant}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let health = t.health("b1");
+        assert_eq!(
+            health["state"], "unknown",
+            "mq health after {plant}: {health}"
+        );
+        let r = t.mq_within(30, 0, &["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let b1 = &status["boards"][0];
+        assert_eq!(b1["system"], "b1");
+        assert_eq!(
+            b1["health"]["state"], "unknown",
+            "mq status after {plant}: {b1}"
+        );
+        // mq run refuses it by name, as unknown, before any lock.
+        let r = t.run(0, "b1", &[]);
+        assert_ne!(r.code, 0, "mq run after {plant}: {}{}", r.stdout, r.stderr);
+        assert!(
+            format!("{}{}", r.stdout, r.stderr).contains("unknown"),
+            "mq run after {plant}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert_eq!(t.lab.lock_owner("b1"), None, "{plant}");
+    }
+}

@@ -109,16 +109,25 @@ impl Health {
     }
 
     /// Parses a health file (`key=value` lines, values escaped as
-    /// [`escape`] does); unknown keys are ignored, a bad state is `None`.
+    /// [`escape`] does); unknown keys are ignored; a file without a known
+    /// state (a bad one, none at all, or more than [`MAX_FILE`] bytes) is
+    /// `None`, as the host's scripts read it.
     pub fn parse(system: &str, text: &str) -> Option<Health> {
+        if text.len() > MAX_FILE {
+            return None;
+        }
         let mut health = Health::good(system);
+        let mut stated = false;
         for line in text.lines() {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
             };
             let value = unescape(value);
             match key {
-                "state" => health.state = State::parse(&value)?,
+                "state" => {
+                    health.state = State::parse(&value)?;
+                    stated = true;
+                }
                 "since" => health.since = value,
                 "by" => health.by = value,
                 "reason" => health.reason = value,
@@ -127,12 +136,13 @@ impl Health {
                 _ => {}
             }
         }
-        Some(health)
+        stated.then_some(health)
     }
 
-    /// [`Health::parse`], with a file that does not parse (an unknown
-    /// state: written by hand, or by someone else) as `unknown`: nobody can
-    /// vouch for the board. An empty text (no file) is good.
+    /// [`Health::parse`], with a file that does not parse (no known state:
+    /// written by hand, or by someone else, empty, a link, too big) as
+    /// `unknown`: nobody can vouch for the board. Only a board with no
+    /// file at all is good by default (the callers tell the two apart).
     pub fn parse_or_unknown(system: &str, text: &str) -> Health {
         Health::parse(system, text).unwrap_or_else(|| Health {
             state: State::Unknown,
@@ -431,6 +441,11 @@ const LOG: &str = include_str!("sh/health_log.sh");
 const MUTEX: &str = include_str!("sh/health_mutex.sh");
 /// Precedes each system's file in what [`read_script`] prints.
 const FILE_MARK: &str = "MQ-HEALTH-FILE ";
+
+/// The most bytes of a health file anyone reads; a bigger one is unknown
+/// (`mq health`, `mq status`, the host's checks before a run and at its
+/// end all say so alike).
+pub const MAX_FILE: usize = 4096;
 /// Printed by the run's finish when it changed the board's state:
 /// `MQ-HEALTH STATE REASON`.
 pub(crate) const CHANGED_MARK: &str = "MQ-HEALTH ";
@@ -508,7 +523,8 @@ pub(crate) fn parse_read(systems: &[&str], out: &str) -> Vec<Health> {
         .map(|s| {
             files.iter().find(|(name, _)| name == s).map_or_else(
                 || Health::good(s),
-                |(_, text)| Health::parse_or_unknown(s, text),
+                // The reader added a line break after the file's bytes.
+                |(_, text)| Health::parse_or_unknown(s, text.strip_suffix('\n').unwrap_or(text)),
             )
         })
         .collect()
@@ -755,6 +771,11 @@ mod tests {
         assert!(!change.render().contains('\n'));
         assert_eq!(Change::parse(&change.render()), Some(change));
         assert_eq!(Health::parse("x", "state=broken\n"), None);
-        assert_eq!(Health::parse("x", ""), Some(Health::good("x")));
+        // A file that says no state is nobody's word for the board.
+        assert_eq!(Health::parse("x", ""), None);
+        assert_eq!(Health::parse("x", "reason=fine\n"), None);
+        let big = format!("state=good\n{}", "x".repeat(MAX_FILE));
+        assert_eq!(Health::parse("x", &big), None);
+        assert_eq!(Health::parse_or_unknown("x", "").state, State::Unknown);
     }
 }

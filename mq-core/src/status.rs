@@ -153,6 +153,8 @@ struct Seen {
     lock_file: Option<(String, u64, String)>,
     key_time: Option<u64>,
     health: Vec<String>,
+    /// Whether it has a health file at all.
+    health_file: bool,
     tickets: BTreeMap<String, Ticket>,
     holds: Vec<HoldRecord>,
     waits: Vec<WaitRecord>,
@@ -272,6 +274,9 @@ fn parse_lines(out: &str) -> Lines {
                 let Some(f) = fields(rest, 3) else { continue };
                 seen.entry(f[1].to_string()).or_default().lock =
                     Some((f[0].to_string(), f[2].to_string()));
+            }
+            "healthfile" => {
+                seen.entry(rest.to_string()).or_default().health_file = true;
             }
             "health" => {
                 let Some(f) = fields(rest, 2) else { continue };
@@ -423,7 +428,12 @@ fn board(
         }
         _ => None,
     };
-    let health = Health::parse_or_unknown(&system, &s.health.join("\n"));
+    // No file: good; a file: what it says, or unknown (as everyone reads it).
+    let health = if s.health_file {
+        Health::parse_or_unknown(&system, &s.health.join("\n"))
+    } else {
+        Health::good(&system)
+    };
     let pools = inventory
         .pools()
         .iter()

@@ -468,6 +468,17 @@ impl Drop for TestUser {
     }
 }
 
+/// Writes `text` to `path` by renaming a file of its own over it: a reader
+/// (an `mq` of another test thread) never sees it half written.
+fn write_atomically(path: &Path, text: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let tmp = path.with_extension(format!("tmp{}.{n}", std::process::id()));
+    fs::write(&tmp, text).expect("write");
+    fs::rename(&tmp, path).expect("rename");
+}
+
 /// `script` run with `sh` as `user` through `su` (stdin from /dev/null).
 pub fn su(user: &str, script: &str) -> Command {
     let mut cmd = Command::new("su");
@@ -527,7 +538,7 @@ impl LabHost {
     /// An ssh_config file that reaches this host as `lab`, logging in as `user`.
     pub fn config_for(&self, user: &str) -> PathBuf {
         let path = self.root.path().join(format!("ssh_config.{user}"));
-        fs::write(&path, self.server.config_block_for("lab", user)).expect("ssh_config");
+        write_atomically(&path, &self.server.config_block_for("lab", user));
         path
     }
 
@@ -535,7 +546,7 @@ impl LabHost {
     /// the host's sshd).
     pub fn config_via(&self, user: &str, port: u16) -> PathBuf {
         let path = self.root.path().join(format!("ssh_config.{user}.{port}"));
-        fs::write(&path, self.server.config_block_via("lab", user, port)).expect("ssh_config");
+        write_atomically(&path, &self.server.config_block_via("lab", user, port));
         path
     }
 

@@ -48,8 +48,9 @@ fi
 mq_hlock @system_file@ || true
 mq_state=good; mq_fail=0; mq_since=; mq_by=; mq_reason=; mq_run=
 if [ -e "$b/health/"@system_file@ ] || [ -L "$b/health/"@system_file@ ]; then
-  mq_hc=$(mq_read "$b/health/"@system_file@ 4096)
+  mq_hc=$(mq_read "$b/health/"@system_file@ 4097)
   mq_get "$mq_hc" state || mq_x=unknown
+  [ "${#mq_hc}" -le 4096 ] || mq_x=unknown
   mq_state=$mq_x
   case $mq_state in good|unknown|bad|maintenance|retired) ;; *) mq_state=unknown ;; esac
   mq_get "$mq_hc" failures; mq_fail=$mq_x

@@ -34,10 +34,13 @@ find "$b/queue" "$b/health/logs" -maxdepth 1 -regextype posix-extended -regex '.
   \( -type l -printf '@mark@unsafe\t%p is a link (owner %u)\n' -o \
   -type d -perm -0002 ! -perm -1000 \
   -printf '@mark@unsafe\t%p is mode %m without the sticky bit (owner %u)\n' \) 2>/dev/null
-# Health: each system's file (at most 4 KiB), line by line.
+# Health: each system's file that exists (whatever it is), and the lines
+# of those that are regular files of at most 4 KiB (mq_core::health::MAX_FILE).
 if [ -d "$b/health" ] && [ ! -L "$b/health" ]; then
+  find "$b/health" -mindepth 1 -maxdepth 1 ! -type d -regextype posix-extended -regex '.*/health/[^/.[:cntrl:]]+' \
+    ! -name threshold ! -name log -printf '@mark@healthfile\t%f\n'
   find "$b/health" -mindepth 1 -maxdepth 1 -type f -regextype posix-extended -regex '.*/health/[^/.[:cntrl:]]+' \
-    ! -name threshold ! -name log -size -5k -exec grep -D skip -a -s -H -Z -e '' -- {} + |
+    ! -name threshold ! -name log -size -4097c -exec grep -D skip -a -s -H -Z -e '' -- {} + |
     tr '\000' '\t' | sed "s|^|@mark@health$mq_tab|"
   # The last changes of health: each user's own log.
   find "$b/health/logs" -mindepth 1 -maxdepth 1 -type f -regextype posix-extended -regex '.*/[^/[:cntrl:]]+' \
