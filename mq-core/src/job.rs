@@ -762,6 +762,8 @@ struct HostFinish {
     /// `None` when the report was cut short (the connection went).
     report: Option<finish::Report>,
     status: mq_transport::ExitStatus,
+    /// Writing the runner's log to the `-l` file failed.
+    log_error: Option<io::Error>,
 }
 
 impl HostFinish {
@@ -773,12 +775,16 @@ impl HostFinish {
 }
 
 /// Reads the host's finish to its end: the report after the end mark, and
-/// the script's exit status.
+/// the script's exit status. The runner's log in it goes to `log` as it
+/// comes.
 fn read_host_finish(
     process: &mut dyn PtyProcess,
-    mut after: Vec<u8>,
+    after: Vec<u8>,
+    log: &mut dyn io::Write,
     cancel: &Cancel,
 ) -> Result<HostFinish, JobError> {
+    let mut reader = finish::ReportReader::new(log);
+    reader.feed(&after);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         if cancel.is_cancelled() {
@@ -791,7 +797,7 @@ fn read_host_finish(
             .read(&mut buf, Some(Duration::from_millis(100)))
             .map_err(|e| transport_or_interrupt(cancel, e))?
         {
-            ReadOutcome::Data(n) => after.extend_from_slice(&buf[..n]),
+            ReadOutcome::Data(n) => reader.feed(&buf[..n]),
             ReadOutcome::TimedOut => {}
             ReadOutcome::Eof => break,
         }
@@ -799,10 +805,44 @@ fn read_host_finish(
     let status = process
         .wait()
         .map_err(|e| transport_or_interrupt(cancel, e))?;
+    let log_error = reader.sink_error.take();
     Ok(HostFinish {
-        report: finish::parse(&after),
+        report: reader.finish(),
         status,
+        log_error,
     })
+}
+
+/// The `-l` file, replaced by the runner's log as the host sends it (what
+/// the console wrote there meanwhile was a first draft). A file that is
+/// not regular (a FIFO, a terminal) keeps the console and gets no more.
+struct ReplaceLog<'f> {
+    file: Option<&'f mut std::fs::File>,
+    started: bool,
+}
+
+impl io::Write for ReplaceLog<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::io::Seek;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(buf.len());
+        };
+        if !self.started {
+            self.started = true;
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                self.file = None;
+                return Ok(buf.len());
+            }
+            file.set_len(0)?;
+            file.rewind()?;
+        }
+        file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
 }
 
 /// Console bytes to the event callback.
@@ -1544,10 +1584,16 @@ impl MachineQueue {
         let after = console.finished_on_host();
         let (ending, host) = match after {
             Some(after) => {
-                let host = read_host_finish(process.as_mut(), after, cancel)?;
-                let log = host.report.as_ref().and_then(|r| r.log.as_ref());
-                if let (Some(path), Some(file), Some(log)) = (&spec.log, local_log.as_mut(), log) {
-                    replace_log(path, file, log)?;
+                let mut log = ReplaceLog {
+                    file: local_log.as_mut(),
+                    started: false,
+                };
+                let host = read_host_finish(process.as_mut(), after, &mut log, cancel)?;
+                if let (Some(path), Some(e)) = (&spec.log, &host.log_error) {
+                    return Err(JobError::Log {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    });
                 }
                 let ending = Ending {
                     interrupted: false,

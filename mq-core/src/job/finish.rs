@@ -149,35 +149,106 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 pub(crate) struct Report {
     /// The runner's exit status.
     pub(crate) runner_status: i32,
-    /// The runner's log, when it was asked for and readable.
-    pub(crate) log: Option<Vec<u8>>,
+    /// The size of the runner's log the host sent (into the reader's sink),
+    /// when it was asked for and readable.
+    pub(crate) log_size: Option<u64>,
     /// What the cleanup printed (the directory removal, the release).
     pub(crate) said: String,
 }
 
-/// Parses the bytes after the mark (`STATUS LOG-SIZE\n`, the log, the
-/// cleanup's lines); `None` when they are cut short.
-pub(crate) fn parse(after: &[u8]) -> Option<Report> {
-    let line_end = after.iter().position(|&b| b == b'\n')?;
-    let line = std::str::from_utf8(&after[..line_end]).ok()?;
-    let mut words = line.split_whitespace();
-    let runner_status = words.next()?.parse().ok()?;
-    let size: i64 = words.next()?.parse().ok()?;
-    let rest = &after[line_end + 1..];
-    let (log, said) = if size >= 0 {
-        let size = usize::try_from(size).ok()?;
-        if rest.len() < size {
+/// Reads the bytes after the mark as they come (`STATUS LOG-SIZE\n`, the
+/// log, the cleanup's lines): the log goes straight to `sink`, so a log of
+/// any size costs no memory; the rest is a line and a few more.
+pub(crate) struct ReportReader<'a> {
+    header: Vec<u8>,
+    status: Option<(i32, i64)>,
+    /// Log bytes still to come.
+    log_left: u64,
+    sink: &'a mut dyn std::io::Write,
+    /// The first error writing the sink (the rest of the log is dropped).
+    pub(crate) sink_error: Option<std::io::Error>,
+    said: Vec<u8>,
+    /// Bounds what the cleanup may say (it is a few lines).
+    cut: bool,
+}
+
+/// The most the cleanup's lines are kept of.
+const MAX_SAID: usize = 64 * 1024;
+
+impl<'a> ReportReader<'a> {
+    pub(crate) fn new(sink: &'a mut dyn std::io::Write) -> ReportReader<'a> {
+        ReportReader {
+            header: Vec::new(),
+            status: None,
+            log_left: 0,
+            sink,
+            sink_error: None,
+            said: Vec::new(),
+            cut: false,
+        }
+    }
+
+    /// Takes the next bytes.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        if self.status.is_none() {
+            let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                if self.header.len() < 256 {
+                    self.header.extend_from_slice(bytes);
+                }
+                return;
+            };
+            self.header.extend_from_slice(&bytes[..end]);
+            bytes = &bytes[end + 1..];
+            let line = String::from_utf8_lossy(&self.header).into_owned();
+            let mut words = line.split_whitespace();
+            let status = words.next().and_then(|w| w.parse().ok());
+            let size = words.next().and_then(|w| w.parse::<i64>().ok());
+            let (Some(status), Some(size)) = (status, size) else {
+                self.cut = true;
+                return;
+            };
+            self.status = Some((status, size));
+            self.log_left = u64::try_from(size).unwrap_or(0);
+        }
+        if self.cut {
+            return;
+        }
+        let take = bytes.len().min(usize::try_from(self.log_left).unwrap_or(usize::MAX));
+        if take > 0 {
+            if self.sink_error.is_none() {
+                if let Err(e) = self.sink.write_all(&bytes[..take]) {
+                    self.sink_error = Some(e);
+                }
+            }
+            self.log_left -= take as u64;
+            bytes = &bytes[take..];
+        }
+        let room = MAX_SAID.saturating_sub(self.said.len());
+        self.said.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// The report; `None` when the bytes were cut short (or made no sense).
+    pub(crate) fn finish(self) -> Option<Report> {
+        let (runner_status, size) = self.status.filter(|_| !self.cut)?;
+        if self.log_left > 0 {
             return None;
         }
-        (Some(rest[..size].to_vec()), &rest[size..])
-    } else {
-        (None, rest)
-    };
-    Some(Report {
-        runner_status,
-        log,
-        said: String::from_utf8_lossy(said).into_owned(),
-    })
+        Some(Report {
+            runner_status,
+            log_size: u64::try_from(size).ok(),
+            said: String::from_utf8_lossy(&self.said).into_owned(),
+        })
+    }
+}
+
+/// Parses the whole of the bytes after the mark: the report and the log.
+#[cfg(test)]
+pub(crate) fn parse(after: &[u8]) -> Option<(Report, Vec<u8>)> {
+    let mut log = Vec::new();
+    let mut reader = ReportReader::new(&mut log);
+    reader.feed(after);
+    let report = reader.finish()?;
+    Some((report, log))
 }
 
 #[cfg(test)]
@@ -192,10 +263,19 @@ mod tests {
             let mut console = scanner.take(&stream[..split]);
             console.extend(scanner.take(&stream[split..]));
             assert_eq!(console, b"booting\r\nAll is well\r\n", "split at {split}");
-            let report = parse(scanner.after.as_ref().unwrap()).unwrap();
+            let after = scanner.after.as_ref().unwrap();
+            let (report, log) = parse(after).unwrap();
             assert_eq!(report.runner_status, 0);
-            assert_eq!(report.log.as_deref(), Some(&b"hello"[..]));
+            assert_eq!((report.log_size, &log[..]), (Some(5), &b"hello"[..]));
             assert_eq!(report.said, "[said]\n");
+            // Fed in pieces, byte by byte: the same.
+            let mut log = Vec::new();
+            let mut reader = ReportReader::new(&mut log);
+            for b in after {
+                reader.feed(std::slice::from_ref(b));
+            }
+            assert_eq!(reader.finish(), Some(report));
+            assert_eq!(log, b"hello");
         }
     }
 
@@ -215,8 +295,8 @@ mod tests {
     fn a_report_cut_short_is_none() {
         assert_eq!(parse(b"0 10\nshort"), None);
         assert_eq!(parse(b"0"), None);
-        let r = parse(b"3 -1\nmq: still there: /tmp/x\n").unwrap();
-        assert_eq!((r.runner_status, r.log), (3, None));
+        let (r, log) = parse(b"3 -1\nmq: still there: /tmp/x\n").unwrap();
+        assert_eq!((r.runner_status, r.log_size, log.len()), (3, None, 0));
     }
 
     #[test]
