@@ -224,7 +224,9 @@ pub struct JobReport {
     pub system: String,
     /// The pool it was chosen from, if any.
     pub pool: Option<String>,
-    /// The lab host (as configured: an SSH destination, or `local`).
+    /// The lab host the board lives on (an SSH destination from the
+    /// configuration or the inventory's `host` column; `local` over the
+    /// local transport).
     pub host: String,
     /// The user the lock was held as on the host.
     pub user: String,
@@ -251,7 +253,11 @@ pub struct JobReport {
     /// Time from start to finish.
     #[serde(rename = "total_s", serialize_with = "seconds")]
     pub total: Duration,
-    /// What the console showed (`None` for a reservation).
+    /// How the run ended, in agreement with `exit_code`: `completed` (0),
+    /// `error-text` (3), `timeout` (4), `source-closed` with the runner's
+    /// status (the runner ended without a verdict, or died of a signal
+    /// whatever it had printed), `interrupted` (130). `None` for a
+    /// reservation.
     pub outcome: Option<Outcome>,
     /// The remote runner's exit status (`None` for a reservation).
     pub remote_status: Option<i32>,
@@ -369,8 +375,11 @@ impl From<LockError> for JobError {
     }
 }
 
-/// Stops a job from another thread (or a signal handler's flag); the job
-/// cleans up fully before returning [`JobError::Interrupted`].
+/// Stops a job from another thread (or a signal handler's flag). The job
+/// cleans up fully (the board stopped, its files removed, the lock given
+/// back) before it returns: [`JobError::Interrupted`] when the board had not
+/// started yet (waiting in line, uploading), else its [`JobReport`] with
+/// [`Outcome::Interrupted`], class `interrupted` and exit code 130.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);
 
@@ -1071,7 +1080,14 @@ fn run_report(
             status: Some(ending.status),
         }
     } else {
-        report.outcome
+        match report.outcome {
+            // The console (the pty) ended before the runner's status was
+            // known to it; the status is known now.
+            Outcome::SourceClosed { status: None } => Outcome::SourceClosed {
+                status: Some(ending.status),
+            },
+            other => other,
+        }
     };
     // A detach hangs the runner up after its verdict: mq's doing, not the
     // board's.

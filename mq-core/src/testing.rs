@@ -34,6 +34,36 @@
 //! assert!(lab.locks().iter().all(|(_, state)| *state == mq_lock::LockState::Free));
 //! ```
 //!
+//! A board that dies, next to one another client holds (README's example):
+//!
+//! ```
+//! use mq_core::health::RunClass;
+//! use mq_core::job::{Cancel, JobSpec};
+//! use mq_core::testing::{Board, TestLab};
+//! use mq_core::Outcome;
+//! use mq_lock::LockState;
+//!
+//! let lab = TestLab::builder()
+//!     .board("b1", Board::exits_with(7))                    // a board that dies
+//!     .board("b2", Board::prints(["Booting", "All is well in the universe"]))
+//!     .build();
+//! let busy = lab.hold("b2", "someone-else");                // as another client would
+//! let spec = JobSpec {
+//!     target: "b1".into(),
+//!     files: vec![lab.image("sel4test.elf", b"ELF")],
+//!     completion: Some("All is well".into()),
+//!     timeout: Some(30),
+//!     ..JobSpec::default()
+//! };
+//! let report = lab.queue().run_job(&spec, None, &Cancel::new(), &mut |_| {}).unwrap();
+//! assert_eq!(report.exit_code, 7);
+//! assert_eq!(report.outcome, Some(Outcome::SourceClosed { status: Some(7) }));
+//! assert_eq!(report.class, Some(RunClass::Infrastructure));
+//! assert!(report.retry_safe);                               // nothing of the test ran
+//! drop(busy);
+//! assert!(lab.locks().iter().all(|(_, s)| *s == LockState::Free));
+//! ```
+//!
 //! # `TestLab` or `MockTransport`
 //! Use a `TestLab` to test what a harness does with jobs and boards: retries,
 //! busy boards, cancels, reports. Use [`mq_transport::mock::MockTransport`]

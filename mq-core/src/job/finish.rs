@@ -213,7 +213,9 @@ impl<'a> ReportReader<'a> {
         if self.cut {
             return;
         }
-        let take = bytes.len().min(usize::try_from(self.log_left).unwrap_or(usize::MAX));
+        let take = bytes
+            .len()
+            .min(usize::try_from(self.log_left).unwrap_or(usize::MAX));
         if take > 0 {
             if self.sink_error.is_none() {
                 if let Err(e) = self.sink.write_all(&bytes[..take]) {
