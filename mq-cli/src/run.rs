@@ -114,7 +114,10 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
     let inventory = config.load_inventory()?;
     check_job(spec, &inventory).map_err(job_failure)?;
     let cancel = Cancel::from_flag(sem::interrupt_flag());
-    let queue = sem::connect(config, inventory, &[&spec.target])?;
+    // ^C is heard while connecting too (a host that never answers).
+    let queue =
+        mq_core::MachineQueue::connect_cancellable(config, inventory, &[&spec.target], &cancel)
+            .map_err(job_failure)?;
 
     let interactive = spec.keep_alive && std::io::stdin().is_terminal();
     let input: Option<Box<dyn std::io::Read + Send>> = (spec.reservation || spec.keep_alive)

@@ -301,6 +301,20 @@ impl Sites {
     }
 
     /// `mq ARGS` with no host configured at all.
+    /// Adds board `c1` on `lab3`, a host that never speaks, reached with
+    /// ConnectTimeout `seconds`.
+    fn add_silent_host(&self, seconds: u32) -> Silent {
+        let silent = Silent::start();
+        self.add_host(
+            "lab3",
+            &format!(
+                "Host lab3\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout {seconds}\n  BatchMode yes\n",
+                silent.port
+            ),
+        );
+        silent
+    }
+
     fn mq_without_host(&self, args: &[&str]) -> Run {
         Run::of(self.command(args).env_remove("MQ_HOST"))
     }
@@ -321,14 +335,7 @@ fn partial_within(t: &Sites, args: &[&str], down: &str, within: Duration) -> Run
 #[test]
 fn a_host_that_never_speaks_costs_one_connect_timeout() {
     let Some(t) = Sites::start() else { return };
-    let silent = Silent::start();
-    t.add_host(
-        "lab3",
-        &format!(
-            "Host lab3\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 2\n  BatchMode yes\n",
-            silent.port
-        ),
-    );
+    let _silent = t.add_silent_host(2);
     // Three hosts, one silent: each whole-lab command answers for the other
     // two within that host's ConnectTimeout (2 s) and 1 s more.
     for args in [
@@ -495,14 +502,7 @@ fn host_states(api: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn the_dashboard_says_host_by_host_what_is_fresh_pending_and_down() {
     let Some(t) = Sites::start() else { return };
-    let silent = Silent::start();
-    t.add_host(
-        "lab3",
-        &format!(
-            "Host lab3\n  HostName 127.0.0.1\n  Port {}\n  ConnectTimeout 3\n  BatchMode yes\n",
-            silent.port
-        ),
-    );
+    let _silent = t.add_silent_host(3);
     let serve = Serve::start(&t, "1");
     // Before the first read ends (the silent host holds it for its
     // ConnectTimeout): pending, with no error.
@@ -575,4 +575,54 @@ fn a_page_opened_late_gets_the_age_of_the_data_as_it_is_then() {
         event["hosts"][0]["age_seconds"].as_u64().unwrap() >= 3,
         "{event}"
     );
+}
+
+#[test]
+fn a_silent_host_never_keeps_an_interrupt_waiting_and_its_time_is_counted() {
+    let Some(t) = Sites::start() else { return };
+    let _silent = t.add_silent_host(3);
+    let pools = t.inventory.path().join("pools.tsv");
+    let text = std::fs::read_to_string(&pools).unwrap() + "span3\ta1\tc1\n";
+    std::fs::write(&pools, text).unwrap();
+    let image = t.image(&["ELF-loader started", "All is well in the universe"]);
+    let image = image.to_str().unwrap();
+    // ^C while connecting to the silent host (a board of it, or a pool
+    // with a member there): mq ends at once, as interrupted.
+    for target in ["c1", "span3"] {
+        let mut child = t
+            .command(&["run", "-s", target, "-c", "All is well", "-f", image])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let interrupted = Instant::now();
+        mq_testkit::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+        let status = child.wait().unwrap();
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(2),
+            "{target}: {:?} after ^C",
+            interrupted.elapsed()
+        );
+        assert_eq!(status.code(), Some(130), "{target}");
+    }
+    // Not interrupted: the pool's run goes to a1, and its report counts
+    // the time the silent member cost (its ConnectTimeout).
+    let report = t.inventory.path().join("report.json");
+    let r = t.mq(&[
+        "run",
+        "-s",
+        "span3",
+        "-c",
+        "All is well",
+        "-f",
+        image,
+        "--json-report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["system"], "a1", "{report}");
+    assert!(report["total_s"].as_f64().unwrap() >= 3.0, "{report}");
 }

@@ -1136,6 +1136,14 @@ struct Leftovers {
     temp_dir: Option<String>,
 }
 
+/// A job's board chosen, its matcher built, and when `run_job` began (the
+/// choice counts in the report's total).
+struct Chosen {
+    choice: crate::Choice,
+    matcher: mq_console::Matcher,
+    started: (Instant, SystemTime),
+}
+
 impl MachineQueue {
     /// Runs a job. `input` (usually stdin) ends a reservation (a line or its
     /// end) and, with `keep_alive`, is typed into the console.
@@ -1149,25 +1157,35 @@ impl MachineQueue {
         // Everything that can be checked here is, before the host is asked.
         check_options(spec)?;
         let matcher = pattern_matcher(spec)?;
+        let started = (Instant::now(), SystemTime::now());
+        // A pool's members on other hosts: connected first, so that a host
+        // that never answers cannot keep ^C waiting for its ConnectTimeout.
+        if let Some(members) = self.inventory().pool_members(&spec.target) {
+            let names: Vec<&str> = members.iter().map(|s| s.name.as_str()).collect();
+            self.connect_sites(&names, cancel)?;
+        }
         let choice = self.choose(&spec.target)?;
         // The board's own lab host runs it (see crate::sites).
         let queue = self.for_system(&choice.system)?;
-        queue.run_chosen(spec, choice, matcher, input, cancel, events)
+        let chosen = Chosen {
+            choice,
+            matcher,
+            started,
+        };
+        queue.run_chosen(spec, chosen, input, cancel, events)
     }
 
     /// [`run_job`](Self::run_job) on this queue's host, for a choice made.
     fn run_chosen(
         &self,
         spec: &JobSpec,
-        choice: crate::Choice,
-        matcher: mq_console::Matcher,
+        chosen: Chosen,
         input: Option<Box<dyn Read + Send>>,
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
-        let started = Instant::now();
-        let started_wall = SystemTime::now();
-        let checked = self.check_job(spec, choice, matcher, events)?;
+        let (started, started_wall) = chosen.started;
+        let checked = self.check_job(spec, chosen.choice, chosen.matcher, events)?;
         let plans = checked
             .members
             .iter()

@@ -123,6 +123,25 @@ impl Transport for Unreached {
     }
 }
 
+/// Waits for `attempt`, checking `cancel` every 50 ms: `Interrupted` when
+/// it is set first (the attempt is left to end by itself).
+fn wait_or_cancel<T>(
+    attempt: std::thread::JoinHandle<T>,
+    cancel: &crate::job::Cancel,
+) -> Result<T, crate::job::JobError> {
+    while !attempt.is_finished() {
+        if cancel.is_cancelled() {
+            return Err(crate::job::JobError::Interrupted);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    attempt.join().map_err(|_| {
+        crate::job::JobError::Queue(QueueError::Lock(mq_lock::LockError::BadInput(
+            "a connection's thread panicked".into(),
+        )))
+    })
+}
+
 /// How long a whole-lab queue leaves a host that did not answer before
 /// trying it again: a dashboard refreshing every 2 s is not slowed to one
 /// ConnectTimeout a read by a host that is down.
@@ -270,6 +289,75 @@ impl MachineQueue {
             }
             Ok(queue)
         })
+    }
+
+    /// [`connect_for`](Self::connect_for), given up at once when `cancel`
+    /// is: a host that takes the connection and never answers cannot hold
+    /// the caller for its ConnectTimeout. The attempt given up ends by itself
+    /// (within that timeout) on a thread of its own; what it connected is
+    /// dropped.
+    pub fn connect_cancellable(
+        config: Config,
+        inventory: Inventory,
+        targets: &[&str],
+        cancel: &crate::job::Cancel,
+    ) -> Result<MachineQueue, crate::job::JobError> {
+        let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        let attempt = std::thread::spawn(move || {
+            let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+            MachineQueue::connect_for(config, inventory, &targets)
+        });
+        wait_or_cancel(attempt, cancel)?.map_err(crate::job::JobError::from)
+    }
+
+    /// Connects, at once and each on a thread of its own, to the hosts of
+    /// `systems` this queue has no connection to yet (what a pool's choice
+    /// is about to ask), giving up when `cancel` is; a host that cannot be
+    /// reached is left for its first use to report, without a second try.
+    pub(crate) fn connect_sites(
+        &self,
+        systems: &[&str],
+        cancel: &crate::job::Cancel,
+    ) -> Result<(), crate::job::JobError> {
+        let home = self.home();
+        let mut wanted: Vec<Site> = systems
+            .iter()
+            .map(|s| self.site_of(s))
+            .filter(|s| *s != home)
+            .filter(|s| {
+                !self
+                    .site_cache()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(s)
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        for site in wanted {
+            let (config, inventory, quick) = (
+                self.config().clone(),
+                self.inventory().clone(),
+                self.quick_reads(),
+            );
+            let to = site.clone();
+            let attempt = std::thread::spawn(move || connect_site(&config, &inventory, &to, quick));
+            match wait_or_cancel(attempt, cancel)? {
+                Ok(queue) => {
+                    self.site_cache()
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(site, Arc::new(queue));
+                }
+                Err(e) => {
+                    self.site_failures()
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(site, e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The configured host and BASE.
