@@ -14,19 +14,14 @@ fn version(text: &str) -> Vec<u32> {
 
 #[test]
 fn no_dependency_needs_a_newer_rust_than_declared() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // Integration tests run in the package's directory: the workspace root.
-    let out = mq_testkit::sh(
-        &cargo,
-        &[
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--filter-platform",
-            "x86_64-unknown-linux-gnu",
-        ],
-    );
+    let out = mq_testkit::cargo(&[
+        "metadata",
+        "--format-version",
+        "1",
+        "--filter-platform",
+        "x86_64-unknown-linux-gnu",
+    ]);
     let meta: Value = serde_json::from_str(&out).unwrap();
     let packages: HashMap<&str, &Value> = meta["packages"]
         .as_array()
@@ -96,26 +91,16 @@ fn no_dependency_needs_a_newer_rust_than_declared() {
 
 #[test]
 fn packages_hold_sources_readme_and_needed_data_only() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (krate, data) in [
-        ("mq-transport", &[][..]),
+        ("mq-shell", &[][..]),
+        ("mq-transport", &[]),
         ("mq-lock", &[]),
         ("mq-console", &[]),
         ("mq-core", &["data/systems.tsv", "data/pools.tsv"]),
         ("mq-lab", &[]),
         ("mq-cli", &[]),
     ] {
-        let list = mq_testkit::sh(
-            &cargo,
-            &[
-                "package",
-                "--list",
-                "--offline",
-                "--allow-dirty",
-                "-p",
-                krate,
-            ],
-        );
+        let list = mq_testkit::cargo(&["package", "--list", "--allow-dirty", "-p", krate]);
         let files: Vec<&str> = list.lines().collect();
         for needed in ["Cargo.toml", "README.md", "src/lib.rs"] {
             let needed = if krate == "mq-cli" && needed == "src/lib.rs" {

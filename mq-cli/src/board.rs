@@ -54,12 +54,45 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
     }
 }
 
+/// The new lab's inventory: its boards in `systems.tsv` (mq-core's columns:
+/// the lab side knows boards, not inventories) and the x86 boards' pool.
+fn write_inventory(lab: &mq_lab::init::Lab) -> std::io::Result<()> {
+    use mq_lab::init::LabBoardKind;
+    let dir = lab.inventory();
+    std::fs::create_dir_all(&dir)?;
+    let mut systems = format!("{}\n", mq_core::inventory::SYSTEM_COLUMNS.join("\t"));
+    for b in &lab.boards {
+        // arch, sel4_plat, isa, soc, cpu, cores, ram, max_clk, num_files,
+        // num_files_linux, pxe_linux, dtb
+        let facts = match b.kind {
+            LabBoardKind::X86 => "x86\tpc99\tx86_64\tqemu\tqemu64\t1\t128MB\t?\t2\t2\tno\tno",
+            LabBoardKind::Arm => {
+                "arm\tqemu-arm-virt\tarmv8-a\tqemu-virt\tcortex-a53\t1\t128MB\t?\t1\t1\tno\tno"
+            }
+        };
+        systems.push_str(&format!("{}\t{}\t{facts}\n", b.system, b.machine));
+    }
+    let pools = format!("{}\t{}\n", lab.pool, lab.systems.join("\t"));
+    for (name, text) in [("systems.tsv", systems), ("pools.tsv", pools)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    }
+    // What was written is an inventory mq reads.
+    mq_core::Inventory::load_dir(&dir)
+        .map(|_| ())
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
 /// `mq lab init DIR`.
 pub fn lab_init(args: LabInitArgs) -> Result<(), Failure> {
     let mq = std::env::current_exe()
         .map_err(|e| Failure::new(format!("mq lab: where am I? {e}"), exit::USAGE))?;
-    let lab = mq_lab::init::init(&args.dir, args.boards, &mq)
-        .map_err(|e| Failure::new(format!("mq lab: {}: {e}", args.dir.display()), exit::USAGE))?;
+    let failed = |e: std::io::Error| {
+        Failure::new(format!("mq lab: {}: {e}", args.dir.display()), exit::USAGE)
+    };
+    let lab = mq_lab::init::init(&args.dir, args.boards, &mq).map_err(failed)?;
+    write_inventory(&lab).map_err(failed)?;
     let dir = lab.dir.display();
     let text = format!(
         "A lab with {} QEMU x86 board(s) is ready in {dir}.\n\n\

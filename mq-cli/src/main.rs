@@ -146,13 +146,19 @@ fn config(global: &GlobalArgs) -> Result<Config, Failure> {
 /// One dispatch: each command's function, and the exit status decided once
 /// (by the [`Failure`] it returns, in `main`).
 fn run(cli: Cli) -> Result<(), Failure> {
+    // The lab side never reads the client's configuration: a bad MQ_* or
+    // ~/.mq must not change a runner's statuses (PROTOCOL.md's reboot's).
+    match cli.command {
+        Command::Board(flags::BoardCommand::Reboot(args)) => return board::reboot(args),
+        Command::Lab(flags::LabCommand::Init(args)) => return board::lab_init(args),
+        _ => {}
+    }
     let config = config(&cli.global)?;
     match cli.command {
         Command::Config(args) => config_command(&config, &args),
         Command::Help => emit(&Cli::command().render_help().to_string()),
         Command::Run(args) => run::run(args, config),
-        Command::Board(flags::BoardCommand::Reboot(args)) => board::reboot(args),
-        Command::Lab(flags::LabCommand::Init(args)) => board::lab_init(args),
+        Command::Board(_) | Command::Lab(_) => unreachable!("dispatched above"),
         Command::Sem(args) => sem::sem(args, config),
         Command::Lock(args) => sem::lock(args, config),
         Command::Unlock(args) => sem::unlock(args, config),

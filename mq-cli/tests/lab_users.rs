@@ -458,4 +458,16 @@ fn bad_input_to_a_runner_is_refused_before_the_board_is_touched() {
     );
     // Statuses are the runner's: a bad -t is a run that cannot start.
     refused(&format!("-c x -t abc -k {image}"), "-t abc");
+    // The client's configuration is not the runner's business: a bad one
+    // changes nothing.
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("mq"));
+    cmd.args(["board", "reboot", "--lab"])
+        .arg(lab.conf())
+        .args(["--board", "bench1", "-c", "x", "-t", "abc", "-k"])
+        .arg(lab.image())
+        .env("MQ_TRANSPORT", "bogus")
+        .env("MQ_INVENTORY", "/nonexistent");
+    let (code, _, err) = mq_testkit::output(cmd);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("-t abc"), "{err}");
 }

@@ -42,7 +42,7 @@ pub mod session;
 
 pub use matcher::{Kind, Match, Matcher, MatcherBuilder, PatternError};
 pub use session::{
-    interrupt_on_signals, ConsoleSource, KeepAlive, Outcome, ReaderSource, Report, Session,
-    SessionOptions, SourceRead, EXIT_COMPLETED, EXIT_CONSOLE_CLOSED, EXIT_ERROR_TEXT,
+    interrupt_on_signals, spawn_reader, ConsoleSource, KeepAlive, Outcome, ReaderSource, Report,
+    Session, SessionOptions, SourceRead, EXIT_COMPLETED, EXIT_CONSOLE_CLOSED, EXIT_ERROR_TEXT,
     EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_TIMEOUT,
 };

@@ -130,6 +130,27 @@ pub struct KeepAlive {
     pub detach: Option<u8>,
 }
 
+/// Reads `input` (what the user types: stdin, say) on a thread of its own,
+/// handing chunks over a channel, as [`KeepAlive::input`] takes them; the
+/// channel closes when the input ends.
+pub fn spawn_reader(mut input: Box<dyn std::io::Read + Send>) -> Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match input.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// How a session runs.
 #[derive(Default)]
 pub struct SessionOptions {

@@ -20,9 +20,7 @@ use mq_console::{
     ConsoleSource, KeepAlive, Match, MatcherBuilder, Outcome, Session, SessionOptions, SourceRead,
 };
 use mq_lock::{AcquireOptions, Kept, LockClient, LockError, LockState, WaitEvent};
-use mq_transport::{
-    fill, quote, spawn_reader, PtyProcess, PtySize, ReadOutcome, Transport, TransportError,
-};
+use mq_transport::{fill, quote, PtyProcess, PtySize, ReadOutcome, Transport, TransportError};
 use serde::Serialize;
 
 mod finish;
@@ -967,7 +965,7 @@ fn session_options(
             .then_some(input)
             .flatten()
             .map(|i| KeepAlive {
-                input: spawn_reader(i),
+                input: mq_console::spawn_reader(i),
                 detach: Some(0x1d),
             }),
         interrupt: Some(cancel.flag()),
@@ -1880,7 +1878,7 @@ fn wait_for_enter(input: Option<Box<dyn Read + Send>>, cancel: &Cancel) -> Resul
     let Some(input) = input else {
         return Ok(());
     };
-    let chunks: Receiver<Vec<u8>> = spawn_reader(input);
+    let chunks: Receiver<Vec<u8>> = mq_console::spawn_reader(input);
     loop {
         if cancel.is_cancelled() {
             return Err(JobError::Interrupted);

@@ -5,9 +5,10 @@
 //! DIR/base/VERSION             the lock directory (BASE), protocol 5
 //! DIR/tftpboot/BOARD/reboot    per-board wrappers: mq board reboot --lab ... --board BOARD
 //! DIR/state/                   the runners' board locks (one runner per board; --shutdown)
-//! DIR/inventory/systems.tsv    systems qemu_x86_1, qemu_x86_2 (two-file x86 boards) and
-//!                              qemu_arm_1 (a one-file AArch64 board)
-//! DIR/inventory/pools.tsv      pool qemu_x86_pool of both
+//! DIR/inventory/               left to the caller: [`Lab::boards`] says what to
+//!                              write there (the CLI writes systems qemu_x86_1,
+//!                              qemu_x86_2, qemu_arm_1 and pool qemu_x86_pool
+//!                              through mq-core's inventory)
 //! DIR/images/kernel.elf        a Multiboot kernel made by mq (see crate::image)
 //! DIR/images/rootserver        its module, ending in 'All is well in the universe'
 //! DIR/images/sel4test-arm.img  a one-file AArch64 image for qemu-arm-1, the same text
@@ -16,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mq_transport::quote;
+use mq_shell::quote;
 
 use crate::image;
 
@@ -28,10 +29,32 @@ pub const COMPLETION: &str = "All is well in the universe";
 pub struct Lab {
     /// Its directory.
     pub dir: PathBuf,
-    /// The boards' system names, as the inventory has them.
+    /// The x86 boards' system names (the pool's members).
     pub systems: Vec<String>,
-    /// The pool of all of them.
+    /// Every board, for the inventory.
+    pub boards: Vec<LabBoard>,
+    /// The pool of the x86 boards.
     pub pool: String,
+}
+
+/// One board of a new lab, as the inventory is to describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabBoard {
+    /// Its system name (`qemu_x86_1`).
+    pub system: String,
+    /// Its machine: the lab file's board and the `tftpboot` directory.
+    pub machine: String,
+    /// What it emulates.
+    pub kind: LabBoardKind,
+}
+
+/// What a lab board emulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabBoardKind {
+    /// QEMU's pc machine: a Multiboot kernel and its root server (two files).
+    X86,
+    /// QEMU's AArch64 virt machine, one image file.
+    Arm,
 }
 
 impl Lab {
@@ -168,7 +191,7 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
 
     let mut conf =
         String::from("# mq lab file: one [board NAME] section per board (see mq board --help).\n");
-    let mut systems_tsv = format!("{}\n", mq_core::inventory::SYSTEM_COLUMNS.join("\t"));
+    let mut boards_made = Vec::new();
     let mut systems = Vec::new();
     for n in 1..=boards {
         let machine = format!("qemu-x86-{n}");
@@ -176,37 +199,32 @@ pub fn init(root: &Path, boards: usize, mq: &Path) -> std::io::Result<Lab> {
         conf.push_str(&format!(
             "\n[board {machine}]\nkind = qemu\nqemu = qemu-system-x86_64\noptions = -machine pc -m 128\nboot_timeout = 60\n"
         ));
-        systems_tsv.push_str(&format!(
-            "{system}\t{machine}\tx86\tpc99\tx86_64\tqemu\tqemu64\t1\t128MB\t?\t2\t2\tno\tno\n"
-        ));
         write_wrapper(&root, &lab_file, mq, &machine)?;
         write_lock(&root, &machine)?;
-        systems.push(system);
+        systems.push(system.clone());
+        boards_made.push(LabBoard {
+            system,
+            machine,
+            kind: LabBoardKind::X86,
+        });
     }
     // One Arm board, as most of the fleet is: QEMU's virt machine, one file.
     conf.push_str(
         "\n[board qemu-arm-1]\nkind = qemu\nqemu = qemu-system-aarch64\noptions = -machine virt -cpu cortex-a53 -m 128\nboot_timeout = 60\n",
     );
-    systems_tsv.push_str(
-        "qemu_arm_1\tqemu-arm-1\tarm\tqemu-arm-virt\tarmv8-a\tqemu-virt\tcortex-a53\t1\t128MB\t?\t1\t1\tno\tno\n",
-    );
     write_wrapper(&root, &lab_file, mq, "qemu-arm-1")?;
     write_lock(&root, "qemu-arm-1")?;
+    boards_made.push(LabBoard {
+        system: "qemu_arm_1".into(),
+        machine: "qemu-arm-1".into(),
+        kind: LabBoardKind::Arm,
+    });
     let pool = "qemu_x86_pool".to_string();
-    write(
-        &root.join("inventory/systems.tsv"),
-        systems_tsv.as_bytes(),
-        0o644,
-    )?;
-    write(
-        &root.join("inventory/pools.tsv"),
-        format!("{pool}\t{}\n", systems.join("\t")).as_bytes(),
-        0o644,
-    )?;
     write_images(&root.join("images"))?;
     let lab = Lab {
         dir: root.clone(),
         systems,
+        boards: boards_made,
         pool,
     };
     let env: String = lab

@@ -12,8 +12,9 @@
 //! * [`init`]: `mq lab init`, a complete lab on one machine with QEMU boards;
 //! * [`image`]: test images made by mq itself (an x86 Multiboot kernel).
 //!
-//! It may depend on `mq-console` and `mq-transport` (for quoting); it must
-//! never depend on the lock protocol, the job API or the CLI.
+//! It may depend on `mq-console` (the console) and `mq-shell` (quoting the
+//! values of command templates) only: never on SSH, the lock protocol, the
+//! inventory, the job API or the CLI (a test over `cargo metadata` checks).
 #![deny(missing_docs)]
 
 pub mod boardlock;

@@ -25,7 +25,7 @@ use mq_console::{
     ConsoleSource, KeepAlive, MatcherBuilder, ReaderSource, Session, SessionOptions, SourceRead,
     EXIT_INFRASTRUCTURE,
 };
-use mq_transport::quote;
+use mq_shell::quote;
 
 use crate::boardlock::{self, lock_holder, process_owner, BoardLock, Pinned};
 use crate::command::{self, CommandError};
@@ -218,7 +218,7 @@ fn session_options(board: &Board, args: &RebootArgs, interrupt: Arc<AtomicBool>)
         timeout: args.timeout.map(Duration::from_secs),
         boot_timeout: board.boot_timeout.map(Duration::from_secs),
         keep_alive: args.keep_alive.then(|| KeepAlive {
-            input: mq_transport::spawn_reader(Box::new(io::stdin())),
+            input: mq_console::spawn_reader(Box::new(io::stdin())),
             detach: None,
         }),
         interrupt: Some(interrupt),

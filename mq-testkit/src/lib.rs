@@ -479,6 +479,15 @@ fn write_atomically(path: &Path, text: &str) {
     fs::rename(&tmp, path).expect("rename");
 }
 
+/// `cargo ARGS` (the cargo running the tests, offline) in the current
+/// directory; its stdout. Panics when it fails.
+pub fn cargo(args: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut all = vec![args[0], "--offline"];
+    all.extend(&args[1..]);
+    sh(&cargo, &all)
+}
+
 /// `script` run with `sh` as `user` through `su` (stdin from /dev/null).
 pub fn su(user: &str, script: &str) -> Command {
     let mut cmd = Command::new("su");

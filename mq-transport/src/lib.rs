@@ -29,7 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -39,18 +39,16 @@ pub mod fault;
 mod local;
 pub mod mock;
 mod openssh;
-mod quote;
 pub mod ssh;
 mod status;
-mod template;
 
 pub use error::{Result, TransportError};
 pub use local::LocalTransport;
+pub use mq_shell::fill;
+pub use mq_shell::{quote, quote_all};
 pub use openssh::{OpensshOptions, OpensshTransport};
-pub use quote::{quote, quote_all};
 pub use ssh::{SshOptions, SshTransport};
 pub use status::ExitStatus;
-pub use template::fill;
 
 /// What a captured command produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,15 +161,15 @@ pub trait Transport: Send + Sync {
     fn describe(&self) -> String;
 
     /// Runs `command` on a pseudo-terminal, copying its output to `output` as
-    /// it arrives and, if given, `input` to it; returns its exit status.
-    ///
-    /// `input` is read on a thread of its own; when it ends, nothing more is
-    /// sent (the terminal stays open until the command exits).
+    /// it arrives and, if given, the chunks of `input` to it (a reader's
+    /// thread feeds it: `mq_console::spawn_reader`); returns its exit status.
+    /// When `input` closes, nothing more is sent (the terminal stays open
+    /// until the command exits).
     fn run_pty(
         &self,
         command: &str,
         output: &mut dyn Write,
-        input: Option<Box<dyn Read + Send>>,
+        input: Option<mpsc::Receiver<Vec<u8>>>,
     ) -> Result<ExitStatus> {
         let mut process = self.spawn_pty(command, PtySize::default())?;
         pump_pty(process.as_mut(), output, input)
@@ -182,9 +180,8 @@ pub trait Transport: Send + Sync {
 pub fn pump_pty(
     process: &mut dyn PtyProcess,
     output: &mut dyn Write,
-    input: Option<Box<dyn Read + Send>>,
+    typed: Option<mpsc::Receiver<Vec<u8>>>,
 ) -> Result<ExitStatus> {
-    let typed = input.map(spawn_reader);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if let Some(rx) = &typed {
@@ -208,26 +205,6 @@ pub fn pump_pty(
             ReadOutcome::Eof => return process.wait(),
         }
     }
-}
-
-/// Reads `input` on a thread of its own, handing chunks over a channel; the
-/// channel closes when the input ends.
-pub fn spawn_reader(mut input: Box<dyn Read + Send>) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match input.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx.send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    rx
 }
 
 /// Forwards [`Transport`] through a smart pointer.

@@ -304,8 +304,9 @@ fn pty_streams_before_the_command_ends(f: &Fixture) {
 
 fn pty_forwards_input(f: &Fixture) {
     let mut out = Vec::new();
-    let input: Box<dyn std::io::Read + Send> =
-        Box::new(std::io::Cursor::new(b"hello board\n".to_vec()));
+    let (typed, input) = std::sync::mpsc::channel();
+    typed.send(b"hello board\n".to_vec()).unwrap();
+    drop(typed);
     let status = f
         .transport
         .run_pty(

@@ -4,7 +4,7 @@
 //! a value is never scanned again, so a value holding `@x@` stays as it is.
 //!
 //! Values go in verbatim: a caller passes words already quoted with
-//! [`quote`](crate::quote), numbers, or other filled scripts.
+//! [`quote`](crate::quote()), numbers, or other filled scripts.
 //!
 //! The template's comment lines (a `#` first, after blanks) are left out of
 //! what is sent, except `# shellcheck` directives: they are for people
@@ -21,7 +21,7 @@
 /// mistakes in mq's own scripts, found by the tests that fill each of them.
 ///
 /// ```
-/// use mq_transport::{fill, quote};
+/// use mq_shell::{fill, quote};
 /// let script = fill("rm -f -- @file@ && echo @n@", &[("file", &quote("a b")), ("n", "1")]);
 /// assert_eq!(script, "rm -f -- 'a b' && echo 1");
 /// // `$@` and an e-mail address are not placeholders.

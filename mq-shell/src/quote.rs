@@ -11,7 +11,7 @@
 /// is written as `'\''`: close the quote, an escaped quote, reopen.
 ///
 /// ```
-/// use mq_transport::quote;
+/// use mq_shell::quote;
 /// assert_eq!(quote("odroidc4_1"), "'odroidc4_1'");
 /// assert_eq!(quote("it's"), r"'it'\''s'");
 /// assert_eq!(quote(""), "''");
