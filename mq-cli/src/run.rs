@@ -61,19 +61,14 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
 }
 
 fn job_failure(error: JobError) -> Failure {
+    let code = exit::of_job_error(&error);
     match error {
-        JobError::Check(text) => Failure::stdout(text, exit::USAGE),
-        JobError::UnknownTarget(e) => Failure::stdout(e.to_string(), exit::USAGE),
-        e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), exit::USAGE),
+        JobError::Check(text) => Failure::stdout(text, code),
+        JobError::UnknownTarget(e) => Failure::stdout(e.to_string(), code),
+        e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), code),
         JobError::Queue(q) => sem::failure(q),
-        JobError::Transport(e) => Failure::new(format!("mq: {e}"), exit::INFRASTRUCTURE),
-        JobError::Interrupted => Failure::new("mq: interrupted", exit::INTERRUPTED),
-        // After the checks: what went wrong on the way is infrastructure.
-        e @ (JobError::LeftBehind(_)
-        | JobError::Host(_)
-        | JobError::Console(_)
-        | JobError::Log { .. }) => Failure::new(format!("mq: {e}"), exit::INFRASTRUCTURE),
-        other => Failure::new(format!("mq: {other}"), exit::USAGE),
+        JobError::Interrupted => Failure::new("mq: interrupted", code),
+        other => Failure::new(format!("mq: {other}"), code),
     }
 }
 

@@ -104,6 +104,7 @@ pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
 
 /// Turns queue errors into mq.sh's lines and exit codes.
 pub fn failure(error: QueueError) -> Failure {
+    let code = exit::of_queue_error(&error);
     match error {
         QueueError::Unreachable { host, source } => Failure {
             // Scripts grep this exact line on stdout (PROTOCOL.md).
@@ -111,11 +112,11 @@ pub fn failure(error: QueueError) -> Failure {
             message: format!(
                 "mq: {source}\nhint: `mq config --ssh` shows how mq reads your SSH configuration for {host}"
             ),
-            code: exit::USAGE,
+            code,
         },
-        QueueError::UnknownTarget(e) => Failure::stdout(e.to_string(), exit::USAGE),
+        QueueError::UnknownTarget(e) => Failure::stdout(e.to_string(), code),
         QueueError::Lock(LockError::VersionMismatch { .. }) => {
-            Failure::stdout(error.to_string(), exit::USAGE)
+            Failure::stdout(error.to_string(), code)
         }
         QueueError::Lock(LockError::NotAcquired {
             ref system,
@@ -127,38 +128,38 @@ pub fn failure(error: QueueError) -> Failure {
             } else {
                 format!("mq: {detail}")
             },
-            code: exit::NOT_ACQUIRED,
+            code,
         },
         QueueError::Lock(ref e @ LockError::AlreadyYours { ref system, .. }) => Failure {
             stdout: Some(format!("{e}\nFailed to acquire lock for system ({system})")),
             message: String::new(),
-            code: exit::NOT_ACQUIRED,
+            code,
         },
         QueueError::Lock(LockError::Interrupted { .. }) => {
-            Failure::new(format!("mq: {error}"), exit::INTERRUPTED)
+            Failure::new(format!("mq: {error}"), code)
         }
         QueueError::Lock(e @ LockError::QueueTimeout { .. }) => {
-            Failure::new(format!("mq: {e}"), exit::QUEUE_TIMEOUT)
+            Failure::new(format!("mq: {e}"), code)
         }
         QueueError::Lock(LockError::Refused { system, reason }) => Failure::new(
             format!(
                 "mq: {system} is out of service ({reason}); see `mq health {system}`, or run it with --any-health"
             ),
-            exit::USAGE,
+            code,
         ),
         QueueError::Lock(LockError::PriorityRefused { reason, .. }) => {
-            Failure::new(format!("mq: --priority: {reason}"), exit::USAGE)
+            Failure::new(format!("mq: --priority: {reason}"), code)
         }
         e @ QueueError::NoHealthyMember { .. } => {
-            Failure::new(format!("mq: {e}; see `mq health`"), exit::USAGE)
+            Failure::new(format!("mq: {e}; see `mq health`"), code)
         }
         QueueError::Lock(LockError::BadInput(text)) => {
-            Failure::new(format!("mq: {text}"), exit::USAGE)
+            Failure::new(format!("mq: {text}"), code)
         }
         QueueError::Lock(LockError::Transport(e)) if e.is_connection_lost() => {
-            Failure::new(format!("mq: {e}"), exit::USAGE)
+            Failure::new(format!("mq: {e}"), code)
         }
-        other => Failure::new(format!("mq: {other}"), exit::USAGE),
+        other => Failure::new(format!("mq: {other}"), code),
     }
 }
 

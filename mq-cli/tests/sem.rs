@@ -559,3 +559,20 @@ fn a_wait_on_a_terminal_shows_place_holder_and_estimate() {
     assert_eq!(t.lab.lock_owner("sabre").as_deref(), Some(t.user(0)));
     assert_eq!(t.mq(0, &["unlock", "sabre", "-k", "mine"]).code, 0);
 }
+
+#[test]
+fn a_connection_lost_while_waiting_in_line_is_the_labs_failure_as_on_the_console() {
+    let Some(t) = Sem::start(2) else { return };
+    assert_eq!(t.mq(0, &["sem", "-wait", "sabre", "-k", "first"]).code, 0);
+    let waiter = t.spawn(1, &["sem", "-wait", "sabre", "-k", "second"]);
+    assert!(wait_for_lockfile_of(t.user(1)));
+    // The lab host dies under the wait.
+    t.lab.server.kill_now();
+    let out = waiter.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(mq_core::exit::INFRASTRUCTURE)),
+        "{err}"
+    );
+}

@@ -1,15 +1,18 @@
-//! Every exit status of mq's commands, decided here and nowhere else (the
-//! README's table is this list).
+//! Every exit status of mq's commands, decided here and nowhere else: the
+//! constants, and [`of_queue_error`] and [`of_job_error`] for failures (the
+//! README's table is this list; a test checks they agree).
 //!
 //! | status | meaning |
 //! |---|---|
 //! | 0 | done; a run completed |
 //! | 1 | bad usage, a failed check (nothing happened on the host), an unknown system, the host unreachable, a wrong protocol version |
 //! | 2 | the lock was not acquired |
-//! | 3 | a run's error text; `mq unlock` refused |
+//! | 3 | a run saw its error text; `mq unlock` was refused |
 //! | 4 | a run timed out |
 //! | 5 | the board's console ended before a verdict |
-//! | 6 | infrastructure: the board could not be run, the connection failed during a run, cleanup left something behind, the log could not be written |
+//! | 6 | infrastructure: the board could not be run, the connection failed once made (during a run or a wait in line), cleanup left something behind, the log could not be written |
+//! | 7 | `--queue-timeout` ran out before the lock was taken (out of the line, nothing left) |
+//! | 8 | partial: a command over the whole lab heard from some lab hosts but not all; it names the others |
 //! | 130 | interrupted (SIGINT, SIGTERM, SIGHUP) |
 //!
 //! A run passes its board runner's own status on, as mq.sh does, so other
@@ -48,6 +51,37 @@ const _: () = {
     assert!(mq_console::EXIT_INFRASTRUCTURE == INFRASTRUCTURE as i32);
     assert!(mq_console::EXIT_INTERRUPTED == INTERRUPTED as i32);
 };
+
+/// The status of a failed queue operation: how an error becomes a status,
+/// for every command (the CLI adds the words).
+pub fn of_queue_error(error: &crate::QueueError) -> u8 {
+    use crate::QueueError as Q;
+    use mq_lock::LockError as L;
+    match error {
+        Q::Lock(L::NotAcquired { .. } | L::AlreadyYours { .. }) => NOT_ACQUIRED,
+        Q::Lock(L::Interrupted { .. }) => INTERRUPTED,
+        Q::Lock(L::QueueTimeout { .. }) => QUEUE_TIMEOUT,
+        // Connected, then lost: the lab failed, wherever it happened.
+        Q::Lock(L::Transport(e)) if e.is_connection_lost() => INFRASTRUCTURE,
+        // Never connected (`Unable to ssh to`), a bad name, a refusal, a
+        // wrong protocol version: nothing happened on the host.
+        _ => USAGE,
+    }
+}
+
+/// The status of a failed job (see [`of_queue_error`]).
+pub fn of_job_error(error: &crate::job::JobError) -> u8 {
+    use crate::job::JobError as J;
+    match error {
+        J::Queue(q) => of_queue_error(q),
+        J::Interrupted => INTERRUPTED,
+        // After the checks: what went wrong on the way is the lab's.
+        J::Transport(_) | J::LeftBehind(_) | J::Host(_) | J::Console(_) | J::Log { .. } => {
+            INFRASTRUCTURE
+        }
+        _ => USAGE,
+    }
+}
 
 /// A board runner's exit status as `mq run`'s (a status outside 1..=255
 /// that is not success becomes 1).
