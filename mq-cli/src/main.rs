@@ -273,11 +273,18 @@ fn show_config(config: &Config, json: bool) -> Result<(), Failure> {
             &config.tftpboot.source,
         ),
     ];
+    let trace = config
+        .trace
+        .value
+        .as_ref()
+        .map(|f| format!("trace       {}  ({})\n", f.display(), config.trace.source));
     let width = rows.iter().map(|(_, v, _)| v.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (name, value, source) in rows {
         out.push_str(&format!("{name:<11} {value:<width$}  ({source})\n"));
     }
+    // Said only when set: a trace is something to notice.
+    out.extend(trace);
     for warning in &config.warnings {
         out.push_str(&format!("warning: {warning}\n"));
     }

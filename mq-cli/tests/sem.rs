@@ -576,3 +576,26 @@ fn a_connection_lost_while_waiting_in_line_is_the_labs_failure_as_on_the_console
         "{err}"
     );
 }
+
+#[test]
+fn mq_trace_has_every_command_sent_and_its_raw_reply() {
+    let Some(t) = Sem::start(1) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let r = Run::of(
+        t.command(0, &["sem", "-info", "sabre"])
+            .env("MQ_TRACE", &trace),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    assert!(text.contains("--- mq-trace "), "{text}");
+    assert!(text.contains(t.lab.base_str()), "the script sent: {text}");
+    assert!(
+        text.contains("--- reply exit status 0 ("),
+        "the reply as the host said it: {text}"
+    );
+    // Replies hold other users' names and keys: the trace is the user's.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&trace).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -41,6 +41,9 @@ pub const DEFAULT_TFTPBOOT: &str = "/tftpboot";
 /// Environment variable naming an SSH client configuration file to read
 /// instead of `~/.ssh/config` and `/etc/ssh/ssh_config` (as `ssh -F`).
 pub const ENV_SSH_CONFIG: &str = "MQ_SSH_CONFIG";
+/// A file that gets every command sent to a lab host and its raw reply
+/// ([`mq_transport::trace`]), for debugging a lab.
+pub const ENV_TRACE: &str = "MQ_TRACE";
 
 /// How mq reaches the lab host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,6 +161,7 @@ impl Environment {
             ENV_TRANSPORT,
             ENV_SSH_CONFIG,
             ENV_TFTPBOOT,
+            ENV_TRACE,
         ]
         .into_iter()
         .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
@@ -211,6 +215,8 @@ pub struct Config {
     pub ssh_config: Setting<Option<PathBuf>>,
     /// The directory holding `MACHINE/reboot` on the host.
     pub tftpboot: Setting<String>,
+    /// Where every command sent and its raw reply are written (`MQ_TRACE`).
+    pub trace: Setting<Option<PathBuf>>,
     /// Things noticed while reading `~/.mq` (assignments mq will not evaluate).
     pub warnings: Vec<String>,
 }
@@ -272,6 +278,7 @@ impl Config {
         let tftpboot = pick(&overrides.tftpboot, ENV_TFTPBOOT, &None, DEFAULT_TFTPBOOT);
         let inventory = path_setting(&overrides.inventory, ENV_INVENTORY);
         let ssh_config = path_setting(&overrides.ssh_config, ENV_SSH_CONFIG);
+        let trace = path_setting(&None, ENV_TRACE);
         let transport = if let Some(kind) = overrides.transport {
             Setting {
                 value: kind,
@@ -296,6 +303,7 @@ impl Config {
             transport,
             ssh_config,
             tftpboot,
+            trace,
             warnings: dot.warnings,
         })
     }

@@ -87,6 +87,21 @@ pub(crate) fn open_transport_with(
     config: &Config,
     quick_reads: bool,
 ) -> Result<Arc<dyn Transport>, TransportError> {
+    let transport = open_plain(config, quick_reads)?;
+    match &config.trace.value {
+        Some(path) => Ok(Arc::new(
+            mq_transport::trace::TraceTransport::new(transport, path).map_err(|e| {
+                TransportError::Io {
+                    context: format!("cannot write the trace {} (MQ_TRACE)", path.display()),
+                    source: e,
+                }
+            })?,
+        )),
+        None => Ok(transport),
+    }
+}
+
+fn open_plain(config: &Config, quick_reads: bool) -> Result<Arc<dyn Transport>, TransportError> {
     let host = &config.host.value;
     Ok(match config.transport.value {
         TransportKind::Ssh if quick_reads => {

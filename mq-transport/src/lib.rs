@@ -11,7 +11,9 @@
 //!   of its own, for what libssh2 cannot do (GSSAPI, security keys);
 //! * [`LocalTransport`]: `sh -c` on this machine, for when mq runs on the lab
 //!   host itself or the lab lives on one machine;
-//! * [`fault::FaultTransport`] and [`mock::MockTransport`], for tests.
+//! * [`fault::FaultTransport`] and [`mock::MockTransport`], for tests;
+//! * [`trace::TraceTransport`], around any of them: every command and its
+//!   raw reply to a file (`MQ_TRACE`).
 //!
 //! Every value placed in a remote command line goes through [`quote()`].
 //!
@@ -41,6 +43,7 @@ pub mod mock;
 mod openssh;
 pub mod ssh;
 mod status;
+pub mod trace;
 
 pub use error::{Result, TransportError};
 pub use local::LocalTransport;
