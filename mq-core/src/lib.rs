@@ -90,6 +90,7 @@ pub mod sites;
 pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 
 pub use config::{Config, ConfigError, Environment, Overrides, TransportKind};
 pub use inert::{inert, inert_lines, json_safe};

@@ -123,7 +123,9 @@ impl<T: Transport> Transport for TraceTransport<T> {
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         let what = format!("{} -> {remote}", local.display());
-        self.copy("upload", &what, || self.inner.upload(local, remote, progress))
+        self.copy("upload", &what, || {
+            self.inner.upload(local, remote, progress)
+        })
     }
 
     fn download(
@@ -133,7 +135,9 @@ impl<T: Transport> Transport for TraceTransport<T> {
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<()> {
         let what = format!("{remote} -> {}", local.display());
-        self.copy("download", &what, || self.inner.download(remote, local, progress))
+        self.copy("download", &what, || {
+            self.inner.download(remote, local, progress)
+        })
     }
 
     fn user(&self) -> &str {
