@@ -27,16 +27,16 @@ mod cleanup;
 mod console;
 mod error;
 mod finish;
+mod lock;
+mod plan;
 mod receive;
 mod report;
 mod reserve;
 mod spec;
 
-pub(crate) use self::cleanup::*;
 pub(crate) use self::console::*;
 pub use self::error::*;
 pub use self::report::*;
-pub(crate) use self::reserve::*;
 pub use self::spec::*;
 
 use crate::health;
@@ -201,30 +201,30 @@ pub(crate) struct Job<'a> {
 
 /// What a run's console needs: the invocation, where the run's files are,
 /// the images it sends, the host's end mark.
-struct Console<'a> {
+pub(crate) struct Console<'a> {
     /// The session running the run's commands, and what it said already.
-    process: Box<dyn PtyProcess>,
-    first: Vec<u8>,
-    dir: &'a str,
-    uploads: &'a [receive::Upload],
-    end_mark: Vec<u8>,
+    pub(crate) process: Box<dyn PtyProcess>,
+    pub(crate) first: Vec<u8>,
+    pub(crate) dir: &'a str,
+    pub(crate) uploads: &'a [receive::Upload],
+    pub(crate) end_mark: Vec<u8>,
 }
 
 /// What the steps under the lock start from: what the acquire's `then`
 /// printed (the run's directory), the session it handed over (with what it
 /// said past the hand-over), the plan.
-struct Held {
-    lines: Option<Vec<String>>,
-    session: Option<(Box<dyn PtyProcess>, Vec<u8>)>,
-    plan: Option<Plan>,
+pub(crate) struct Held {
+    pub(crate) lines: Option<Vec<String>>,
+    pub(crate) session: Option<(Box<dyn PtyProcess>, Vec<u8>)>,
+    pub(crate) plan: Option<Plan>,
 }
 
 /// See [`MachineQueue::plan`].
-struct Plan {
-    uploads: Vec<receive::Upload>,
-    end_mark: Vec<u8>,
+pub(crate) struct Plan {
+    pub(crate) uploads: Vec<receive::Upload>,
+    pub(crate) end_mark: Vec<u8>,
     /// The run's commands; `$mq_d` is the run's directory.
-    script: String,
+    pub(crate) script: String,
 }
 
 /// PROTOCOL.md's invocation of `reboot`, every value quoted; `log` and the
@@ -443,133 +443,6 @@ impl MachineQueue {
         })
     }
 
-    /// Takes the system's lock (or checks that the caller holds it, with
-    /// `reuse_held_lock`). A run's directory is made in the same round trip,
-    /// and the run's commands ride on the acquire's own session when they
-    /// fit one exec request: no session of their own to open. Otherwise
-    /// the returned [`Kept`] keeps a lock with a reclaim timeout fresh.
-    fn take_lock(
-        &self,
-        spec: &JobSpec,
-        members: &[System],
-        pool: Option<&str>,
-        mut plans: Vec<Option<Plan>>,
-        cancel: &Cancel,
-        events: &mut dyn FnMut(JobEvent),
-    ) -> Result<(System, Held, Option<Kept>), JobError> {
-        let first = &members[0];
-        if spec.reuse_held_lock {
-            self.check_holder(&first.name, &spec.key)?;
-            let held = Held {
-                lines: None,
-                session: None,
-                plan: plans.swap_remove(0),
-            };
-            return Ok((first.clone(), held, None));
-        }
-        let lock_started = Instant::now();
-        events(JobEvent::Acquiring {
-            system: &first.name,
-        });
-        let options = AcquireOptions {
-            key: spec.key.clone(),
-            retry_seconds: spec.retry_seconds,
-            retries: spec.retries,
-            reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
-            cancel: Some(cancel.flag()),
-            force_fallback: false,
-            // Without a reclaim timeout nobody reclaims the lock: its
-            // time stays the time it was taken.
-            keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
-            // A system named directly must be in service (a pool's choice
-            // was made among those that are), checked before the wait.
-            precheck: if pool.is_none() && !spec.any_health {
-                health::precheck_script(&self.config().base.value, &first.name)
-            } else {
-                String::new()
-            },
-            priority: spec.priority,
-            queue_timeout: spec.queue_timeout,
-            pool: pool.unwrap_or_default().to_string(),
-        };
-        let then = plans[0]
-            .as_ref()
-            .map(|_| make_temp_dir())
-            .unwrap_or_default();
-        // Every member's commands ride on the acquire when they fit one
-        // exec request together; the taken member's run.
-        let scripts: Vec<String> = plans
-            .iter()
-            .flatten()
-            .map(|p| format!("[ -n \"$mq_d\" ] || exit 76\n{}", p.script))
-            .collect();
-        let room = ACQUIRE_SCRIPT_ALLOWANCE + ACQUIRE_MEMBER_ALLOWANCE * members.len();
-        let fits = scripts.iter().map(String::len).sum::<usize>() + room <= MAX_ACQUIRE_COMMAND;
-        let handovers: Vec<&str> = if fits {
-            scripts.iter().map(String::as_str).collect()
-        } else {
-            Vec::new()
-        };
-        let mut waiting = |e| match e {
-            WaitEvent::Holder { owner, since } => events(JobEvent::Waiting {
-                owner: &owner,
-                since: &since,
-            }),
-            WaitEvent::Place(place) => events(JobEvent::InLine { place: &place }),
-        };
-        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-        let mut kept =
-            self.locks()
-                .acquire_any(&names, &options, &then, &handovers, &mut waiting)?;
-        let taken = names.iter().position(|n| *n == kept.system).unwrap_or(0);
-        let system = members[taken].clone();
-        if let (Some(pool), true) = (pool, taken != 0) {
-            events(JobEvent::Selected {
-                system: &system.name,
-                pool,
-            });
-        }
-        let plan = plans.swap_remove(taken);
-        let lines = Some(std::mem::take(&mut kept.lines));
-        events(JobEvent::Acquired {
-            system: &system.name,
-            waited: lock_started.elapsed(),
-        });
-        if !handovers.is_empty() {
-            let session = kept.into_session();
-            let held = Held {
-                lines,
-                session,
-                plan,
-            };
-            return Ok((system, held, None));
-        }
-        let held = Held {
-            lines,
-            session: None,
-            plan,
-        };
-        Ok((system, held, Some(kept)))
-    }
-
-    /// `-n`: the lock must be ours (and hold the key, if one was given).
-    fn check_holder(&self, system: &str, key: &str) -> Result<(), JobError> {
-        let state = self.info(system)?;
-        let me = self.locks().preflight()?.user;
-        let ours = match &state {
-            LockState::Held(h) => h.owner == me && (key == "0" || h.key == key),
-            LockState::Free => false,
-        };
-        if ours {
-            Ok(())
-        } else {
-            Err(JobError::NotHolder {
-                system: system.into(),
-                info: state.info_line(system),
-            })
-        }
-    }
-
     /// The job under its lock, in steps: a reservation, or the temporary
     /// directory, the uploads, the board's invocation and its console.
     fn with_lock(
@@ -608,353 +481,6 @@ impl MachineQueue {
             self.take_host_cleanup(host, leftovers, job.events);
         }
         Ok(report)
-    }
-
-    /// PROTOCOL.md's `TFTPBOOT/MACHINE/reboot` of `system`.
-    fn reboot_program(&self, system: &System) -> String {
-        format!(
-            "{}/{}/reboot",
-            self.config().tftpboot.value.trim_end_matches('/'),
-            system.machine
-        )
-    }
-
-    /// `-r`: the board is the user's until the input says so, then off.
-    fn reserve(
-        &self,
-        job: &mut Job<'_>,
-        reboot: &str,
-        input: Option<Box<dyn Read + Send>>,
-    ) -> Result<JobReport, JobError> {
-        let system = &job.system.name;
-        (job.events)(JobEvent::Reserved { system });
-        wait_for_enter(input, job.cancel)?;
-        (job.events)(JobEvent::PoweringOff { system });
-        let out = self
-            .transport()
-            .run(&format!("{} --shutdown", quote(reboot)))?;
-        if !out.status.success() {
-            let text = format!("powering off {system} failed: {}", out.stderr_text().trim());
-            (job.events)(JobEvent::Warning(&text));
-        }
-        Ok(empty_report(system, None))
-    }
-
-    /// The run's temporary directory on the host: made while acquiring (its
-    /// lines are `said`), or with -n (no acquire) in a round trip of its own.
-    fn temp_dir(&self, said: Option<Vec<String>>) -> Result<String, JobError> {
-        let said = match said {
-            Some(said) => said,
-            None => {
-                let out = self.transport().run(&format!("{} 2>&1", make_temp_dir()))?;
-                out.stdout_text().lines().map(str::to_string).collect()
-            }
-        };
-        said.iter()
-            .find_map(|l| l.strip_prefix(TEMP_DIR_MARK))
-            .filter(|d| d.starts_with('/'))
-            .map(str::to_string)
-            .ok_or_else(|| {
-                JobError::Host(format!(
-                    "cannot make a temporary directory on the host: {}",
-                    said.join("; ")
-                ))
-            })
-    }
-
-    /// The images (then the DTB and the bitstream) and their names in the
-    /// run's directory; they travel through the console's terminal ([`receive`]).
-    fn uploads(&self, spec: &JobSpec) -> Result<Vec<receive::Upload>, JobError> {
-        spec.files
-            .iter()
-            .chain(&spec.dtb)
-            .chain(&spec.bitstream)
-            .enumerate()
-            .map(|(i, local)| {
-                let size = std::fs::metadata(local)
-                    .map_err(TransportError::local_file(local))?
-                    .len();
-                Ok(receive::Upload {
-                    local: local.clone(),
-                    name: format!("img{i}"),
-                    size,
-                })
-            })
-            .collect()
-    }
-
-    /// The run's commands for a session of their own (the directory made
-    /// beforehand). An exec request carries a command of at most about 32
-    /// KiB (OpenSSH's packet limit); a longer one (a huge -c) goes up as a
-    /// script into `dir`, and the pty runs that.
-    fn invocation(&self, plan: &Plan, dir: &str) -> Result<String, JobError> {
-        let cmd = format!("mq_d={}\n{}", quote(dir), plan.script);
-        if cmd.len() <= MAX_INLINE_COMMAND {
-            return Ok(cmd);
-        }
-        let script = format!("{dir}/invocation");
-        upload_text(self.transport().as_ref(), &cmd, &script)?;
-        Ok(format!("exec sh {}", quote(&script)))
-    }
-
-    /// Everything a run does on the host once its lock is held, known before
-    /// the lock is asked for (so that it can ride on the acquire's session):
-    /// receive the images, PROTOCOL.md's invocation of the board's `reboot`
-    /// (every value quoted), the host's finish. `None` for a reservation.
-    fn plan(&self, spec: &JobSpec, system: &System) -> Result<Option<Plan>, JobError> {
-        if spec.reservation {
-            return Ok(None);
-        }
-        let uploads = self.uploads(spec)?;
-        let names: Vec<String> = uploads.iter().map(|u| in_run_dir(&u.name)).collect();
-        let log = in_run_dir("log");
-        let finish = self.finish(spec, system, &log)?;
-        let script = fill(
-            INVOCATION.trim_end(),
-            &[
-                ("receive", &receive::script(&uploads)),
-                ("guard", &finish.guard),
-                (
-                    "reboot",
-                    &reboot_command(spec, &self.reboot_program(system), &log, &names),
-                ),
-                ("finish", &finish.script),
-            ],
-        );
-        Ok(Some(Plan {
-            uploads,
-            end_mark: finish.mark,
-            script,
-        }))
-    }
-
-    /// Runs the invocation on a pty and watches its console until the
-    /// runner ends (or mq's own deadline, or an interrupt); then the log.
-    /// Where the host finished the job, what it reported comes back too.
-    fn console(
-        &self,
-        job: &mut Job<'_>,
-        run: Console<'_>,
-        matcher: mq_console::Matcher,
-        input: Option<Box<dyn Read + Send>>,
-    ) -> Result<(JobReport, Option<HostFinish>), JobError> {
-        let spec = job.spec;
-        let cancel = job.cancel;
-        let dir = run.dir;
-        let mut local_log = open_local_log(spec)?;
-        let upload_started = Instant::now();
-        let mut process = run.process;
-        let first = receive::send(process.as_mut(), run.first, run.uploads, cancel, job.events)?;
-        let upload = upload_started.elapsed();
-        let started = Instant::now();
-        let mut session = Session::new(matcher, session_options(spec, input, cancel))
-            .tee(EventSink(&mut *job.events));
-        if let Some(file) = local_log.as_mut() {
-            session = session.tee(file);
-        }
-        let mut console = PtyConsole::new(process.as_mut(), Some(run.end_mark), &first);
-        let report = session.run(&mut console);
-        if let Some(e) = console.error.take() {
-            return Err(transport_or_interrupt(cancel, e));
-        }
-        let report = report.map_err(|e| JobError::Console(e.to_string()))?;
-        let after = console.finished_on_host();
-        let (ending, host) = match after {
-            Some(after) => {
-                let mut log = ReplaceLog {
-                    file: local_log.as_mut(),
-                    started: false,
-                };
-                let host = read_host_finish(process.as_mut(), after, &mut log, cancel)?;
-                if let (Some(path), Some(e)) = (&spec.log, &host.log_error) {
-                    return Err(JobError::Log {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    });
-                }
-                let ending = Ending {
-                    interrupted: false,
-                    status: host.runner_status(),
-                    run: started.elapsed(),
-                };
-                (ending, Some(host))
-            }
-            None => {
-                let ending = self.end_from_client(job, process.as_mut(), &report, started)?;
-                if let (false, Some(path), Some(file)) =
-                    (ending.interrupted, &spec.log, local_log.as_mut())
-                {
-                    let log_remote = format!("{dir}/log");
-                    replace_with_runner_log(self.transport(), &log_remote, path, file, job.events)?;
-                }
-                (ending, None)
-            }
-        };
-        let finish = started.elapsed() - ending.run;
-        let mut report = run_report(job, report, &ending, finish);
-        report.upload = upload;
-        Ok((report, host))
-    }
-
-    /// The console ended without the host's finish (mq's deadline, an
-    /// interrupt, a detach, a runner script of old): the board is stopped if
-    /// it may still run, and the shell's status is the runner's.
-    fn end_from_client(
-        &self,
-        job: &Job<'_>,
-        process: &mut dyn PtyProcess,
-        report: &mq_console::Report,
-        started: Instant,
-    ) -> Result<Ending, JobError> {
-        let cancel = job.cancel;
-        // An interrupt after the completion text (a keep-alive console, or
-        // a runner still powering off) stops the board all the same.
-        let finished = !matches!(
-            report.outcome,
-            Outcome::Interrupted | Outcome::Timeout { .. }
-        ) && !report.detached
-            && !cancel.is_cancelled();
-        if !finished {
-            process
-                .hangup()
-                .map_err(|e| transport_or_interrupt(cancel, e))?;
-        }
-        let status = process
-            .wait()
-            .map_err(|e| transport_or_interrupt(cancel, e))?;
-        // Once the board ran, an interrupt still gives a report (bytes,
-        // markers, times), with the interrupted outcome and status 130.
-        let interrupted = (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
-            && !report.detached;
-        Ok(Ending {
-            interrupted,
-            status: status.shell_code(),
-            run: started.elapsed(),
-        })
-    }
-
-    /// The lines that let the host finish the job (see [`finish`]): the
-    /// directory removed and, unless `-n`, the lock released.
-    fn finish(
-        &self,
-        spec: &JobSpec,
-        system: &System,
-        log: &str,
-    ) -> Result<finish::Finish, JobError> {
-        // The board's health is counted by the finish, under its lock,
-        // before the release (not by the guard: a client that went away
-        // says nothing about the board).
-        let health = health::update_script(
-            &system.name,
-            log,
-            &spec.key,
-            spec.completion.as_deref(),
-            spec.error.as_deref(),
-        );
-        let remove = remove_temp_dir("\"$mq_d\"");
-        let cleanup = if spec.reuse_held_lock {
-            finish::Cleanup::RemoveOnly(remove)
-        } else {
-            let script = self
-                .locks()
-                .release_script(&system.name, &spec.key, false, &remove)
-                .map_err(QueueError::Lock)?;
-            finish::Cleanup::Release(script)
-        };
-        Ok(finish::Finish::new(
-            &quote(&self.reboot_program(system)),
-            log,
-            spec.log.is_some(),
-            &self.locks().script_head(),
-            &health,
-            &cleanup,
-        ))
-    }
-
-    /// What the host's finish did: what it removed and released is off the
-    /// leftovers; anything else stays for [`clean_up`](Self::clean_up),
-    /// which tries again and says exactly what is left.
-    fn take_host_cleanup(
-        &self,
-        host: HostFinish,
-        leftovers: &mut Leftovers,
-        events: &mut dyn FnMut(JobEvent),
-    ) {
-        let Some(report) = host.report else {
-            return;
-        };
-        for change in report
-            .said
-            .lines()
-            .filter_map(|l| l.strip_prefix(health::CHANGED_MARK))
-        {
-            let (state, reason) = change.split_once(' ').unwrap_or((change, ""));
-            let text = format!(
-                "{} is now {state} (board health): {reason}",
-                leftovers.system
-            );
-            events(JobEvent::Warning(&text));
-        }
-        let left_dir = report.said.lines().any(|l| l.starts_with(STILL_THERE_MARK));
-        if !left_dir {
-            leftovers.temp_dir = None;
-        }
-        if !leftovers.release {
-            return;
-        }
-        let verdict = self.locks().release_outcome(
-            &leftovers.system,
-            &host.status,
-            &report.said,
-            &report.said,
-        );
-        // Released; or not ours any more (taken over after its reclaim
-        // timeout, or released by hand): nothing of ours to release.
-        if matches!(verdict, Ok(_) | Err(LockError::NotYours { .. })) {
-            leftovers.release = false;
-        }
-    }
-
-    /// Removes the temporary files and releases the lock (one round trip);
-    /// reconnects up to [`CLEANUP_ATTEMPTS`] times if the connection is gone.
-    /// On failure, says exactly what is left and how to release it.
-    fn clean_up(&self, mut left: Leftovers, key: &str) -> Result<(), String> {
-        let mut last_error = match clean_with(self.locks(), &mut left, key) {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        for attempt in 0..CLEANUP_ATTEMPTS {
-            if !is_connection_lost(&last_error) {
-                break;
-            }
-            std::thread::sleep(Duration::from_secs(1 << attempt));
-            match open_transport(self.config()) {
-                Ok(transport) => {
-                    let locks = LockClient::new(transport, &self.config().base.value);
-                    match clean_with(&locks, &mut left, key) {
-                        Ok(()) => return Ok(()),
-                        Err(e) => last_error = e,
-                    }
-                }
-                Err(e) => last_error = CleanupError::Transport(e),
-            }
-        }
-        let mut text = format!(
-            "could not clean up on {}: {last_error}",
-            self.config().host.value
-        );
-        if left.release {
-            text.push_str(&format!(
-                "\n  the lock of {} may still be held: release it with: mq sem -signal {} -k {}",
-                left.system,
-                left.system,
-                quote(key)
-            ));
-        }
-        if let Some(dir) = &left.temp_dir {
-            text.push_str(&format!("\n  temporary files left on the host: {dir}"));
-        }
-        Err(text)
     }
 }
 

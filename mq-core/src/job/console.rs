@@ -297,3 +297,110 @@ pub(crate) fn transport_or_interrupt(cancel: &Cancel, e: TransportError) -> JobE
         JobError::Transport(e)
     }
 }
+
+impl MachineQueue {
+    /// Runs the invocation on a pty and watches its console until the
+    /// runner ends (or mq's own deadline, or an interrupt); then the log.
+    /// Where the host finished the job, what it reported comes back too.
+    pub(crate) fn console(
+        &self,
+        job: &mut Job<'_>,
+        run: Console<'_>,
+        matcher: mq_console::Matcher,
+        input: Option<Box<dyn Read + Send>>,
+    ) -> Result<(JobReport, Option<HostFinish>), JobError> {
+        let spec = job.spec;
+        let cancel = job.cancel;
+        let dir = run.dir;
+        let mut local_log = open_local_log(spec)?;
+        let upload_started = Instant::now();
+        let mut process = run.process;
+        let first = receive::send(process.as_mut(), run.first, run.uploads, cancel, job.events)?;
+        let upload = upload_started.elapsed();
+        let started = Instant::now();
+        let mut session = Session::new(matcher, session_options(spec, input, cancel))
+            .tee(EventSink(&mut *job.events));
+        if let Some(file) = local_log.as_mut() {
+            session = session.tee(file);
+        }
+        let mut console = PtyConsole::new(process.as_mut(), Some(run.end_mark), &first);
+        let report = session.run(&mut console);
+        if let Some(e) = console.error.take() {
+            return Err(transport_or_interrupt(cancel, e));
+        }
+        let report = report.map_err(|e| JobError::Console(e.to_string()))?;
+        let after = console.finished_on_host();
+        let (ending, host) = match after {
+            Some(after) => {
+                let mut log = ReplaceLog {
+                    file: local_log.as_mut(),
+                    started: false,
+                };
+                let host = read_host_finish(process.as_mut(), after, &mut log, cancel)?;
+                if let (Some(path), Some(e)) = (&spec.log, &host.log_error) {
+                    return Err(JobError::Log {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    });
+                }
+                let ending = Ending {
+                    interrupted: false,
+                    status: host.runner_status(),
+                    run: started.elapsed(),
+                };
+                (ending, Some(host))
+            }
+            None => {
+                let ending = self.end_from_client(job, process.as_mut(), &report, started)?;
+                if let (false, Some(path), Some(file)) =
+                    (ending.interrupted, &spec.log, local_log.as_mut())
+                {
+                    let log_remote = format!("{dir}/log");
+                    replace_with_runner_log(self.transport(), &log_remote, path, file, job.events)?;
+                }
+                (ending, None)
+            }
+        };
+        let finish = started.elapsed() - ending.run;
+        let mut report = run_report(job, report, &ending, finish);
+        report.upload = upload;
+        Ok((report, host))
+    }
+
+    /// The console ended without the host's finish (mq's deadline, an
+    /// interrupt, a detach, a runner script of old): the board is stopped if
+    /// it may still run, and the shell's status is the runner's.
+    pub(crate) fn end_from_client(
+        &self,
+        job: &Job<'_>,
+        process: &mut dyn PtyProcess,
+        report: &mq_console::Report,
+        started: Instant,
+    ) -> Result<Ending, JobError> {
+        let cancel = job.cancel;
+        // An interrupt after the completion text (a keep-alive console, or
+        // a runner still powering off) stops the board all the same.
+        let finished = !matches!(
+            report.outcome,
+            Outcome::Interrupted | Outcome::Timeout { .. }
+        ) && !report.detached
+            && !cancel.is_cancelled();
+        if !finished {
+            process
+                .hangup()
+                .map_err(|e| transport_or_interrupt(cancel, e))?;
+        }
+        let status = process
+            .wait()
+            .map_err(|e| transport_or_interrupt(cancel, e))?;
+        // Once the board ran, an interrupt still gives a report (bytes,
+        // markers, times), with the interrupted outcome and status 130.
+        let interrupted = (matches!(report.outcome, Outcome::Interrupted) || cancel.is_cancelled())
+            && !report.detached;
+        Ok(Ending {
+            interrupted,
+            status: status.shell_code(),
+            run: started.elapsed(),
+        })
+    }
+}

@@ -22,3 +22,26 @@ pub(crate) fn wait_for_enter(
         }
     }
 }
+
+impl MachineQueue {
+    /// `-r`: the board is the user's until the input says so, then off.
+    pub(crate) fn reserve(
+        &self,
+        job: &mut Job<'_>,
+        reboot: &str,
+        input: Option<Box<dyn Read + Send>>,
+    ) -> Result<JobReport, JobError> {
+        let system = &job.system.name;
+        (job.events)(JobEvent::Reserved { system });
+        wait_for_enter(input, job.cancel)?;
+        (job.events)(JobEvent::PoweringOff { system });
+        let out = self
+            .transport()
+            .run(&format!("{} --shutdown", quote(reboot)))?;
+        if !out.status.success() {
+            let text = format!("powering off {system} failed: {}", out.stderr_text().trim());
+            (job.events)(JobEvent::Warning(&text));
+        }
+        Ok(empty_report(system, None))
+    }
+}
