@@ -107,7 +107,7 @@ pub fn run(args: RunArgs, config: Config) -> Result<(), Failure> {
 fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failure> {
     // Everything that needs no host is checked before connecting.
     let inventory = config.load_inventory()?;
-    check_job(spec, &inventory).map_err(job_failure)?;
+    let job = check_job(spec, &inventory).map_err(job_failure)?;
     let cancel = Cancel::from_flag(sem::interrupt_flag());
     // ^C is heard while connecting too (a host that never answers).
     let queue =
@@ -124,7 +124,7 @@ fn run_spec(spec: &JobSpec, config: Config) -> Result<mq_core::JobReport, Failur
         printer.acquired = true;
         printer.reused_lock = true;
     }
-    let result = queue.run_job(spec, input, &cancel, &mut |event| printer.event(event));
+    let result = queue.run_checked(job, input, &cancel, &mut |event| printer.event(event));
     printer.finish();
     result.map_err(|e| match e {
         JobError::Interrupted => Failure::new(printer.interrupted(), exit::INTERRUPTED),

@@ -288,8 +288,10 @@ struct Chosen {
 }
 
 impl MachineQueue {
-    /// Runs a job. `input` (usually stdin) ends a reservation (a line or its
-    /// end) and, with `keep_alive`, is typed into the console.
+    /// Runs a job: [`check_job`] against this queue's inventory, then
+    /// [`run_checked`](Self::run_checked). `input` (usually stdin) ends a
+    /// reservation (a line or its end) and, with `keep_alive`, is typed into
+    /// the console.
     pub fn run_job(
         &self,
         spec: &JobSpec,
@@ -297,9 +299,21 @@ impl MachineQueue {
         cancel: &Cancel,
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
-        // Everything that can be checked here is, before the host is asked.
-        check_options(spec)?;
-        let matcher = pattern_matcher(spec)?;
+        let job = check_job(spec, self.inventory())?;
+        self.run_checked(job, input, cancel, events)
+    }
+
+    /// Runs a job checked once by [`check_job`] (a caller that checked it
+    /// before connecting does not pay for the checks twice).
+    pub fn run_checked(
+        &self,
+        job: CheckedJob,
+        input: Option<Box<dyn Read + Send>>,
+        cancel: &Cancel,
+        events: &mut dyn FnMut(JobEvent),
+    ) -> Result<JobReport, JobError> {
+        let (spec, matcher) = job.into_parts();
+        let spec = &spec;
         let started = (Instant::now(), SystemTime::now());
         // A pool's members on other hosts: connected first, so that a host
         // that never answers cannot keep ^C waiting for its ConnectTimeout.
@@ -328,7 +342,7 @@ impl MachineQueue {
         events: &mut dyn FnMut(JobEvent),
     ) -> Result<JobReport, JobError> {
         let (started, started_wall) = chosen.started;
-        let checked = self.check_job(spec, chosen.choice, chosen.matcher, events)?;
+        let checked = self.check_member(spec, chosen.choice, chosen.matcher, events)?;
         let plans = checked
             .members
             .iter()
@@ -390,10 +404,10 @@ impl MachineQueue {
         Ok(report)
     }
 
-    /// Every check of the chosen system that needs no lock (the options and
-    /// patterns were checked by [`run_job`](Self::run_job)): the pool's choice
-    /// said, the system and its files, the members that can run the job.
-    fn check_job(
+    /// Every check of the chosen system that needs no lock (the rest was
+    /// [`check_job`]'s): the pool's choice said, the system, the members that
+    /// can run the job.
+    fn check_member(
         &self,
         spec: &JobSpec,
         choice: crate::Choice,

@@ -71,16 +71,40 @@ impl Default for JobSpec {
     }
 }
 
-/// Every check of PROTOCOL.md that needs no host, in mq.sh's order and
-/// words: the options, the files, and, when the target is a system rather
-/// than a pool, what that system takes.
-pub fn check_job(spec: &JobSpec, inventory: &crate::Inventory) -> Result<(), JobError> {
+/// A job that passed every check needing neither host nor lock, checked
+/// once: what [`MachineQueue::run_checked`] takes. Made by [`check_job`].
+#[derive(Debug)]
+pub struct CheckedJob {
+    spec: JobSpec,
+    matcher: mq_console::Matcher,
+}
+
+impl CheckedJob {
+    /// The job as asked for.
+    pub fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+
+    pub(crate) fn into_parts(self) -> (JobSpec, mq_console::Matcher) {
+        (self.spec, self.matcher)
+    }
+}
+
+/// Every check of a job that needs neither host nor lock, once: the target
+/// is known, the options, texts, files and log are sound, and a system
+/// named by itself can do what is asked (a pool's member is checked when
+/// chosen).
+pub fn check_job(spec: &JobSpec, inventory: &crate::Inventory) -> Result<CheckedJob, JobError> {
     let target = inventory.resolve(&spec.target)?;
-    check_spec(spec)?;
+    check_options(spec)?;
+    let matcher = pattern_matcher(spec)?;
     if let crate::Target::System(system) = target {
         check_system(spec, system)?;
     }
-    Ok(())
+    Ok(CheckedJob {
+        spec: spec.clone(),
+        matcher,
+    })
 }
 
 /// The checks of PROTOCOL.md that need neither host nor inventory.
