@@ -81,6 +81,8 @@
 
 pub mod config;
 pub mod exit;
+#[cfg(test)]
+mod golden;
 pub mod health;
 pub mod inert;
 pub mod inventory;
