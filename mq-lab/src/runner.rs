@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use mq_console::{
     ConsoleSource, KeepAlive, MatcherBuilder, ReaderSource, Session, SessionOptions, SourceRead,
-    EXIT_INFRASTRUCTURE,
 };
 use mq_shell::quote;
 
@@ -731,6 +730,3 @@ fn shutdown(board: &Board, state: &Path) -> Result<i32, RunnerError> {
     println!("[{}] powered off", board.name);
     Ok(0)
 }
-
-/// The exit code for a board that could not be run.
-pub const EXIT_CANNOT_RUN: i32 = EXIT_INFRASTRUCTURE;

@@ -258,7 +258,7 @@ pub struct AcquireOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// Use the plain-`sh` exclusive-create wait even where `lockfile` exists.
     pub force_fallback: bool,
-    /// With [`LockClient::acquire_kept`]: touch the lock every this often
+    /// With [`LockClient::acquire_any`]: touch the lock every this often
     /// while the returned [`Kept`] lives, so that a waiter never reclaims a
     /// lock whose holder is still running (lockfile's `-l` goes by the lock
     /// file's age). Whole seconds, at least 1.
@@ -293,7 +293,7 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// The session handed over by [`LockClient::acquire_and_hand_over`] (and
+    /// The session handed over by [`LockClient::acquire_any`]'s hand-over (and
     /// the output already read from it), now the caller's: the lock is no
     /// longer this value's to keep fresh or stop. `None` after an acquire
     /// without a hand-over that ended at once.
@@ -743,70 +743,31 @@ impl<T: Transport> LockClient<T> {
         options: &AcquireOptions,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<(), LockError> {
-        self.acquire_then(system, options, "", events).map(|_| ())
-    }
-
-    /// [`acquire`](Self::acquire), then runs `then` (`sh` commands) on the
-    /// host in the same round trip, with the lock held, and returns the lines
-    /// they printed (stdout and stderr: they run on a terminal). Their
-    /// failure does not give the lock back: the lines say what happened.
-    pub fn acquire_then(
-        &self,
-        system: &str,
-        options: &AcquireOptions,
-        then: &str,
-        events: &mut dyn FnMut(WaitEvent),
-    ) -> Result<Vec<String>, LockError> {
         let options = AcquireOptions {
             keep_fresh: None,
             ..options.clone()
         };
-        self.acquire_kept(system, &options, then, events)
-            .map(|mut kept| std::mem::take(&mut kept.lines))
+        self.acquire_any(&[system], &options, "", &[], events)
+            .map(|_| ())
     }
 
-    /// [`acquire_then`](Self::acquire_then), keeping the lock fresh from the
-    /// host while the returned [`Kept`] lives when `options.keep_fresh` says
-    /// so (no extra round trip: the acquire's own session stays open).
-    pub fn acquire_kept(
-        &self,
-        system: &str,
-        options: &AcquireOptions,
-        then: &str,
-        events: &mut dyn FnMut(WaitEvent),
-    ) -> Result<Kept, LockError> {
-        self.acquire_any(&[system], options, then, &[], events)
-    }
-
-    /// [`acquire_then`](Self::acquire_then), then hands the session over:
-    /// once the lock is held, `handover` (`sh` commands) runs in the same
-    /// session, and the returned [`Kept`] carries that session for
-    /// [`Kept::into_session`], with no round trip of its own. With
-    /// `options.keep_fresh` the host keeps the lock fresh from the
-    /// background meanwhile (its pid in `$mq_keeper`, for `handover` to stop).
-    /// `handover` runs with the hand-over's default signal handling: a
-    /// hangup ends it. Its exit status and what it does with the lock are
-    /// its own.
-    pub fn acquire_and_hand_over(
-        &self,
-        system: &str,
-        options: &AcquireOptions,
-        then: &str,
-        handover: &str,
-        events: &mut dyn FnMut(WaitEvent),
-    ) -> Result<Kept, LockError> {
-        assert!(!handover.is_empty(), "a hand-over needs commands");
-        self.acquire_any(&[system], options, then, &[handover], events)
-    }
-
-    /// Takes the lock of whichever of `systems` (a pool's members) comes to
-    /// this wait first, as [`acquire_kept`](Self::acquire_kept) does for one:
-    /// the wait is in every member's line, tries a member only when nobody
-    /// is ahead of it there, and leaves every line once it holds one.
-    /// [`Kept::system`] says which. `handovers` is empty, or one hand-over
-    /// for each of `systems` (see
-    /// [`acquire_and_hand_over`](Self::acquire_and_hand_over)): the taken
-    /// member's runs.
+    /// Takes the lock of whichever of `systems` (a pool's members, or one
+    /// system) comes to this wait first: the wait is in every member's line,
+    /// tries a member only when nobody is ahead of it there, and leaves every
+    /// line once it holds one. [`Kept::system`] says which.
+    ///
+    /// Once the lock is held, `then` (`sh` commands) runs in the same round
+    /// trip, on the acquire's terminal; [`Kept::lines`] holds what it
+    /// printed (its failure does not give the lock back). With
+    /// `options.keep_fresh`, the host keeps the lock fresh from the
+    /// background while the returned [`Kept`] lives (no extra round trip:
+    /// the acquire's own session stays open; its pid in `$mq_keeper`).
+    ///
+    /// `handovers` is empty, or one hand-over for each of `systems`: `sh`
+    /// commands the taken member's run in the same session once the lock is
+    /// held, with the session handed over ([`Kept::into_session`]) and the
+    /// hand-over's default signal handling (a hangup ends it). Its exit
+    /// status and what it does with the lock are its own.
     ///
     /// PROTOCOL.md's "already yours" check is made only for a single
     /// system: a pool's members already held count as busy.

@@ -652,12 +652,14 @@ fn commands_ride_along_with_acquire_and_release() {
     // Run once the lock is held, with the user's umask (not PROTOCOL.md's
     // 0111), on the acquire's terminal: stdout and stderr both come back.
     let said = alice
-        .acquire_then(
-            "s",
+        .acquire_any(
+            &["s"],
             &waiting("k"),
             &format!("mkdir {q} && : > {q}/f && echo made; ls /nonexistent-mq"),
+            &[],
             &mut |_| {},
         )
+        .map(|mut kept| std::mem::take(&mut kept.lines))
         .unwrap();
     assert_eq!(said[0], "made", "{said:?}");
     assert!(said[1].contains("nonexistent-mq"), "{said:?}");
@@ -670,7 +672,8 @@ fn commands_ride_along_with_acquire_and_release() {
     // A failing command does not give the lock back.
     alice.release("s", "k", false).unwrap();
     let said = alice
-        .acquire_then("s", &waiting("k"), "false", &mut |_| {})
+        .acquire_any(&["s"], &waiting("k"), "false", &[], &mut |_| {})
+        .map(|mut kept| std::mem::take(&mut kept.lines))
         .unwrap();
     assert!(said.is_empty(), "{said:?}");
     assert!(lab.lock_owner("s").is_some());
@@ -705,7 +708,7 @@ fn a_lock_kept_fresh_is_never_reclaimed_while_its_holder_lives() {
         ..AcquireOptions::default()
     };
     let mut kept = alice
-        .acquire_kept("s", &kept_options, "echo then-ran", &mut |_| {})
+        .acquire_any(&["s"], &kept_options, "echo then-ran", &[], &mut |_| {})
         .unwrap();
     assert_eq!(kept.lines, ["then-ran"]);
     assert!(kept.is_kept_fresh());
@@ -748,9 +751,9 @@ fn a_lock_kept_fresh_is_never_reclaimed_while_its_holder_lives() {
     );
     bob.release("s", "b", false).unwrap();
 
-    // Without keep_fresh, acquire_kept returns once held, as acquire does.
+    // Without keep_fresh, acquire_any returns once held, as acquire does.
     let plain = alice
-        .acquire_kept("s", &waiting("p"), "", &mut |_| {})
+        .acquire_any(&["s"], &waiting("p"), "", &[], &mut |_| {})
         .unwrap();
     assert!(!plain.is_kept_fresh());
     alice.release("s", "p", false).unwrap();
@@ -776,7 +779,7 @@ fn a_session_handed_over_runs_the_callers_commands_under_the_lock() {
         lock.display()
     );
     let kept = alice
-        .acquire_and_hand_over("s", &options, "echo then-ran", &handover, &mut |_| {})
+        .acquire_any(&["s"], &options, "echo then-ran", &[&handover], &mut |_| {})
         .unwrap();
     assert_eq!(kept.lines, ["then-ran"]);
     let (mut session, mut said) = kept.into_session().expect("a session handed over");
