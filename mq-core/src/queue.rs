@@ -202,15 +202,6 @@ impl MachineQueue {
         }
     }
 
-    /// The queue of `system`'s lab host when that is not this queue's.
-    fn elsewhere(&self, system: &str) -> Result<Option<SiteQueue<'_>>, QueueError> {
-        let site = self.site_of(system);
-        if site == self.home() {
-            return Ok(None);
-        }
-        self.at(&site).map(Some)
-    }
-
     pub(crate) fn site_cache(&self) -> &std::sync::Mutex<HashMap<Site, Arc<MachineQueue>>> {
         &self.sites
     }
@@ -344,12 +335,10 @@ impl MachineQueue {
     /// Sets `system`'s health as an admin does (`by` this connection's user),
     /// logging the change.
     pub fn set_health(&self, system: &str, state: State, reason: &str) -> Result<(), QueueError> {
-        if let Some(q) = self.elsewhere(system)? {
-            return q.set_health(system, state, reason);
-        }
+        let q = self.for_system(system)?;
         mq_lock::check_system(system)?;
         let at = crate::job::format_rfc3339(std::time::SystemTime::now());
-        let by = self.transport().user().to_string();
+        let by = q.transport().user().to_string();
         let health = Health {
             system: system.to_string(),
             state,
@@ -369,13 +358,13 @@ impl MachineQueue {
             run: String::new(),
         };
         let context = format!("setting the health of {system}");
-        let (status, _, stderr) = self
+        let (status, _, stderr) = q
             .locks
             .run_script(&context, &health::set_script(&health, &change))?;
         if !status.success() {
             return Err(QueueError::Lock(LockError::Remote {
                 context,
-                host: self.transport().describe(),
+                host: q.transport().describe(),
                 detail: stderr.trim().to_string(),
             }));
         }
@@ -385,10 +374,11 @@ impl MachineQueue {
     /// The health log: every change of state, oldest first (`system`'s only
     /// when given).
     pub fn health_log(&self, system: Option<&str>) -> Result<Vec<health::Change>, QueueError> {
-        if let Some(q) = system.map(|s| self.elsewhere(s)).transpose()?.flatten() {
-            return q.health_log(system);
-        }
-        let (_, out, _) = self
+        let q = match system {
+            Some(s) => self.for_system(s)?,
+            None => SiteQueue::Home(self),
+        };
+        let (_, out, _) = q
             .locks
             .run_script("reading the health log", &health::log_script())?;
         Ok(health::parse_log(&String::from_utf8_lossy(&out))
@@ -423,10 +413,7 @@ impl MachineQueue {
 
     /// The lock state of a system.
     pub fn info(&self, system: &str) -> Result<LockState, QueueError> {
-        if let Some(q) = self.elsewhere(system)? {
-            return q.info(system);
-        }
-        Ok(self.locks.info(system)?)
+        Ok(self.for_system(system)?.locks.info(system)?)
     }
 
     /// Every locked system of the inventory (lock files of other names are
@@ -446,10 +433,10 @@ impl MachineQueue {
         options: &AcquireOptions,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<(), QueueError> {
-        if let Some(q) = self.elsewhere(system)? {
-            return q.acquire(system, options, events);
-        }
-        Ok(self.locks.acquire(system, options, events)?)
+        Ok(self
+            .for_system(system)?
+            .locks
+            .acquire(system, options, events)?)
     }
 
     /// Takes the lock of one of a choice's members: the system named, or
@@ -461,35 +448,25 @@ impl MachineQueue {
         options: &AcquireOptions,
         events: &mut dyn FnMut(WaitEvent),
     ) -> Result<String, QueueError> {
-        if let Some(q) = self.elsewhere(&choice.system)? {
-            return q.acquire_choice(choice, options, events);
-        }
+        let q = self.for_system(&choice.system)?;
         let members: Vec<&str> = choice.members.iter().map(String::as_str).collect();
         let options = AcquireOptions {
             keep_fresh: None,
             pool: choice.pool.clone().unwrap_or_default(),
             ..options.clone()
         };
-        let kept = self
-            .locks
-            .acquire_any(&members, &options, "", &[], events)?;
+        let kept = q.locks.acquire_any(&members, &options, "", &[], events)?;
         Ok(kept.system.clone())
     }
 
     /// Releases a system's lock.
     pub fn release(&self, system: &str, key: &str, force: bool) -> Result<(), QueueError> {
-        if let Some(q) = self.elsewhere(system)? {
-            return q.release(system, key, force);
-        }
-        Ok(self.locks.release(system, key, force)?)
+        Ok(self.for_system(system)?.locks.release(system, key, force)?)
     }
 
     /// Kills this user's waits for a system's lock with `key`.
     pub fn cancel(&self, system: &str, key: &str) -> Result<usize, QueueError> {
-        if let Some(q) = self.elsewhere(system)? {
-            return q.cancel(system, key);
-        }
-        Ok(self.locks.cancel(system, key)?)
+        Ok(self.for_system(system)?.locks.cancel(system, key)?)
     }
 
     /// A cancelled CI job's cleanup: cancel every wait of this user with
