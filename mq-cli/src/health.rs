@@ -148,28 +148,11 @@ fn check(
     }
     let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let queue = connect(config, inventory, &names)?;
-    let mut targets = wanted;
-    if sweep {
-        let names: Vec<&str> = targets.iter().map(String::as_str).collect();
-        let states = queue.health(&names).map_err(failure)?;
-        let force = all == Some(true);
-        targets = states
-            .into_iter()
-            .filter(|h| match h.state {
-                State::Unknown => true,
-                _ if unknown => false,
-                State::Maintenance | State::Retired if !force => {
-                    crate::say(format!(
-                        "{}: skipped: {} (--force to check it too)",
-                        h.system, h.state
-                    ));
-                    false
-                }
-                _ => true,
-            })
-            .map(|h| h.system)
-            .collect();
-    }
+    let targets = if sweep {
+        sweep_targets(&queue, wanted, all == Some(true), unknown)?
+    } else {
+        wanted
+    };
     let mut failed = false;
     for system in &targets {
         let check = checks
@@ -201,6 +184,35 @@ fn check(
         return Err(Failure::new("", exit::ERROR_TEXT));
     }
     Ok(())
+}
+
+/// What a sweep (`--all`, `--unknown`) checks of `wanted`: with
+/// `--unknown` the unknown boards only; with `--all` every board but those an
+/// admin put in maintenance or retired (unless `force`), each skip said.
+fn sweep_targets(
+    queue: &MachineQueue,
+    wanted: Vec<String>,
+    force: bool,
+    unknown: bool,
+) -> Result<Vec<String>, Failure> {
+    let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let states = queue.health(&names).map_err(failure)?;
+    Ok(states
+        .into_iter()
+        .filter(|h| match h.state {
+            State::Unknown => true,
+            _ if unknown => false,
+            State::Maintenance | State::Retired if !force => {
+                crate::say(format!(
+                    "{}: skipped: {} (--force to check it too)",
+                    h.system, h.state
+                ));
+                false
+            }
+            _ => true,
+        })
+        .map(|h| h.system)
+        .collect())
 }
 
 /// Runs one check; the state it earns, and why.

@@ -250,12 +250,6 @@ impl State {
     /// `/metrics`, Prometheus text format 0.0.4.
     fn metrics(&self) -> String {
         let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str, lines: Vec<(String, u64)>| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-            for (labels, v) in lines {
-                out.push_str(&format!("{name}{labels} {v}\n"));
-            }
-        };
         let up = u64::from(self.down.is_none() && self.status.is_some());
         gauge(
             &mut out,
@@ -275,46 +269,7 @@ impl State {
         out.push_str("# HELP mq_status_reads_total Scripts run on the lab host to read it.\n# TYPE mq_status_reads_total counter\n");
         out.push_str(&format!("mq_status_reads_total {}\n", self.remote_reads));
         if let Some(status) = &self.status {
-            let by_state = mq_core::health::State::ALL
-                .iter()
-                .map(|s| {
-                    let n = status
-                        .boards
-                        .iter()
-                        .filter(|b| b.health.state == *s)
-                        .count();
-                    (format!("{{state=\"{s}\"}}"), n as u64)
-                })
-                .collect();
-            gauge(&mut out, "mq_boards", "Boards by health state.", by_state);
-            let held = status.boards.iter().filter(|b| b.holder.is_some()).count() as u64;
-            gauge(
-                &mut out,
-                "mq_boards_held",
-                "Boards whose lock is held.",
-                vec![(String::new(), held)],
-            );
-            let long = status.boards.iter().filter(|b| b.long_hold).count() as u64;
-            gauge(
-                &mut out,
-                "mq_boards_held_long",
-                "Boards held for the long-hold time or more.",
-                vec![(String::new(), long)],
-            );
-            let down = status.down.len() as u64;
-            gauge(
-                &mut out,
-                "mq_hosts_down",
-                "Lab hosts that did not answer the last read.",
-                vec![(String::new(), down)],
-            );
-            let waiting = status.boards.iter().map(|b| b.waiting.len() as u64).sum();
-            gauge(
-                &mut out,
-                "mq_waiters",
-                "mq waits in line, over all boards.",
-                vec![(String::new(), waiting)],
-            );
+            board_gauges(&mut out, status);
         }
         self.metrics.holds.render(
             "mq_hold_seconds",
@@ -333,6 +288,59 @@ impl State {
         }
         out
     }
+}
+
+/// A Prometheus gauge: its help, type and lines.
+fn gauge(out: &mut String, name: &str, help: &str, lines: Vec<(String, u64)>) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+    for (labels, v) in lines {
+        out.push_str(&format!("{name}{labels} {v}\n"));
+    }
+}
+
+/// The boards' gauges of `/metrics`: by health state, held, held long,
+/// hosts down, waiters.
+fn board_gauges(out: &mut String, status: &LabStatus) {
+    let by_state = mq_core::health::State::ALL
+        .iter()
+        .map(|s| {
+            let n = status
+                .boards
+                .iter()
+                .filter(|b| b.health.state == *s)
+                .count();
+            (format!("{{state=\"{s}\"}}"), n as u64)
+        })
+        .collect();
+    gauge(out, "mq_boards", "Boards by health state.", by_state);
+    let held = status.boards.iter().filter(|b| b.holder.is_some()).count() as u64;
+    gauge(
+        out,
+        "mq_boards_held",
+        "Boards whose lock is held.",
+        vec![(String::new(), held)],
+    );
+    let long = status.boards.iter().filter(|b| b.long_hold).count() as u64;
+    gauge(
+        out,
+        "mq_boards_held_long",
+        "Boards held for the long-hold time or more.",
+        vec![(String::new(), long)],
+    );
+    let down = status.down.len() as u64;
+    gauge(
+        out,
+        "mq_hosts_down",
+        "Lab hosts that did not answer the last read.",
+        vec![(String::new(), down)],
+    );
+    let waiting = status.boards.iter().map(|b| b.waiting.len() as u64).sum();
+    gauge(
+        out,
+        "mq_waiters",
+        "mq waits in line, over all boards.",
+        vec![(String::new(), waiting)],
+    );
 }
 
 /// `mq serve`.

@@ -221,6 +221,31 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The transport: the command line, else `MQ_TRANSPORT` (a name mq does not
+/// know is an error), else SSH.
+fn transport_setting(
+    overrides: &Overrides,
+    env: &Environment,
+) -> Result<Setting<TransportKind>, ConfigError> {
+    Ok(if let Some(kind) = overrides.transport {
+        Setting {
+            value: kind,
+            source: Source::CommandLine,
+        }
+    } else if let Some(name) = env.var(ENV_TRANSPORT) {
+        Setting {
+            value: TransportKind::parse(name)
+                .ok_or_else(|| ConfigError::BadTransport(name.to_string()))?,
+            source: Source::Environment(ENV_TRANSPORT.to_string()),
+        }
+    } else {
+        Setting {
+            value: TransportKind::Ssh,
+            source: Source::Default,
+        }
+    })
+}
+
 impl Config {
     /// Resolves every setting by the precedence in this module's docs.
     pub fn resolve(overrides: &Overrides, env: &Environment) -> Result<Config, ConfigError> {
@@ -279,23 +304,7 @@ impl Config {
         let inventory = path_setting(&overrides.inventory, ENV_INVENTORY);
         let ssh_config = path_setting(&overrides.ssh_config, ENV_SSH_CONFIG);
         let trace = path_setting(&None, ENV_TRACE);
-        let transport = if let Some(kind) = overrides.transport {
-            Setting {
-                value: kind,
-                source: Source::CommandLine,
-            }
-        } else if let Some(name) = env.var(ENV_TRANSPORT) {
-            Setting {
-                value: TransportKind::parse(name)
-                    .ok_or_else(|| ConfigError::BadTransport(name.to_string()))?,
-                source: Source::Environment(ENV_TRANSPORT.to_string()),
-            }
-        } else {
-            Setting {
-                value: TransportKind::Ssh,
-                source: Source::Default,
-            }
-        };
+        let transport = transport_setting(overrides, env)?;
         Ok(Config {
             host,
             base,

@@ -249,64 +249,9 @@ fn parse_lines(out: &str) -> Lines {
             "version" => version = Some(rest.trim_end_matches('\r').to_string()),
             "now" => now = mq_lock::plausible_time(rest.trim()).unwrap_or(0),
             "unsafe" => unsafe_dirs.push(rest.to_string()),
-            "change" => {
-                let Some((owner, line)) = rest.split_once('\t') else {
-                    continue;
-                };
-                if let Some(change) = Change::parse(line) {
-                    let change = change.told_by(owner);
-                    let entry = seen.entry(change.system.clone()).or_default();
-                    entry.changes.push(change);
-                }
+            _ => {
+                let _ = board_line(&mut seen, tag, rest);
             }
-            "file" => {
-                let Some(f) = fields(rest, 4) else { continue };
-                let name = base_name(f[3]);
-                let time = mq_lock::plausible_time(f[1]).unwrap_or(0);
-                if let Some(system) = name.strip_suffix(".lock") {
-                    let entry = seen.entry(system.to_string()).or_default();
-                    entry.lock_file = Some((f[0].to_string(), time, f[2].to_string()));
-                } else if let Some(system) = name.strip_suffix(".key") {
-                    seen.entry(system.to_string()).or_default().key_time = Some(time);
-                }
-            }
-            "lock" => {
-                let Some(f) = fields(rest, 3) else { continue };
-                seen.entry(f[1].to_string()).or_default().lock =
-                    Some((f[0].to_string(), f[2].to_string()));
-            }
-            "healthfile" => {
-                seen.entry(rest.to_string()).or_default().health_file = true;
-            }
-            "health" => {
-                let Some(f) = fields(rest, 2) else { continue };
-                let entry = seen.entry(base_name(f[0]).to_string()).or_default();
-                entry.health.push(f[1].to_string());
-            }
-            "ticket" => {
-                let Some(f) = fields(rest, 4) else { continue };
-                let entry = seen.entry(f[1].to_string()).or_default();
-                let ticket = entry.tickets.entry(f[0].to_string()).or_insert_with(|| {
-                    let mut t = Ticket::new(f[1]);
-                    t.user = f[2].to_string();
-                    t
-                });
-                ticket.read_line(f[3]);
-            }
-            "history" => {
-                let Some(f) = fields(rest, 2) else { continue };
-                let mut parts = f[0].rsplit('/');
-                let (Some(file), Some(system)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                let Some((kind, owner)) = file.strip_prefix('.').and_then(|n| n.split_once('.'))
-                else {
-                    continue;
-                };
-                let entry = seen.entry(system.to_string()).or_default();
-                let _ = history(entry, kind, owner, f[1]);
-            }
-            _ => {}
         }
     }
     // Every user's records, in time.
@@ -322,6 +267,66 @@ fn parse_lines(out: &str) -> Lines {
         seen,
         unsafe_dirs,
     }
+}
+
+/// One line about a board (its lock, key, health, tickets, history, health
+/// changes) into what is `seen` of it; `None` for a line that does not
+/// parse (another user's file: skipped).
+fn board_line(seen: &mut BTreeMap<String, Seen>, tag: &str, rest: &str) -> Option<()> {
+    match tag {
+        "change" => {
+            let (owner, line) = rest.split_once('\t')?;
+            if let Some(change) = Change::parse(line) {
+                let change = change.told_by(owner);
+                let entry = seen.entry(change.system.clone()).or_default();
+                entry.changes.push(change);
+            }
+        }
+        "file" => {
+            let f = fields(rest, 4)?;
+            let name = base_name(f[3]);
+            let time = mq_lock::plausible_time(f[1]).unwrap_or(0);
+            if let Some(system) = name.strip_suffix(".lock") {
+                let entry = seen.entry(system.to_string()).or_default();
+                entry.lock_file = Some((f[0].to_string(), time, f[2].to_string()));
+            } else if let Some(system) = name.strip_suffix(".key") {
+                seen.entry(system.to_string()).or_default().key_time = Some(time);
+            }
+        }
+        "lock" => {
+            let f = fields(rest, 3)?;
+            seen.entry(f[1].to_string()).or_default().lock =
+                Some((f[0].to_string(), f[2].to_string()));
+        }
+        "healthfile" => {
+            seen.entry(rest.to_string()).or_default().health_file = true;
+        }
+        "health" => {
+            let f = fields(rest, 2)?;
+            let entry = seen.entry(base_name(f[0]).to_string()).or_default();
+            entry.health.push(f[1].to_string());
+        }
+        "ticket" => {
+            let f = fields(rest, 4)?;
+            let entry = seen.entry(f[1].to_string()).or_default();
+            let ticket = entry.tickets.entry(f[0].to_string()).or_insert_with(|| {
+                let mut t = Ticket::new(f[1]);
+                t.user = f[2].to_string();
+                t
+            });
+            ticket.read_line(f[3]);
+        }
+        "history" => {
+            let f = fields(rest, 2)?;
+            let mut parts = f[0].rsplit('/');
+            let (file, system) = (parts.next()?, parts.next()?);
+            let (kind, owner) = file.strip_prefix('.').and_then(|n| n.split_once('.'))?;
+            let entry = seen.entry(system.to_string()).or_default();
+            let _ = history(entry, kind, owner, f[1]);
+        }
+        _ => {}
+    }
+    Some(())
 }
 
 /// The last `n` of `items`.

@@ -279,28 +279,7 @@ fn board(
             )
         })?,
     };
-    let kind = match kind.as_str() {
-        "qemu" => BoardKind::Qemu {
-            program: get("qemu").map_or_else(|| "qemu-system-x86_64".to_string(), |(v, _)| v),
-            options: get("options")
-                .map(|(v, _)| v.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default(),
-            append: get("append").map(|(v, _)| v),
-        },
-        _ => {
-            for key in ["power_on", "power_off", "stage", "console"] {
-                if let Some((template, n)) = get(key) {
-                    check_placeholders(&template).map_err(|m| error(n, format!("{key}: {m}")))?;
-                }
-            }
-            BoardKind::Command {
-                power_on: require("power_on")?,
-                power_off: require("power_off")?,
-                stage: get("stage").map(|(v, _)| v),
-                console: require("console")?,
-            }
-        }
-    };
+    let kind = board_kind(&kind, &get, &require, error)?;
     Ok(Board {
         name: section.name,
         kind,
@@ -308,6 +287,36 @@ fn board(
         command_timeout,
         log_limit,
         line: section.line,
+    })
+}
+
+/// A board's kind and its settings (each command template's placeholders
+/// checked, with its line).
+fn board_kind(
+    kind: &str,
+    get: &dyn Fn(&str) -> Option<(String, usize)>,
+    require: &dyn Fn(&str) -> Result<String, LabFileError>,
+    error: &dyn Fn(usize, String) -> LabFileError,
+) -> Result<BoardKind, LabFileError> {
+    if kind == "qemu" {
+        return Ok(BoardKind::Qemu {
+            program: get("qemu").map_or_else(|| "qemu-system-x86_64".to_string(), |(v, _)| v),
+            options: get("options")
+                .map(|(v, _)| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+            append: get("append").map(|(v, _)| v),
+        });
+    }
+    for key in ["power_on", "power_off", "stage", "console"] {
+        if let Some((template, n)) = get(key) {
+            check_placeholders(&template).map_err(|m| error(n, format!("{key}: {m}")))?;
+        }
+    }
+    Ok(BoardKind::Command {
+        power_on: require("power_on")?,
+        power_off: require("power_off")?,
+        stage: get("stage").map(|(v, _)| v),
+        console: require("console")?,
     })
 }
 

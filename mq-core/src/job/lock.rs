@@ -9,6 +9,39 @@ impl MachineQueue {
     /// and the run's commands ride on the acquire's own session when they
     /// fit one exec request: no session of their own to open. Otherwise
     /// the returned [`Kept`] keeps a lock with a reclaim timeout fresh.
+    /// How a job waits for its lock: its key, retries, reclaim timeout and
+    /// keeping fresh, the health check of a system named by itself, its
+    /// priority and line.
+    fn acquire_options(
+        &self,
+        spec: &JobSpec,
+        first: &str,
+        pool: Option<&str>,
+        cancel: &Cancel,
+    ) -> AcquireOptions {
+        AcquireOptions {
+            key: spec.key.clone(),
+            retry_seconds: spec.retry_seconds,
+            retries: spec.retries,
+            reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
+            cancel: Some(cancel.flag()),
+            force_fallback: false,
+            // Without a reclaim timeout nobody reclaims the lock: its
+            // time stays the time it was taken.
+            keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
+            // A system named directly must be in service (a pool's choice
+            // was made among those that are), checked before the wait.
+            precheck: if pool.is_none() && !spec.any_health {
+                health::precheck_script(&self.config().base.value, first)
+            } else {
+                String::new()
+            },
+            priority: spec.priority,
+            queue_timeout: spec.queue_timeout,
+            pool: pool.unwrap_or_default().to_string(),
+        }
+    }
+
     pub(crate) fn take_lock(
         &self,
         spec: &JobSpec,
@@ -32,45 +65,13 @@ impl MachineQueue {
         events(JobEvent::Acquiring {
             system: &first.name,
         });
-        let options = AcquireOptions {
-            key: spec.key.clone(),
-            retry_seconds: spec.retry_seconds,
-            retries: spec.retries,
-            reclaim_timeout: spec.timeout.map(|d| d + RECLAIM_MARGIN),
-            cancel: Some(cancel.flag()),
-            force_fallback: false,
-            // Without a reclaim timeout nobody reclaims the lock: its
-            // time stays the time it was taken.
-            keep_fresh: spec.timeout.map(|_| KEEP_FRESH_PERIOD),
-            // A system named directly must be in service (a pool's choice
-            // was made among those that are), checked before the wait.
-            precheck: if pool.is_none() && !spec.any_health {
-                health::precheck_script(&self.config().base.value, &first.name)
-            } else {
-                String::new()
-            },
-            priority: spec.priority,
-            queue_timeout: spec.queue_timeout,
-            pool: pool.unwrap_or_default().to_string(),
-        };
+        let options = self.acquire_options(spec, &first.name, pool, cancel);
         let then = plans[0]
             .as_ref()
             .map(|_| make_temp_dir())
             .unwrap_or_default();
-        // Every member's commands ride on the acquire when they fit one
-        // exec request together; the taken member's run.
-        let scripts: Vec<String> = plans
-            .iter()
-            .flatten()
-            .map(|p| format!("[ -n \"$mq_d\" ] || exit 76\n{}", p.script))
-            .collect();
-        let room = ACQUIRE_SCRIPT_ALLOWANCE + ACQUIRE_MEMBER_ALLOWANCE * members.len();
-        let fits = scripts.iter().map(String::len).sum::<usize>() + room <= MAX_ACQUIRE_COMMAND;
-        let handovers: Vec<&str> = if fits {
-            scripts.iter().map(String::as_str).collect()
-        } else {
-            Vec::new()
-        };
+        let scripts = handover_scripts(&plans, members.len());
+        let handovers: Vec<&str> = scripts.iter().map(String::as_str).collect();
         let mut waiting = |e| match e {
             WaitEvent::Holder { owner, since } => events(JobEvent::Waiting {
                 owner: &owner,
@@ -129,5 +130,23 @@ impl MachineQueue {
                 info: state.info_line(system),
             })
         }
+    }
+}
+
+/// Every member's run, to ride on the acquire as its hand-over when they
+/// all fit one exec request together (the taken member's runs); none when
+/// they do not (the run then starts a session of its own).
+fn handover_scripts(plans: &[Option<Plan>], members: usize) -> Vec<String> {
+    let scripts: Vec<String> = plans
+        .iter()
+        .flatten()
+        .map(|p| format!("[ -n \"$mq_d\" ] || exit 76\n{}", p.script))
+        .collect();
+    let room = ACQUIRE_SCRIPT_ALLOWANCE + ACQUIRE_MEMBER_ALLOWANCE * members;
+    let fits = scripts.iter().map(String::len).sum::<usize>() + room <= MAX_ACQUIRE_COMMAND;
+    if fits {
+        scripts
+    } else {
+        Vec::new()
     }
 }

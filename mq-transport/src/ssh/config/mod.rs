@@ -584,17 +584,10 @@ pub(crate) fn build(
         known_hosts_command: read.text("knownhostscommand"),
         revoked_host_keys,
         host_key_alias,
-        strict_host_key_checking: match s.get("stricthostkeychecking") {
-            None => StrictHostKeyChecking::Ask,
-            Some(v) => StrictHostKeyChecking::parse(v)
-                .ok_or_else(|| read.bad("stricthostkeychecking", "bad StrictHostKeyChecking"))?,
-        },
+        strict_host_key_checking: strict_checking(&read, s)?,
         hash_known_hosts: read.flag("hashknownhosts", false)?,
         server_alive_interval: read.seconds("serveraliveinterval")?,
-        server_alive_count_max: read
-            .number("serveralivecountmax")?
-            .unwrap_or(3)
-            .clamp(1, u32::MAX as u64) as u32,
+        server_alive_count_max: alive_count_max(&read)?,
         connect_timeout: read.seconds("connecttimeout")?,
         compression: read.flag("compression", false)?,
         address_family: read.address_family()?,
@@ -605,6 +598,23 @@ pub(crate) fn build(
         resolved_by: resolver.describe(),
         hostname,
     })
+}
+
+/// StrictHostKeyChecking (OpenSSH's default: ask).
+fn strict_checking(read: &Reader<'_>, s: &Settings) -> Result<StrictHostKeyChecking> {
+    match s.get("stricthostkeychecking") {
+        None => Ok(StrictHostKeyChecking::Ask),
+        Some(v) => StrictHostKeyChecking::parse(v)
+            .ok_or_else(|| read.bad("stricthostkeychecking", "bad StrictHostKeyChecking")),
+    }
+}
+
+/// ServerAliveCountMax: 3 unless set, at least 1.
+fn alive_count_max(read: &Reader<'_>) -> Result<u32> {
+    Ok(read
+        .number("serveralivecountmax")?
+        .unwrap_or(3)
+        .clamp(1, u32::MAX as u64) as u32)
 }
 
 fn is_none(value: &str) -> bool {
