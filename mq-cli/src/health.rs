@@ -5,8 +5,9 @@ use mq_core::health::{self, Health, State};
 use mq_core::job::{Cancel, JobSpec};
 use mq_core::{Config, MachineQueue};
 
+use crate::errors::failure;
 use crate::flags::{HealthArgs, HealthCommand};
-use crate::sem::{connect, failure};
+use crate::sem::connect;
 use crate::table::Table;
 use crate::Failure;
 

@@ -6,17 +6,19 @@
 
 mod board;
 mod completions;
+mod errors;
 mod flags;
 mod health;
 mod legacy;
-mod line;
 mod listing;
+mod queue;
 mod run;
 mod sem;
 mod serve;
 mod ssh_view;
 mod status;
 mod table;
+mod wait_display;
 
 use mq_core::exit;
 use std::fmt;
@@ -192,7 +194,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Health(args) => health::health(args, config),
-        Command::Queue(args) => line::queue(args, config),
+        Command::Queue(args) => queue::queue(args, config),
         Command::Status(args) => status::status(args, config),
         Command::Serve(args) => serve::serve(args, config),
         Command::Completions(args) => {

@@ -6,8 +6,10 @@ use std::time::Instant;
 use mq_core::job::{check_job, Cancel, JobError, JobEvent, JobSpec};
 use mq_core::Config;
 
+use crate::errors::job_failure;
 use crate::flags::{LockOptions, RunArgs};
-use crate::sem::{self, WaitDisplay};
+use crate::sem;
+use crate::wait_display::WaitDisplay;
 use crate::Failure;
 use mq_core::exit;
 
@@ -58,18 +60,6 @@ fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
         priority: checked.priority,
         queue_timeout: checked.queue_timeout,
     })
-}
-
-fn job_failure(error: JobError) -> Failure {
-    let code = exit::of_job_error(&error);
-    match error {
-        JobError::Check(text) => Failure::stdout(text, code),
-        JobError::UnknownTarget(e) => Failure::stdout(e.to_string(), code),
-        e @ JobError::NotHolder { .. } => Failure::stdout(e.to_string(), code),
-        JobError::Queue(q) => sem::failure(q),
-        JobError::Interrupted => Failure::new("mq: interrupted", code),
-        other => Failure::new(format!("mq: {other}"), code),
-    }
 }
 
 /// `mq run ...`.

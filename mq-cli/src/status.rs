@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use mq_core::status::BoardStatus;
 use mq_core::{exit, Config, LabStatus};
 
+use crate::errors::failure;
 use crate::flags::StatusArgs;
-use crate::sem::failure;
 use crate::table::Table;
 use crate::Failure;
 

@@ -2,9 +2,9 @@
 
 use mq_core::Config;
 
+use crate::errors::failure;
 use crate::flags::FeaturesArgs;
 use crate::health::names;
-use crate::sem::failure;
 use crate::table::Table;
 use crate::Failure;
 
