@@ -8,7 +8,7 @@ use std::process::Command;
 use mq_testkit::output;
 use tempfile::TempDir;
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/golden");
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden");
 const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../mq-core/data");
 
 /// A sandbox for one `mq` invocation: its own HOME, nothing from ours.

@@ -44,7 +44,7 @@
 //! The lower layers are public too: [`queue`]'s lock operations
 //! ([`MachineQueue::acquire`], [`MachineQueue::info`], ...), the
 //! [`inventory`] of systems and pools, and [`config`] with where each setting
-//! came from. `examples/harness.rs` in the repository is a whole harness.
+//! came from. `mq-core/examples/harness.rs` in the repository is a whole harness.
 //!
 //! # Testing your harness
 //!
@@ -54,7 +54,7 @@
 //! root or QEMU. Boards are scripted from Rust ([`testing::Board`]: prints
 //! these lines, never boots, dies with a status); a board can be held as
 //! another client would; what the harness asked of each board and what it
-//! left behind can be checked. `examples/retrying_harness.rs` is a harness
+//! left behind can be checked. `mq-core/examples/retrying_harness.rs` is a harness
 //! with a retry policy and its tests against a `TestLab`, ready to copy.
 //!
 //! ```toml

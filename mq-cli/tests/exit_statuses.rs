@@ -15,7 +15,7 @@ fn rows(text: &str, prefix: &str) -> Vec<(u32, String)> {
 
 #[test]
 fn the_readme_table_is_the_exit_module() {
-    let readme = std::fs::read_to_string("README.md").unwrap();
+    let readme = std::fs::read_to_string("../README.md").unwrap();
     let section = readme
         .split("## Exit statuses")
         .nth(1)
@@ -23,7 +23,7 @@ fn the_readme_table_is_the_exit_module() {
         .split("\n## ")
         .next()
         .unwrap();
-    let module = std::fs::read_to_string("mq-core/src/exit.rs").unwrap();
+    let module = std::fs::read_to_string("../mq-core/src/exit.rs").unwrap();
     let readme = rows(section, "");
     let module = rows(&module, "//!");
     let statuses = |r: &[(u32, String)]| r.iter().map(|(s, _)| *s).collect::<Vec<_>>();

@@ -2,7 +2,7 @@
 //! what a run would have concluded.
 //!
 //! ```sh
-//! cargo run --example replay -- examples/data/sel4test-odroidc4.log
+//! cargo run -p mq-core --example replay -- mq-core/examples/data/sel4test-odroidc4.log
 //! cargo run --example replay -- LOG -c 'All is well in the universe' -e 'FAILED'
 //! ```
 
