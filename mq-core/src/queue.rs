@@ -46,6 +46,17 @@ pub enum QueueError {
         /// Each member's state and reason.
         detail: String,
     },
+    /// Changing a board's health on its host failed (the host's words say
+    /// why: a file another user made, a full disk).
+    #[error("setting the health of {system} on {host} failed: {detail}")]
+    Health {
+        /// The system.
+        system: String,
+        /// The host.
+        host: String,
+        /// What the host said.
+        detail: String,
+    },
 }
 
 /// A board chosen for a name: the system, and the pool it came from.
@@ -362,11 +373,11 @@ impl MachineQueue {
             .locks
             .run_script(&context, &health::set_script(&health, &change))?;
         if !status.success() {
-            return Err(QueueError::Lock(LockError::Remote {
-                context,
+            return Err(QueueError::Health {
+                system: system.to_string(),
                 host: q.transport().describe(),
                 detail: stderr.trim().to_string(),
-            }));
+            });
         }
         Ok(())
     }

@@ -3,12 +3,17 @@
 
 use super::*;
 
+/// Why a cleanup did not finish.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CleanupError {
     #[error(transparent)]
     Transport(TransportError),
     #[error(transparent)]
     Lock(LockError),
+    /// The run's temporary files are still on the host (what removing them
+    /// said).
+    #[error("removing temporary files on {host} failed: {detail}")]
+    FilesLeft { host: String, detail: String },
 }
 
 pub(crate) fn is_connection_lost(e: &CleanupError) -> bool {
@@ -16,7 +21,7 @@ pub(crate) fn is_connection_lost(e: &CleanupError) -> bool {
         CleanupError::Transport(t) | CleanupError::Lock(LockError::Transport(t)) => {
             t.is_connection_lost() || t.is_connect_failure()
         }
-        CleanupError::Lock(_) => false,
+        CleanupError::Lock(_) | CleanupError::FilesLeft { .. } => false,
     }
 }
 
@@ -55,11 +60,10 @@ pub(crate) fn clean_with<T: Transport>(
         left.temp_dir = None;
         Ok(())
     } else {
-        Err(CleanupError::Lock(LockError::Remote {
-            context: "removing temporary files".into(),
+        Err(CleanupError::FilesLeft {
             host: locks.transport().describe(),
             detail: said.trim().to_string(),
-        }))
+        })
     }
 }
 
