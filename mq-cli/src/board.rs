@@ -27,7 +27,7 @@ pub fn reboot(args: flags::RebootArgs) -> Result<(), Failure> {
             "-1" => None,
             // The runner's statuses are PROTOCOL.md's reboot's: a run it cannot
             // start is 6, whatever the reason.
-            text => Some(crate::sem::number(text, 0..=u64::MAX).ok_or_else(|| {
+            text => Some(crate::flags::number(text, 0..=u64::MAX).ok_or_else(|| {
                 cannot_run(format!("mq board: -t {text}: seconds, or -1 for none"))
             })?),
         };

@@ -7,28 +7,29 @@ use mq_core::job::{check_job, Cancel, JobError, JobEvent, JobSpec};
 use mq_core::Config;
 
 use crate::errors::job_failure;
-use crate::flags::{LockOptions, RunArgs};
+use crate::flags::{self, LockOptions, RunArgs};
 use crate::sem;
 use crate::wait_display::WaitDisplay;
 use crate::Failure;
 use mq_core::exit;
 
 fn spec(args: &RunArgs) -> Result<JobSpec, Failure> {
-    let checked = sem::check(&LockOptions {
+    let checked = LockOptions {
         key: args.key.clone(),
         retry: args.retry.clone(),
         retries: args.retries.clone(),
         timeout: None,
         priority: args.priority.clone(),
         queue_timeout: args.queue_timeout.clone(),
-    })?;
+    }
+    .check()?;
     let timeout = match args.timeout.as_deref() {
         None | Some("-1") => None,
-        Some(text) => Some(sem::number(text, 0..=sem::MAX_SECONDS).ok_or_else(|| {
+        Some(text) => Some(flags::number(text, 0..=flags::MAX_SECONDS).ok_or_else(|| {
             Failure::stdout(
                 format!(
                     "-d {text}: the timeout is a whole number of seconds up to {}, or -1 for none",
-                    sem::MAX_SECONDS
+                    flags::MAX_SECONDS
                 ),
                 exit::USAGE,
             )

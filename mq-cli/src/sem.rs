@@ -10,97 +10,10 @@ use mq_core::{
 };
 
 use crate::errors::failure;
-use crate::flags::{LockArgs, LockOptions, SemArgs, UnlockArgs};
+use crate::flags::{Checked, LockArgs, SemArgs, UnlockArgs};
 use crate::wait_display::WaitDisplay;
 use crate::Failure;
 use mq_core::exit;
-
-/// The lock options, checked: mq.sh's messages where it has them.
-pub(crate) struct Checked {
-    pub(crate) key: String,
-    pub(crate) retry_seconds: u32,
-    pub(crate) retries: i64,
-    pub(crate) timeout: u64,
-    pub(crate) priority: i32,
-    pub(crate) queue_timeout: Option<u64>,
-}
-
-/// The longest span any option takes, in seconds (ten years): beyond it a
-/// number is a typo, and the host's shell arithmetic and mq's clocks stay
-/// far from overflowing.
-pub(crate) const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
-/// The most retries `-t` takes (procmail's lockfile counts them in an int).
-pub(crate) const MAX_RETRIES: i64 = i32::MAX as i64 - 1;
-
-/// A whole number within `range`; `None` for anything else. Each flag says
-/// its own message (mq.sh's where it has one), so clap does not parse these.
-pub(crate) fn number<T>(text: &str, range: std::ops::RangeInclusive<T>) -> Option<T>
-where
-    T: std::str::FromStr + PartialOrd,
-{
-    text.parse().ok().filter(|n| range.contains(n))
-}
-
-pub(crate) fn check(options: &LockOptions) -> Result<Checked, Failure> {
-    // mq.sh's default is 0 (never reclaimable), so 0 is accepted too.
-    let timeout = match &options.timeout {
-        None => 0,
-        // mq.sh's own line, which scripts may know.
-        Some(text) => number(text, 0..=MAX_SECONDS).ok_or_else(|| {
-            Failure::stdout("-T <timeout> requires a positive integer", exit::USAGE)
-        })?,
-    };
-    let retry_seconds = match &options.retry {
-        None => 1,
-        Some(text) => number(text, 1..=MAX_SECONDS as u32).ok_or_else(|| {
-            Failure::new(
-                format!("mq: -w {text}: the retry period is a whole number of seconds, 1 to {MAX_SECONDS}"),
-                exit::USAGE,
-            )
-        })?,
-    };
-    let retries = match &options.retries {
-        None => -1,
-        Some(text) => number(text, -1..=MAX_RETRIES).ok_or_else(|| {
-            Failure::new(
-                format!(
-                    "mq: -t {text}: retries are a whole number up to {MAX_RETRIES}, or -1 for ever"
-                ),
-                exit::USAGE,
-            )
-        })?,
-    };
-    let priority = match &options.priority {
-        None => 0,
-        Some(text) => number(text, -1000..=1000).ok_or_else(|| {
-            Failure::new(
-                format!("mq: --priority {text}: a whole number from -1000 to 1000"),
-                exit::USAGE,
-            )
-        })?,
-    };
-    let queue_timeout = match &options.queue_timeout {
-        None => None,
-        Some(text) => Some(number(text, 1..=MAX_SECONDS).ok_or_else(|| {
-            Failure::new(
-                format!(
-                    "mq: --queue-timeout {text}: a whole number of seconds, 1 to {MAX_SECONDS}"
-                ),
-                exit::USAGE,
-            )
-        })?),
-    };
-    mq_core::check_key(&options.key)
-        .map_err(|e| Failure::new(format!("mq: -k: {e}"), exit::USAGE))?;
-    Ok(Checked {
-        priority,
-        queue_timeout,
-        key: options.key.clone(),
-        retry_seconds,
-        retries,
-        timeout,
-    })
-}
 
 /// Signals that should stop a wait: set on ^C, SIGTERM, SIGHUP.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
@@ -138,7 +51,7 @@ fn json_state(system: &str, state: &LockState) -> serde_json::Value {
 
 /// `mq sem ...`.
 pub fn sem(args: SemArgs, config: Config) -> Result<(), Failure> {
-    let checked = check(&args.options)?;
+    let checked = args.options.check()?;
     // Unknown names fail before any connection, with mq.sh's message.
     let inventory = config.load_inventory()?;
     let targets: Vec<&str> = [
@@ -320,7 +233,7 @@ fn signalled(
 
 /// `mq lock SYSTEM`.
 pub fn lock(args: LockArgs, config: Config) -> Result<(), Failure> {
-    let checked = check(&args.options)?;
+    let checked = args.options.check()?;
     let inventory = config.load_inventory()?;
     inventory
         .resolve(&args.system)
@@ -386,44 +299,4 @@ fn wait(queue: &MachineQueue, name: &str, checked: &Checked) -> Result<(), Failu
         crate::say(&system);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn option_messages() {
-        let opts = |t: Option<&str>, w: Option<&str>, r: Option<&str>, k: &str| LockOptions {
-            key: k.into(),
-            retry: w.map(Into::into),
-            retries: r.map(Into::into),
-            timeout: t.map(Into::into),
-            priority: None,
-            queue_timeout: None,
-        };
-        for bad in ["-5", "x", "1.5", "315360001"] {
-            let f = check(&opts(Some(bad), None, None, "0")).err().unwrap();
-            assert_eq!(
-                f.stdout.as_deref(),
-                Some("-T <timeout> requires a positive integer")
-            );
-            assert_eq!(f.code, 1);
-        }
-        assert!(check(&opts(None, Some("0"), None, "0")).is_err());
-        assert!(check(&opts(None, None, Some("-2"), "0")).is_err());
-        assert!(check(&opts(None, None, None, "a\nb")).is_err());
-        let ok = check(&opts(Some("30"), Some("2"), Some("-1"), "k"))
-            .ok()
-            .unwrap();
-        assert_eq!((ok.timeout, ok.retry_seconds, ok.retries), (30, 2, -1));
-        // 0 is mq.sh's own default: never reclaimed.
-        assert_eq!(
-            check(&opts(Some("0"), None, None, "0"))
-                .ok()
-                .unwrap()
-                .timeout,
-            0
-        );
-    }
 }
