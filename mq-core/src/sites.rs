@@ -334,14 +334,23 @@ impl MachineQueue {
             .collect();
         wanted.sort();
         wanted.dedup();
-        for site in wanted {
-            let (config, inventory, quick) = (
-                self.config().clone(),
-                self.inventory().clone(),
-                self.quick_reads(),
-            );
-            let to = site.clone();
-            let attempt = std::thread::spawn(move || connect_site(&config, &inventory, &to, quick));
+        // Every host at once: a pool with several silent members costs one
+        // ConnectTimeout, not one each.
+        let attempts: Vec<_> = wanted
+            .into_iter()
+            .map(|site| {
+                let (config, inventory, quick) = (
+                    self.config().clone(),
+                    self.inventory().clone(),
+                    self.quick_reads(),
+                );
+                let to = site.clone();
+                let attempt =
+                    std::thread::spawn(move || connect_site(&config, &inventory, &to, quick));
+                (site, attempt)
+            })
+            .collect();
+        for (site, attempt) in attempts {
             match wait_or_cancel(attempt, cancel)? {
                 Ok(queue) => {
                     self.site_cache()

@@ -67,7 +67,6 @@ pub fn run(
         .process_group(0)
         .spawn()
         .map_err(|e| failed(format!("cannot start sh: {e}")))?;
-    let group = Pid::from_raw(child.id() as i32);
     // Read on a thread: a command that leaves a background process holding
     // its stderr must not keep the runner waiting past the command's end.
     let stderr = child.stderr.take().expect("piped stderr");
@@ -95,13 +94,7 @@ pub fn run(
             None
         };
         if let Some(error) = stop {
-            let _ = killpg(group, Signal::SIGTERM);
-            let grace = Instant::now() + Duration::from_secs(1);
-            while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait();
+            stop_group(&mut child, Some(Duration::from_secs(1)));
             return Err(error);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -119,6 +112,22 @@ pub fn run(
     } else {
         format!("{status}: {said}")
     }))
+}
+
+/// Stops `child` and its process group (its pid): SIGTERM and up to
+/// `grace` for it to end, then SIGKILL; reaped either way. `None`: SIGKILL
+/// at once.
+pub(crate) fn stop_group(child: &mut std::process::Child, grace: Option<Duration>) {
+    let group = Pid::from_raw(child.id() as i32);
+    if let Some(grace) = grace {
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
 }
 
 #[cfg(test)]

@@ -579,20 +579,8 @@ impl BoardConsole {
     /// Stops the process and its group: SIGTERM, then SIGKILL if it lingers
     /// (or SIGKILL at once).
     fn stop(&mut self) {
-        use nix::sys::signal::{killpg, Signal};
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        if self.gentle {
-            let _ = killpg(group, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.child.wait();
+        let grace = self.gentle.then_some(Duration::from_secs(2));
+        command::stop_group(&mut self.child, grace);
         self.watchdog.stand_down();
     }
 }

@@ -43,18 +43,16 @@ pub(crate) fn replace_log(
     file: &mut std::fs::File,
     log: &[u8],
 ) -> Result<(), JobError> {
-    use std::io::{Seek, Write};
-    let regular = file.metadata().is_ok_and(|m| m.is_file());
-    if log.is_empty() || !regular {
-        return Ok(());
+    use std::io::Write;
+    ReplaceLog {
+        file: Some(file),
+        started: false,
     }
-    file.set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(log))
-        .map_err(|e| JobError::Log {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+    .write_all(log)
+    .map_err(|e| JobError::Log {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// A pty process as a console source; remembers a transport error.
